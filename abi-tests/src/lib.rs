@@ -1,0 +1,1 @@
+//! Fixture builders for the ABI test suite.

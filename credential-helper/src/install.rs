@@ -1,0 +1,187 @@
+//! `install`: wires git (and gh) up inside a workspace; idempotent and fail-soft.
+//!
+//! For every host in `PLUGHOST_CREDENTIAL_HOSTS` (and for `http://` entries also the
+//! `http` URL) the global git config gets exactly two entries, in this order:
+//!
+//! ```text
+//! [credential "https://github.com"]
+//!     helper =
+//!     helper = /abs/path/to/git-credential-plughost
+//! ```
+//!
+//! The empty entry deliberately drops helpers inherited from the system config (a stale
+//! `store` or `cache` helper would otherwise answer first). Existing entries of that key
+//! are unset first, so running twice gives the same file. The helper is named by the
+//! absolute path of the running binary: git then finds it whatever `PATH` the calling
+//! process has.
+
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::config::Config;
+use crate::refresher;
+use crate::resolve::open_cache;
+
+/// Rotate the refresher log beyond this size (one line per event, so this is years).
+const LOG_ROTATE_BYTES: u64 = 1024 * 1024;
+
+/// What `install` did, and what it could not do.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Steps done, one line each.
+    pub done: Vec<String>,
+    /// Problems that did not stop the rest.
+    pub warnings: Vec<String>,
+}
+
+/// Runs every step; none of them stops the others.
+pub fn install(config: &Config, start_refresher: bool) -> Report {
+    let mut report = Report::default();
+    let cache = open_cache(config, &mut report.warnings);
+    if let Some(cache) = &cache {
+        report.done.push(format!("cache directory {}", cache.dir().display()));
+    }
+
+    configure_git(config, &mut report);
+
+    match find_on_path("gh") {
+        Some(gh) => report.done.push(format!("gh found at {}; the refresher keeps its hosts.yml current", gh.display())),
+        None => report.warnings.push(
+            "gh not found on PATH; skipping gh checks (the refresher still writes its hosts.yml)".to_owned(),
+        ),
+    }
+    for var in ["GH_TOKEN", "GITHUB_TOKEN"] {
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            report.warnings.push(format!(
+                "{var} is set: gh uses it and ignores hosts.yml; run gh as `GH_TOKEN=$(git-credential-plughost gh-token) gh ...` or unset {var}"
+            ));
+        }
+    }
+
+    if start_refresher {
+        match &cache {
+            Some(cache) => spawn_refresher(cache, &mut report),
+            None => report.warnings.push("refresher not started: no cache directory".to_owned()),
+        }
+    }
+    report
+}
+
+/// The `credential.<url>.helper` value naming this binary.
+pub fn helper_value() -> Result<String, std::io::Error> {
+    let exe = std::env::current_exe()?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let text = exe.to_string_lossy().into_owned();
+    let plain = text.chars().all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
+    // git runs an absolute path as is; anything with spaces or quotes needs the shell form.
+    Ok(if plain { text } else { format!("!'{}'", text.replace('\'', r"'\''")) })
+}
+
+fn configure_git(config: &Config, report: &mut Report) {
+    let git_works = Command::new("git").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !git_works.is_ok_and(|s| s.success()) {
+        report.warnings.push("git not found on PATH; git is not configured".to_owned());
+        return;
+    }
+    let helper = match helper_value() {
+        Ok(h) => h,
+        Err(e) => {
+            report.warnings.push(format!("cannot find this program's own path: {e}; git is not configured"));
+            return;
+        }
+    };
+    for rule in &config.hosts {
+        let schemes: &[&str] = if rule.allow_http { &["https", "http"] } else { &["https"] };
+        for scheme in schemes {
+            let key = format!("credential.{scheme}://{}.helper", rule.host);
+            // Exit status 5 means "nothing to unset": fine on a first install.
+            let steps: [(&[&str], &[i32]); 3] = [
+                (&["--unset-all", &key], &[0, 5]),
+                (&["--add", &key, ""], &[0]),
+                (&["--add", &key, &helper], &[0]),
+            ];
+            let failed = steps.iter().find_map(|(args, ok)| git_config(args, ok).err());
+            match failed {
+                None => report.done.push(format!("git: {key} = '' then {helper}")),
+                Some(e) => report.warnings.push(format!("git config --global {key}: {e}")),
+            }
+        }
+    }
+}
+
+fn git_config(args: &[&str], ok_codes: &[i32]) -> Result<(), String> {
+    let out = Command::new("git")
+        .args(["config", "--global"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    match out.status.code() {
+        Some(code) if ok_codes.contains(&code) => Ok(()),
+        _ => Err(format!("{} ({})", String::from_utf8_lossy(&out.stderr).trim(), out.status)),
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn spawn_refresher(cache: &crate::cache::Cache, report: &mut Report) {
+    match refresher::is_running(cache) {
+        Ok(true) => {
+            report.done.push("refresher already running".to_owned());
+            return;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            report.warnings.push(format!("refresher not started: {e}"));
+            return;
+        }
+    }
+    let log_path = cache.dir().join("refresher.log");
+    if log_path.metadata().is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
+        let _ = std::fs::rename(&log_path, cache.dir().join("refresher.log.1"));
+    }
+    let log = OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path);
+    let (log_out, log_err) = match log.and_then(|f| Ok((f.try_clone()?, f))) {
+        Ok(pair) => pair,
+        Err(e) => {
+            report.warnings.push(format!("refresher not started: cannot open {}: {e}", log_path.display()));
+            return;
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            report.warnings.push(format!("refresher not started: cannot find this program's own path: {e}"));
+            return;
+        }
+    };
+    let mut command = Command::new(&exe);
+    command.arg(OsStr::new("refresh")).stdin(Stdio::null()).stdout(log_out).stderr(log_err);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it runs in
+    // the forked child before exec. A new session detaches the refresher from the terminal
+    // and process group of whoever ran `install`, so their exit or Ctrl-C does not stop it.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    match command.spawn() {
+        Ok(child) => report.done.push(format!("refresher started (pid {}, log {})", child.id(), log_path.display())),
+        Err(e) => report.warnings.push(format!("refresher not started: {e}")),
+    }
+}

@@ -1,0 +1,49 @@
+//! An emulator of the GitHub REST API routes a GitHub App uses, for tests and demos.
+//!
+//! It is a real HTTP/1.1 server (axum on tokio, bound to loopback by default) that checks App
+//! JWTs the way GitHub does and mints opaque installation tokens. It is NOT GitHub: nothing it
+//! issues works anywhere else, and its `/_emulator/...` control routes are unauthenticated.
+//!
+//! # Design
+//!
+//! - [`Emulator::start`] binds the listener on the calling thread (so the address is known at
+//!   once) and serves on a small tokio runtime of its own, on its own thread: tests written with
+//!   plain std threads and async tests can both use it, and dropping the handle stops it.
+//! - Every GitHub route is answered both at `/...` (github.com) and at `/api/v3/...`
+//!   (GitHub Enterprise Server).
+//! - The emulator has its own clock: a configurable skew shifts the time it checks `iat`/`exp`
+//!   against and the time it reports in every response's `Date` header, so clients can be tested
+//!   on their recovery from clock skew.
+//! - Faults are a queue consumed one per GitHub-route request: answer with a status, add
+//!   latency, or drop the connection without answering. The control routes never consume them.
+//!
+//! # Current features
+//!
+//! - `POST /app/installations/{id}/access_tokens` (JWT; down-scoping by `repositories`,
+//!   `repository_ids`, `permissions`), `DELETE /installation/token` (installation token),
+//!   `GET /app`, `GET /app/installations`, `GET /app/installations/{id}`,
+//!   `GET /orgs/{org}/installation`, `GET /repos/{owner}/{repo}/installation` (JWT),
+//!   `GET /installation/repositories` (installation token).
+//! - Control over HTTP: `GET /_emulator/stats`, `POST`/`DELETE /_emulator/faults`,
+//!   `PUT /_emulator/clock-skew`, `PUT /_emulator/token-ttl`, `POST /_emulator/tokens/check`.
+//!
+//! # Non-features
+//!
+//! No webhooks, no rate-limit headers, no OAuth user flows, no pagination (lists are answered
+//! whole), no HTTP/2.
+//!
+//! # The public interface is:
+pub use config::{AccountType, AppConfig, EmulatorConfig, InstallationConfig, RepoConfig};
+pub use config::{TEST_APP_ID, TEST_CLIENT_ID, TEST_INSTALLATION_ID, TEST_ORG};
+pub use faults::Fault;
+pub use keys::{KeyError, TestKeyPair, shared_test_key};
+pub use server::{Emulator, EmulatorHandle, StartError, Stats, TokenInfo};
+
+mod api;
+mod auth;
+mod config;
+mod control;
+mod faults;
+mod keys;
+mod server;
+mod state;

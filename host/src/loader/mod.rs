@@ -1,0 +1,231 @@
+//! Finds, vets and loads the plugin files of a directory.
+//!
+//! For each shared library in the plugin directory, in file-name order (the chain order, like
+//! `conf.d`): check its permissions ([`vet`]), read it, check it is an ELF plugin ([`vet`]),
+//! copy it into the content-addressed cache ([`cache`]), open the copy through the SDK's versioned
+//! layouts, refuse a name already taken, and initialise it with its configuration. A file that
+//! fails any step is refused with one line naming the cause; the others load regardless.
+
+mod cache;
+mod vet;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use plughost_sdk::abi::LogLevel;
+use plughost_sdk::host::{EnvMutatorHandle, InitArgs, InitError, OpenError, PluginLibrary, TokenProviderHandle};
+
+pub use cache::sha256_hex;
+
+/// Where to find plugins and what to give them.
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    pub plugin_dir: PathBuf,
+    /// The content-addressed copies live in `<state_dir>/plugin-cache`.
+    pub state_dir: PathBuf,
+    /// `[plugins.<name>]` tables of the host config file.
+    pub plugin_configs: BTreeMap<String, toml::Table>,
+    /// Plugin events more verbose than this are dropped inside the plugin.
+    pub max_log_level: LogLevel,
+}
+
+/// Why a file was refused. Displays as one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error("insecure: {0}")]
+    Insecure(String),
+    #[error("{0}")]
+    NotElf(String),
+    #[error("not a plughost plugin: entry symbol missing")]
+    NotAPlugin,
+    #[error("{0}")]
+    Open(#[from] OpenError),
+    #[error("{0}")]
+    Init(#[from] InitError),
+    #[error("duplicate plugin name {name:?}: already loaded from {}", first.display())]
+    DuplicateName { name: String, first: PathBuf },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cannot {action}: {err}")]
+    Io { action: &'static str, err: std::io::Error },
+}
+
+/// A plugin loaded and initialised.
+pub struct LoadedPlugin {
+    pub name: String,
+    pub version: String,
+    /// The plughost-sdk version it was built with.
+    pub sdk_version: String,
+    /// The file the operator dropped in.
+    pub file: PathBuf,
+    pub sha256: String,
+    pub env_mutator: Option<EnvMutatorHandle>,
+    pub token_provider: Option<TokenProviderHandle>,
+    /// Hash of the configuration it was initialised with, to tell a reload what changed.
+    config_sha256: String,
+}
+
+impl LoadedPlugin {
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        let mut caps = Vec::new();
+        if self.env_mutator.is_some() {
+            caps.push("env_mutator");
+        }
+        if self.token_provider.is_some() {
+            caps.push("token_provider");
+        }
+        caps
+    }
+}
+
+impl fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("sdk_version", &self.sdk_version)
+            .field("file", &self.file)
+            .field("capabilities", &self.capabilities())
+            .finish()
+    }
+}
+
+/// A file refused, and why.
+#[derive(Debug)]
+pub struct Rejected {
+    pub file: PathBuf,
+    pub error: LoadError,
+}
+
+/// The outcome of scanning a directory: the plugins in chain order, and the refused files.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub plugins: Vec<Arc<LoadedPlugin>>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// The shared libraries of `dir`, sorted by file name. Hidden files (editor leftovers) and
+/// anything else are skipped.
+pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|err| LoadError::Io { action: "read the plugin directory", err })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.starts_with('.') && name.ends_with(".so") && !path.is_dir()
+        })
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+/// Loads every plugin of the directory. `previous` is the running set: a file whose contents
+/// and configuration are unchanged keeps its running instance; a file that fails to load while
+/// an earlier version of it is running keeps that version (and is reported).
+pub fn scan(config: &LoaderConfig, previous: &[Arc<LoadedPlugin>]) -> Result<ScanReport, LoadError> {
+    vet::check_permissions(&config.plugin_dir, "the plugin directory")?;
+    let mut report = ScanReport::default();
+    for file in plugin_files(&config.plugin_dir)? {
+        let loaded = load_file(&file, config, previous, &report.plugins);
+        match loaded {
+            Ok(plugin) => report.plugins.push(plugin),
+            Err(error) => {
+                let running = previous.iter().find(|p| p.file == file);
+                if let Some(running) = running.filter(|p| !report.plugins.iter().any(|q| q.name == p.name)) {
+                    tracing::warn!(file = %file.display(), %error, running_sha256 = %running.sha256,
+                        "new version refused; the running version stays loaded");
+                    report.plugins.push(Arc::clone(running));
+                }
+                report.rejected.push(Rejected { file, error });
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Loads one file, as `scan` would (used by `plughost plugins check`).
+pub fn load_file(
+    file: &Path,
+    config: &LoaderConfig,
+    previous: &[Arc<LoadedPlugin>],
+    loaded_so_far: &[Arc<LoadedPlugin>],
+) -> Result<Arc<LoadedPlugin>, LoadError> {
+    vet::check_permissions(file, "the plugin file")?;
+    let bytes = std::fs::read(file).map_err(|err| LoadError::Io { action: "read the plugin file", err })?;
+    vet::check_elf(&bytes)?;
+    let sha256 = sha256_hex(&bytes);
+    let cached = cache::store(&config.state_dir.join("plugin-cache"), &sha256, &bytes)?;
+    drop(bytes);
+
+    let library = PluginLibrary::open(&cached).inspect_err(|err| {
+        if let OpenError::LayoutMismatch { report, .. } = err {
+            tracing::debug!(file = %file.display(), "full abi_stable report:\n{report}");
+        }
+    })?;
+    let info = library.info();
+    if let Some(first) = loaded_so_far.iter().find(|p| p.name == info.name) {
+        return Err(LoadError::DuplicateName { name: info.name, first: first.file.clone() });
+    }
+    let config_toml = plugin_config(file, &info.name, config)?;
+    let config_sha256 = sha256_hex(config_toml.as_bytes());
+    if let Some(running) =
+        previous.iter().find(|p| p.sha256 == sha256 && p.config_sha256 == config_sha256 && p.name == info.name)
+    {
+        return Ok(Arc::clone(running));
+    }
+
+    let plugin_name = info.name.clone();
+    let instance = library.init(InitArgs {
+        config_toml,
+        plugin_file: file.display().to_string(),
+        log: Arc::new(move |level, target, message| emit(&plugin_name, level, target, message)),
+        max_log_level: config.max_log_level,
+    })?;
+    let plugin = LoadedPlugin {
+        name: info.name,
+        version: info.version,
+        sdk_version: library.sdk_version().to_string(),
+        file: file.to_owned(),
+        sha256,
+        env_mutator: instance.env_mutator,
+        token_provider: instance.token_provider,
+        config_sha256,
+    };
+    tracing::info!(plugin = %plugin.name, version = %plugin.version, sdk = %plugin.sdk_version,
+        file = %file.display(), capabilities = ?plugin.capabilities(), "plugin loaded");
+    Ok(Arc::new(plugin))
+}
+
+/// The plugin's configuration: `<file-stem>.toml` beside the `.so`, overridden key by key by
+/// `[plugins.<name>]` of the host config (the operator's central file has the last word).
+fn plugin_config(file: &Path, name: &str, config: &LoaderConfig) -> Result<String, LoadError> {
+    let mut table = toml::Table::new();
+    let sidecar = file.with_extension("toml");
+    if sidecar.exists() {
+        vet::check_permissions(&sidecar, "the plugin's configuration file")?;
+        let text = std::fs::read_to_string(&sidecar)
+            .map_err(|err| LoadError::Io { action: "read the plugin's configuration file", err })?;
+        table = text.parse::<toml::Table>().map_err(|err| {
+            LoadError::Config(format!("{}: {}", sidecar.display(), err.message()))
+        })?;
+    }
+    if let Some(central) = config.plugin_configs.get(name) {
+        table.extend(central.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    toml::to_string(&table).map_err(|err| LoadError::Config(err.to_string()))
+}
+
+/// Re-emits a plugin's log event in the host's stream, tagged with the plugin's name.
+fn emit(plugin: &str, level: LogLevel, target: &str, message: &str) {
+    match level {
+        LogLevel::Error => tracing::error!(target: "plugin", plugin, plugin_target = target, "{message}"),
+        LogLevel::Warn => tracing::warn!(target: "plugin", plugin, plugin_target = target, "{message}"),
+        LogLevel::Info => tracing::info!(target: "plugin", plugin, plugin_target = target, "{message}"),
+        LogLevel::Debug => tracing::debug!(target: "plugin", plugin, plugin_target = target, "{message}"),
+        LogLevel::Trace => tracing::trace!(target: "plugin", plugin, plugin_target = target, "{message}"),
+    }
+}

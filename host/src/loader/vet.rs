@@ -1,0 +1,99 @@
+//! Checks a file before the dynamic loader ever sees it.
+//!
+//! `dlopen` runs a library's static initialisers and maps its segments: a truncated file can
+//! fault the process when a mapped page past its end is touched, and any shared library dropped
+//! into the directory would run code. So the file's ownership and permissions are checked, its
+//! ELF headers parsed, every segment checked to lie inside the file, and the plugin entry symbol
+//! looked up in its dynamic symbol table, all by reading bytes, before it is opened.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
+
+use object::elf;
+use object::read::elf::{ElfFile64, FileHeader as _, ProgramHeader as _};
+use object::{Endianness, Object as _, ObjectSymbol as _};
+
+use super::LoadError;
+
+use plughost_sdk::host::ENTRY_SYMBOL;
+
+/// Refuses a path writable by group or others, or owned by another user than us or root:
+/// whoever can write a plugin file can run code inside the host.
+pub fn check_permissions(path: &Path, what: &str) -> Result<(), LoadError> {
+    let meta = std::fs::metadata(path).map_err(|err| LoadError::Io { action: "read metadata of", err })?;
+    let mode = meta.mode();
+    if mode & 0o022 != 0 {
+        return Err(LoadError::Insecure(format!(
+            "{what} is writable by {} (mode {:o}); run chmod go-w",
+            if mode & 0o002 != 0 { "others" } else { "group" },
+            mode & 0o7777
+        )));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(LoadError::Insecure(format!(
+            "{what} is owned by uid {}, not by this host's user (uid {euid}) or root",
+            meta.uid()
+        )));
+    }
+    Ok(())
+}
+
+/// Parses `bytes` as an ELF shared object for this machine that exports the plugin entry symbol.
+pub fn check_elf(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+        return Err(LoadError::NotElf("no ELF header (not a shared library)".to_owned()));
+    }
+    let file = ElfFile64::<Endianness>::parse(bytes)
+        .map_err(|err| LoadError::NotElf(format!("malformed or truncated ELF file: {err}")))?;
+    let header = file.elf_header();
+    let endian = file.endian();
+    if header.e_type(endian) != elf::ET_DYN {
+        return Err(LoadError::NotElf("an ELF file, but not a shared library".to_owned()));
+    }
+    if header.e_machine(endian) != host_machine() {
+        return Err(LoadError::NotElf(format!(
+            "built for another architecture (ELF machine {})",
+            header.e_machine(endian)
+        )));
+    }
+    for segment in file.elf_program_headers() {
+        let end = segment.p_offset(endian).saturating_add(segment.p_filesz(endian));
+        if end > bytes.len() as u64 {
+            return Err(LoadError::NotElf(format!(
+                "truncated: a segment ends at byte {end} but the file has {} bytes",
+                bytes.len()
+            )));
+        }
+    }
+    let exported = file
+        .dynamic_symbols()
+        .any(|sym| sym.is_definition() && sym.name_bytes().ok() == Some(ENTRY_SYMBOL.as_bytes()));
+    if !exported {
+        return Err(LoadError::NotAPlugin);
+    }
+    Ok(())
+}
+
+fn host_machine() -> u16 {
+    if cfg!(target_arch = "x86_64") {
+        elf::EM_X86_64
+    } else if cfg!(target_arch = "aarch64") {
+        elf::EM_AARCH64
+    } else {
+        elf::EM_NONE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_non_elf_and_empty_files() {
+        assert!(matches!(check_elf(b""), Err(LoadError::NotElf(_))));
+        assert!(matches!(check_elf(b"#!/bin/sh\necho hi\n"), Err(LoadError::NotElf(_))));
+        assert!(matches!(check_elf(b"\x7fELF\x02\x01\x01"), Err(LoadError::NotElf(_))));
+    }
+}
