@@ -1,1 +1,133 @@
-//! Fixture builders for the ABI test suite.
+//! # abi-tests
+//!
+//! Builds real plugin `.so` files, good and broken, and proves how the host treats each
+//! (`tests/abi/`). Nothing is mocked: fixtures are compiled by cargo and loaded through the
+//! host's real loader and the real `plughost` binary.
+//!
+//! Fixtures come from two places:
+//! - crates under `abi-tests/fixtures/`, workspace members built against this SDK;
+//! - SDK variants ([`variants`]) generated from the real SDK source: an independent copy, a 1.1
+//!   that adds a capability, a 2.0, and a 1.0.0 with a changed field type.
+//!
+//! [`fixtures`] builds everything once per test binary, in the test's own target directory
+//! (variants in sibling directories, see [`variants`]).
+
+pub mod variants;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Paths of every fixture.
+pub struct Fixtures {
+    pub target_dir: PathBuf,
+    /// `debug` or `release`, as the running test or bench.
+    pub profile_dir: &'static str,
+    pub plughost: PathBuf,
+    pub static_env: PathBuf,
+    pub append_env: PathBuf,
+    pub panicking: PathBuf,
+    pub not_a_plugin: PathBuf,
+    pub sdk_copy: PathBuf,
+    pub sdk_1_1: PathBuf,
+    pub sdk_2_0: PathBuf,
+    pub layout_mismatch: PathBuf,
+    /// A host built with SDK 1.1 (`probe-host FILE...`).
+    pub probe_host_1_1: PathBuf,
+}
+
+/// Builds all fixtures on first call (cargo makes later runs cheap); panics with cargo's output
+/// when a build fails.
+pub fn fixtures() -> &'static Fixtures {
+    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+    FIXTURES.get_or_init(build_all)
+}
+
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("abi-tests lives in the workspace").to_owned()
+}
+
+/// `<target>` and the profile directory, from the running executable
+/// (`<target>/<profile>/deps/<exe>`).
+fn target_dir_of_current_exe() -> (PathBuf, &'static str) {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_path = exe.parent().and_then(Path::parent).expect("exe under <target>/<profile>/deps");
+    let profile = if profile_path.file_name().is_some_and(|n| n == "release") { "release" } else { "debug" };
+    (profile_path.parent().expect("target dir").to_owned(), profile)
+}
+
+fn cargo(args: &[&str], target_dir: &Path, profile: &str, what: &str) {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    cmd.args(args).arg("--target-dir").arg(target_dir);
+    if profile == "release" {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("running cargo to build {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "building {what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn build_all() -> Fixtures {
+    let (target_dir, profile) = target_dir_of_current_exe();
+    let workspace = workspace_dir();
+    cargo(
+        &[
+            "build",
+            "--manifest-path",
+            workspace.join("Cargo.toml").to_str().expect("utf-8 path"),
+            "-p",
+            "plughost",
+            "-p",
+            "static-env",
+            "-p",
+            "abi-fixture-append-env",
+            "-p",
+            "abi-fixture-panicking",
+            "-p",
+            "abi-fixture-not-a-plugin",
+        ],
+        &target_dir,
+        profile,
+        "the workspace fixtures",
+    );
+    let out = target_dir.join(profile);
+
+    let variants_root = target_dir.join("abi-variants");
+    let mut built = Vec::new();
+    for variant in [&variants::COPY, &variants::MINOR_1_1, &variants::MAJOR_2, &variants::MISMATCH] {
+        let root = variants_root.join(variant.name);
+        variants::generate(variant, &workspace, &root).unwrap_or_else(|e| panic!("{e}"));
+        let variant_target = variants_root.join(format!("target-{}", variant.target_group));
+        cargo(
+            &["build", "--manifest-path", root.join("Cargo.toml").to_str().expect("utf-8 path")],
+            &variant_target,
+            profile,
+            &format!("SDK variant {}", variant.name),
+        );
+        let dir = variant_target.join(profile);
+        built.push(dir.join(format!("libvariant_{}.so", variant.name.replace('-', "_"))));
+        if variant.name == variants::MINOR_1_1.name {
+            built.push(dir.join("probe-host"));
+        }
+    }
+    let [sdk_copy, sdk_1_1, probe_host_1_1, sdk_2_0, layout_mismatch] =
+        <[PathBuf; 5]>::try_from(built).expect("five variant artifacts");
+
+    Fixtures {
+        plughost: out.join("plughost"),
+        static_env: out.join("libstatic_env.so"),
+        append_env: out.join("libabi_fixture_append_env.so"),
+        panicking: out.join("libabi_fixture_panicking.so"),
+        not_a_plugin: out.join("libabi_fixture_not_a_plugin.so"),
+        sdk_copy,
+        sdk_1_1,
+        sdk_2_0,
+        layout_mismatch,
+        probe_host_1_1,
+        target_dir,
+        profile_dir: profile,
+    }
+}

@@ -110,9 +110,7 @@ impl PluginLibrary {
         if sdk_version.major != host_major {
             return Err(OpenError::SdkMajor { found: sdk_version });
         }
-        // Every 1.x plugin is checked against 1.0's frozen layout: a newer plugin's root module
-        // extends it as a prefix type.
-        let module = Module::V1_0(init_as::<v1_0::PluginModRef>(header)?);
+        let module = select_layout(header, &sdk_version)?;
         Ok(PluginLibrary { sdk_version, module })
     }
 
@@ -153,6 +151,14 @@ impl PluginLibrary {
     }
 }
 
+/// Picks the frozen root-module layout for the plugin's SDK minor and checks the plugin against it.
+///
+/// A plugin newer than this host is checked against the newest layout the host knows: its root
+/// module extends that one as a prefix type.
+fn select_layout(header: &'static LibHeader, _sdk_version: &semver::Version) -> Result<Module, OpenError> {
+    Ok(Module::V1_0(init_as::<v1_0::PluginModRef>(header)?))
+}
+
 /// Checks `header` against the layout `M` and returns its root module.
 fn init_as<M: RootModule + StableAbi>(header: &'static LibHeader) -> Result<M, OpenError> {
     let Some(found) = header.layout() else { return Err(OpenError::NoLayout) };
@@ -182,31 +188,35 @@ pub fn summarize(errors: &AbiInstabilityErrors) -> String {
     let Some(error) = errors.errors.iter().find(|e| !e.errs.is_empty()) else {
         return "root module: layouts differ".to_owned();
     };
+    // Segments of the path; a sabi_trait object (`<Trait>_TO`) restarts it at `Trait::`.
     let mut path: Vec<String> = Vec::new();
+    let mut push = |segment: &str, path: &mut Vec<String>| {
+        if !segment.is_empty() && !is_plumbing(segment) && path.last().is_none_or(|last| !last.ends_with(segment)) {
+            path.push(segment.to_owned());
+        }
+    };
     for step in error.stack_trace.iter() {
         match &step.expected {
             TLFieldOrFunction::Field(field) => {
-                let owner = field.layout().name();
-                if let Some(trait_name) = owner.strip_prefix("VTable_") {
-                    path.push(format!("{trait_name}::{}", field.name()));
-                } else if !is_plumbing(field.name()) {
-                    path.push(field.name().to_owned());
+                if let Some(trait_name) = field.layout().name().strip_suffix("_TO") {
+                    path.clear();
+                    path.push(format!("{trait_name}:"));
+                } else {
+                    push(field.name(), &mut path);
                 }
             }
-            TLFieldOrFunction::Function(func) => {
-                let name = func.name.as_str();
-                if !name.is_empty() && !is_plumbing(name) {
-                    path.push(name.to_owned());
-                }
-            }
+            TLFieldOrFunction::Function(func) => push(func.name.as_str(), &mut path),
         }
     }
+    let path = path.join(".").replace(":.", "::");
     let what = describe(&error.errs[0]);
-    if path.is_empty() { format!("root module: {what}") } else { format!("{}: {what}", path.join(".")) }
+    if path.is_empty() { format!("root module: {what}") } else { format!("{path}: {what}") }
 }
 
 fn is_plumbing(name: &str) -> bool {
-    matches!(name, "obj" | "vtable" | "ptr" | "_marker" | "ok" | "err" | "0" | "1" | "" | "value")
+    matches!(name, "obj" | "vtable" | "ptr" | "_marker" | "ok" | "err" | "value")
+        || name.starts_with("field_")
+        || name.bytes().all(|b| b.is_ascii_digit())
         || name.starts_with("_sabi")
         || name.starts_with("__")
 }

@@ -1,0 +1,430 @@
+//! Copies of the SDK as other vendors would build against them, generated from the real SDK
+//! source so they never drift from it:
+//!
+//! - `copy`: an independent copy at the same version, at another path (the scenario that broke
+//!   the Go system: same interface, another copy of the package).
+//! - `1.1`: what a real 1.1 release would be: a new capability (`describer`) behind a new root
+//!   module field, 1.0's root module kept frozen beside it, and the host side picking the layout
+//!   by the plugin's SDK version.
+//! - `2.0`: a major bump.
+//! - `mismatch`: the same version with a field type changed (`Token::expires_at` i64 -> u64).
+//!
+//! Each is a generated workspace (SDK copy + a plugin built on it; for 1.1 also a probe host).
+//! Two path crates with the same name and version built into one target directory produce one
+//! artifact, so `copy` and `mismatch` (both 1.0.0) build in different target directories.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A textual edit of one SDK file. The anchor must occur exactly once: an SDK change that moves
+/// it fails the fixture build loudly instead of producing a wrong variant.
+struct Patch {
+    file: &'static str,
+    anchor: &'static str,
+    replacement: &'static str,
+}
+
+pub struct Variant {
+    pub name: &'static str,
+    pub sdk_version: &'static str,
+    /// Which target directory it builds in.
+    pub target_group: &'static str,
+    patches: &'static [Patch],
+    with_describer: bool,
+    with_probe_host: bool,
+}
+
+pub const COPY: Variant = Variant {
+    name: "copy",
+    sdk_version: "1.0.0",
+    target_group: "a",
+    patches: &[],
+    with_describer: false,
+    with_probe_host: false,
+};
+
+pub const MAJOR_2: Variant = Variant {
+    name: "major-2",
+    sdk_version: "2.0.0",
+    target_group: "a",
+    patches: &[],
+    with_describer: false,
+    with_probe_host: false,
+};
+
+pub const MINOR_1_1: Variant = Variant {
+    name: "minor-1-1",
+    sdk_version: "1.1.0",
+    target_group: "a",
+    patches: V1_1_PATCHES,
+    with_describer: true,
+    with_probe_host: true,
+};
+
+pub const MISMATCH: Variant = Variant {
+    name: "mismatch",
+    sdk_version: "1.0.0",
+    target_group: "b",
+    patches: &[
+        Patch { file: "src/abi.rs", anchor: "pub expires_at: i64,", replacement: "pub expires_at: u64," },
+        Patch {
+            file: "src/export.rs",
+            anchor: "expires_at: unix_seconds(token.expires_at),",
+            replacement: "expires_at: unix_seconds(token.expires_at).unsigned_abs(),",
+        },
+    ],
+    with_describer: false,
+    with_probe_host: false,
+};
+
+const V1_1_PATCHES: &[Patch] = &[
+    Patch {
+        file: "src/abi.rs",
+        anchor: "pub type HostLogBox = HostLog_TO<'static, RBox<()>>;",
+        replacement: "pub type HostLogBox = HostLog_TO<'static, RBox<()>>;
+
+/// Describes the plugin for operators (capability `describer`, new in 1.1).
+#[sabi_trait]
+pub trait Describer: Send + Sync {
+    fn describe(&self) -> RString;
+}
+
+pub type DescriberBox = Describer_TO<'static, RBox<()>>;",
+    },
+    Patch {
+        file: "src/abi.rs",
+        anchor: "pub use v1_0 as current;",
+        replacement: "pub use v1_1 as current;
+
+/// The root module of plughost-sdk 1.1: 1.0's fields, then `describer`. Frozen.
+pub mod v1_1 {
+    use super::*;
+    use abi_stable::{
+        declare_root_module_statics, library::RootModule, package_version_strings,
+        sabi_types::VersionStrings, std_types::ROption,
+    };
+
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct PluginMod {
+        pub info: extern \"C\" fn() -> PluginInfo,
+        pub init: extern \"C\" fn(InitArgs) -> RResult<(), RString>,
+        pub env_mutator: extern \"C\" fn() -> ROption<EnvMutatorBox>,
+        #[sabi(last_prefix_field)]
+        pub token_provider: extern \"C\" fn() -> ROption<TokenProviderBox>,
+        pub describer: extern \"C\" fn() -> ROption<DescriberBox>,
+    }
+
+    impl RootModule for PluginModRef {
+        declare_root_module_statics! {PluginModRef}
+        const BASE_NAME: &'static str = \"plughost_plugin\";
+        const NAME: &'static str = \"plughost plugin\";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+}",
+    },
+    Patch {
+        file: "src/plugin.rs",
+        anchor: "/// A credential and its expiry.",
+        replacement: "/// Describes the plugin for operators (new in 1.1).
+pub trait Describer: Send + Sync + 'static {
+    fn describe(&self) -> String;
+}
+
+/// A credential and its expiry.",
+    },
+    Patch {
+        file: "src/lib.rs",
+        anchor: "pub use plugin::{EnvMutator,",
+        replacement: "pub use plugin::Describer;\npub use plugin::{EnvMutator,",
+    },
+    Patch {
+        file: "src/export.rs",
+        anchor: "    token_provider: Option<Arc<dyn TokenProvider>>,\n}",
+        replacement: "    token_provider: Option<Arc<dyn TokenProvider>>,\n    describer: Option<Arc<dyn crate::plugin::Describer>>,\n}",
+    },
+    Patch {
+        file: "src/export.rs",
+        anchor: "impl Capabilities {",
+        replacement: "impl Capabilities {
+    pub fn describer<T: crate::plugin::Describer>(mut self, plugin: Arc<T>) -> Self {
+        self.describer = Some(plugin);
+        self
+    }
+",
+    },
+    Patch {
+        file: "src/export.rs",
+        anchor: "        token_provider,\n    })));",
+        replacement: "        token_provider,\n        describer,\n    })));",
+    },
+    Patch {
+        file: "src/export.rs",
+        anchor: "struct GuardedEnvMutator(",
+        replacement: "extern \"C\" fn describer() -> ROption<abi::DescriberBox> {
+    current_capabilities()
+        .and_then(|caps| caps.describer)
+        .map(|inner| abi::Describer_TO::from_value(GuardedDescriber(inner), TD_Opaque))
+        .into()
+}
+
+struct GuardedDescriber(Arc<dyn crate::plugin::Describer>);
+
+impl abi::Describer for GuardedDescriber {
+    fn describe(&self) -> RString {
+        guarded(\"describe\", || Ok(self.0.describe())).unwrap_or_else(|err| err).into()
+    }
+}
+
+struct GuardedEnvMutator(",
+    },
+    Patch {
+        file: "src/host.rs",
+        anchor: "    V1_0(v1_0::PluginModRef),\n",
+        replacement: "    V1_0(v1_0::PluginModRef),\n    V1_1(crate::abi::v1_1::PluginModRef),\n",
+    },
+    Patch {
+        file: "src/host.rs",
+        anchor: "            Module::V1_0(m) => (m.info())(),\n",
+        replacement: "            Module::V1_0(m) => (m.info())(),\n            Module::V1_1(m) => (m.info())(),\n",
+    },
+    Patch {
+        file: "src/host.rs",
+        anchor: "                        .map(|inner| TokenProviderHandle { inner }),\n                })\n            }\n",
+        replacement: "                        .map(|inner| TokenProviderHandle { inner }),
+                    describer: None,
+                })
+            }
+            Module::V1_1(m) => {
+                if let RResult::RErr(message) = (m.init())(ffi_args) {
+                    return Err(InitError { message: message.into_string() });
+                }
+                Ok(PluginInstance {
+                    env_mutator: (m.env_mutator())().into_option().map(|inner| EnvMutatorHandle { inner }),
+                    token_provider: (m.token_provider())()
+                        .into_option()
+                        .map(|inner| TokenProviderHandle { inner }),
+                    describer: (m.describer())().into_option().map(|inner| DescriberHandle { inner }),
+                })
+            }
+",
+    },
+    Patch {
+        file: "src/host.rs",
+        anchor: "pub struct PluginInstance {\n",
+        replacement: "pub struct DescriberHandle {
+    inner: crate::abi::DescriberBox,
+}
+
+impl DescriberHandle {
+    pub fn describe(&self) -> String {
+        self.inner.describe().into_string()
+    }
+}
+
+pub struct PluginInstance {
+    pub describer: Option<DescriberHandle>,
+",
+    },
+    Patch {
+        file: "src/host.rs",
+        anchor: "    Ok(Module::V1_0(init_as::<v1_0::PluginModRef>(header)?))",
+        replacement: "    if _sdk_version.minor >= 1 {
+        Ok(Module::V1_1(init_as::<crate::abi::v1_1::PluginModRef>(header)?))
+    } else {
+        Ok(Module::V1_0(init_as::<v1_0::PluginModRef>(header)?))
+    }",
+    },
+];
+
+/// Paths of what a variant build produced.
+pub struct Built {
+    pub plugin: PathBuf,
+    pub probe_host: Option<PathBuf>,
+}
+
+/// Writes the variant's workspace under `root`. Files already up to date are left alone, so
+/// cargo rebuilds nothing on the next run.
+pub fn generate(variant: &Variant, workspace: &Path, root: &Path) -> Result<(), String> {
+    let sdk = root.join("sdk");
+    copy_dir(&workspace.join("plugin-sdk"), &sdk, &["target"])?;
+    let manifest = sdk.join("Cargo.toml");
+    let text = read(&manifest)?;
+    let text = text.replacen("version = \"1.0.0\"", &format!("version = \"{}\"", variant.sdk_version), 1);
+    write(&manifest, &text)?;
+    for patch in variant.patches {
+        let path = sdk.join(patch.file);
+        let text = read(&path)?;
+        let count = text.matches(patch.anchor).count();
+        if count != 1 {
+            return Err(format!(
+                "variant {}: anchor {:?} occurs {count} times in {}; update abi-tests/src/variants.rs",
+                variant.name, patch.anchor, patch.file
+            ));
+        }
+        write(&path, &text.replacen(patch.anchor, patch.replacement, 1))?;
+    }
+
+    let mut members = vec!["\"sdk\"", "\"plugin\""];
+    if variant.with_probe_host {
+        members.push("\"probe-host\"");
+    }
+    write(&root.join("Cargo.toml"), &workspace_manifest(workspace, variant, &members.join(", "))?)?;
+    // Same dependency versions as the main workspace, and no index lookups.
+    if !root.join("Cargo.lock").exists() {
+        fs::copy(workspace.join("Cargo.lock"), root.join("Cargo.lock")).map_err(|e| format!("copy Cargo.lock: {e}"))?;
+    }
+
+    let plugin_name = format!("variant-{}", variant.name);
+    write(
+        &root.join("plugin/Cargo.toml"),
+        &format!(
+            "[package]\nname = \"{plugin_name}\"\nversion = \"0.1.0\"\nedition.workspace = true\npublish = false\n\n\
+             [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nplughost-sdk.workspace = true\n"
+        ),
+    )?;
+    let (describer_impl, describer_cap) = if variant.with_describer {
+        (
+            "impl plughost_sdk::Describer for Variant {\n    fn describe(&self) -> String {\n        \"a plugin using a 1.1 capability\".into()\n    }\n}\n",
+            ", describer",
+        )
+    } else {
+        ("", "")
+    };
+    write(
+        &root.join("plugin/src/lib.rs"),
+        &format!(
+            "//! Generated by abi-tests: a plugin built with plughost-sdk {version} ({name}).\n\
+             use std::collections::BTreeMap;\n\
+             use std::time::{{Duration, SystemTime}};\n\
+             use plughost_sdk::{{EnvMutator, Error, InitContext, Plugin, Token, TokenProvider}};\n\n\
+             struct Variant;\n\n\
+             impl Plugin for Variant {{\n    fn init(_ctx: InitContext) -> Result<Self, Error> {{\n        Ok(Variant)\n    }}\n}}\n\n\
+             impl EnvMutator for Variant {{\n    fn mutate_env(&self, _ws: &str, env: &mut BTreeMap<String, String>) -> Result<(), Error> {{\n        \
+             env.insert(\"BUILT_WITH_SDK\".into(), \"{version}\".into());\n        Ok(())\n    }}\n}}\n\n\
+             impl TokenProvider for Variant {{\n    fn token(&self) -> Result<Token, Error> {{\n        \
+             Ok(Token::new(\"token-from-{name}\", SystemTime::now() + Duration::from_secs(3600)))\n    }}\n}}\n\n\
+             {describer_impl}\n\
+             plughost_sdk::export_plugin! {{ name: \"{plugin_name}\", plugin: Variant, provides: [env_mutator, token_provider{describer_cap}] }}\n",
+            version = variant.sdk_version,
+            name = variant.name,
+        ),
+    )?;
+
+    if variant.with_probe_host {
+        write(
+            &root.join("probe-host/Cargo.toml"),
+            "[package]\nname = \"probe-host\"\nversion = \"0.1.0\"\nedition.workspace = true\npublish = false\n\n\
+             [dependencies]\nplughost-sdk = { workspace = true, features = [\"host\"] }\n",
+        )?;
+        write(&root.join("probe-host/src/main.rs"), PROBE_HOST)?;
+    }
+    Ok(())
+}
+
+/// A minimal host built with the variant SDK: loads each file given, exercises every capability
+/// and prints one line per file.
+const PROBE_HOST: &str = r#"//! Generated by abi-tests: a host built with another SDK version, loading plugins.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use plughost_sdk::abi::LogLevel;
+use plughost_sdk::host::{InitArgs, PluginLibrary};
+
+fn main() {
+    for path in std::env::args().skip(1) {
+        let library = match PluginLibrary::open(Path::new(&path)) {
+            Ok(library) => library,
+            Err(err) => {
+                println!("FAIL {path}: {err}");
+                continue;
+            }
+        };
+        let info = library.info();
+        let args = InitArgs {
+            config_toml: String::new(),
+            plugin_file: path.clone(),
+            log: Arc::new(|_, _, _| {}),
+            max_log_level: LogLevel::Warn,
+        };
+        match library.init(args) {
+            Err(err) => println!("FAIL {path}: {err}"),
+            Ok(instance) => {
+                let env = instance.env_mutator.as_ref().map(|m| m.mutate_env("ws-1", &BTreeMap::new()));
+                let token_live = instance
+                    .token_provider
+                    .as_ref()
+                    .map(|t| t.token().map(|t| t.expires_at > SystemTime::now()));
+                let describe = instance.describer.as_ref().map(|d| d.describe());
+                println!(
+                    "ok {path}: name={} sdk={} env={:?} token_live={:?} describe={:?}",
+                    info.name,
+                    library.sdk_version(),
+                    env,
+                    token_live,
+                    describe
+                );
+            }
+        }
+    }
+}
+"#;
+
+fn workspace_manifest(workspace: &Path, variant: &Variant, members: &str) -> Result<String, String> {
+    let main: toml::Table = read(&workspace.join("Cargo.toml"))?.parse().map_err(|e| format!("Cargo.toml: {e}"))?;
+    let ws = main.get("workspace").and_then(|w| w.as_table()).ok_or("no [workspace] in Cargo.toml")?;
+    let mut deps = ws.get("dependencies").and_then(|d| d.as_table()).cloned().ok_or("no workspace dependencies")?;
+    let mut sdk = toml::Table::new();
+    sdk.insert("path".into(), "sdk".into());
+    sdk.insert("version".into(), format!("={}", variant.sdk_version).into());
+    deps.insert("plughost-sdk".into(), sdk.into());
+    let mut out = toml::Table::new();
+    let mut new_ws = toml::Table::new();
+    new_ws.insert("resolver".into(), "3".into());
+    new_ws.insert("members".into(), toml::Value::Array(Vec::new()));
+    for key in ["package", "lints"] {
+        if let Some(value) = ws.get(key) {
+            new_ws.insert(key.into(), value.clone());
+        }
+    }
+    new_ws.insert("dependencies".into(), deps.into());
+    out.insert("workspace".into(), new_ws.into());
+    let text = toml::to_string(&out).map_err(|e| e.to_string())?;
+    Ok(format!("# Generated by abi-tests: SDK variant {}\n{}", variant.name, text.replacen("members = []", &format!("members = [{members}]"), 1)))
+}
+
+fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> Result<(), String> {
+    fs::create_dir_all(to).map_err(|e| format!("create {}: {e}", to.display()))?;
+    for entry in fs::read_dir(from).map_err(|e| format!("read {}: {e}", from.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().map_err(|e| e.to_string())?.is_dir() {
+            copy_dir(&entry.path(), &target, skip)?;
+        } else {
+            write(&target, &read(&entry.path())?)?;
+        }
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    if fs::read_to_string(path).is_ok_and(|existing| existing == text) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+    }
+    fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
+}
