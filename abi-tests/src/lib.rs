@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// Paths of every fixture.
-pub struct Fixtures {
+/// Fixtures built from workspace members, in the running test's target directory.
+pub struct WorkspaceFixtures {
     pub target_dir: PathBuf,
     /// `debug` or `release`, as the running test or bench.
     pub profile_dir: &'static str,
@@ -28,6 +28,16 @@ pub struct Fixtures {
     pub append_env: PathBuf,
     pub panicking: PathBuf,
     pub not_a_plugin: PathBuf,
+    /// Its name is the literal [`NUMBERED_NAME`], patchable in the file.
+    pub numbered: PathBuf,
+}
+
+/// The name literal inside the `numbered` fixture.
+pub const NUMBERED_NAME: &str = "numbered-plugin-000000";
+
+/// Paths of every fixture: the workspace ones (through `Deref`) and the SDK variants.
+pub struct Fixtures {
+    workspace: &'static WorkspaceFixtures,
     pub sdk_copy: PathBuf,
     pub sdk_1_1: PathBuf,
     pub sdk_2_0: PathBuf,
@@ -36,11 +46,47 @@ pub struct Fixtures {
     pub probe_host_1_1: PathBuf,
 }
 
+impl std::ops::Deref for Fixtures {
+    type Target = WorkspaceFixtures;
+    fn deref(&self) -> &WorkspaceFixtures {
+        self.workspace
+    }
+}
+
+/// A scratch plugin directory (0755) holding copies of `plugins` (file name, source), and a
+/// loader configuration for it with a state directory beside it.
+pub fn scratch_plugin_dir(plugins: &[(&str, &Path)]) -> (tempfile::TempDir, plughost::loader::LoaderConfig) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugin_dir).expect("plugin dir");
+    std::fs::set_permissions(&plugin_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for (name, source) in plugins {
+        let to = plugin_dir.join(name);
+        std::fs::copy(source, &to).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let config = plughost::loader::LoaderConfig {
+        plugin_dir,
+        state_dir: dir.path().join("state"),
+        plugin_configs: Default::default(),
+        max_log_level: plughost_sdk::abi::LogLevel::Warn,
+        init_timeout: plughost::loader::DEFAULT_INIT_TIMEOUT,
+    };
+    (dir, config)
+}
+
 /// Builds all fixtures on first call (cargo makes later runs cheap); panics with cargo's output
 /// when a build fails.
 pub fn fixtures() -> &'static Fixtures {
     static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
     FIXTURES.get_or_init(build_all)
+}
+
+/// Builds only the workspace fixtures (what the benchmarks need).
+pub fn workspace_fixtures() -> &'static WorkspaceFixtures {
+    static FIXTURES: OnceLock<WorkspaceFixtures> = OnceLock::new();
+    FIXTURES.get_or_init(build_workspace_fixtures)
 }
 
 pub fn workspace_dir() -> PathBuf {
@@ -70,7 +116,7 @@ fn cargo(args: &[&str], target_dir: &Path, profile: &str, what: &str) {
     );
 }
 
-fn build_all() -> Fixtures {
+fn build_workspace_fixtures() -> WorkspaceFixtures {
     let (target_dir, profile) = target_dir_of_current_exe();
     let workspace = workspace_dir();
     cargo(
@@ -88,12 +134,30 @@ fn build_all() -> Fixtures {
             "abi-fixture-panicking",
             "-p",
             "abi-fixture-not-a-plugin",
+            "-p",
+            "abi-fixture-numbered",
         ],
         &target_dir,
         profile,
         "the workspace fixtures",
     );
     let out = target_dir.join(profile);
+    WorkspaceFixtures {
+        plughost: out.join("plughost"),
+        static_env: out.join("libstatic_env.so"),
+        append_env: out.join("libabi_fixture_append_env.so"),
+        panicking: out.join("libabi_fixture_panicking.so"),
+        not_a_plugin: out.join("libabi_fixture_not_a_plugin.so"),
+        numbered: out.join("libabi_fixture_numbered.so"),
+        target_dir,
+        profile_dir: profile,
+    }
+}
+
+fn build_all() -> Fixtures {
+    let ws = workspace_fixtures();
+    let (target_dir, profile) = (&ws.target_dir, ws.profile_dir);
+    let workspace = workspace_dir();
 
     let variants_root = target_dir.join("abi-variants");
     let mut built = Vec::new();
@@ -117,17 +181,11 @@ fn build_all() -> Fixtures {
         <[PathBuf; 5]>::try_from(built).expect("five variant artifacts");
 
     Fixtures {
-        plughost: out.join("plughost"),
-        static_env: out.join("libstatic_env.so"),
-        append_env: out.join("libabi_fixture_append_env.so"),
-        panicking: out.join("libabi_fixture_panicking.so"),
-        not_a_plugin: out.join("libabi_fixture_not_a_plugin.so"),
+        workspace: ws,
         sdk_copy,
         sdk_1_1,
         sdk_2_0,
         layout_mismatch,
         probe_host_1_1,
-        target_dir,
-        profile_dir: profile,
     }
 }

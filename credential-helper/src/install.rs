@@ -11,9 +11,10 @@
 //!
 //! The empty entry deliberately drops helpers inherited from the system config (a stale
 //! `store` or `cache` helper would otherwise answer first). Existing entries of that key
-//! are unset first, so running twice gives the same file. The helper is named by the
-//! absolute path of the running binary: git then finds it whatever `PATH` the calling
-//! process has.
+//! are unset first, so running twice gives the same file. The helper is named by an
+//! absolute path, so git finds it whatever `PATH` the calling process has: the path under
+//! which `PATH` finds this very binary (e.g. a symlink kept stable across upgrades), else
+//! the running file's own path.
 
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
@@ -43,15 +44,21 @@ pub fn install(config: &Config, start_refresher: bool) -> Report {
     let mut report = Report::default();
     let cache = open_cache(config, &mut report.warnings);
     if let Some(cache) = &cache {
-        report.done.push(format!("cache directory {}", cache.dir().display()));
+        report
+            .done
+            .push(format!("cache directory {}", cache.dir().display()));
     }
 
     configure_git(config, &mut report);
 
     match find_on_path("gh") {
-        Some(gh) => report.done.push(format!("gh found at {}; the refresher keeps its hosts.yml current", gh.display())),
+        Some(gh) => report.done.push(format!(
+            "gh found at {}; the refresher keeps its hosts.yml current",
+            gh.display()
+        )),
         None => report.warnings.push(
-            "gh not found on PATH; skipping gh checks (the refresher still writes its hosts.yml)".to_owned(),
+            "gh not found on PATH; skipping gh checks (the refresher still writes its hosts.yml)"
+                .to_owned(),
         ),
     }
     for var in ["GH_TOKEN", "GITHUB_TOKEN"] {
@@ -65,37 +72,65 @@ pub fn install(config: &Config, start_refresher: bool) -> Report {
     if start_refresher {
         match &cache {
             Some(cache) => spawn_refresher(cache, &mut report),
-            None => report.warnings.push("refresher not started: no cache directory".to_owned()),
+            None => report
+                .warnings
+                .push("refresher not started: no cache directory".to_owned()),
         }
     }
     report
 }
 
-/// The `credential.<url>.helper` value naming this binary.
+/// The `credential.<url>.helper` value naming this binary: the absolute path under which
+/// `PATH` finds it (often a stable symlink that survives upgrades), else the running file.
 pub fn helper_value() -> Result<String, std::io::Error> {
     let exe = std::env::current_exe()?;
-    let exe = exe.canonicalize().unwrap_or(exe);
+    let real = exe.canonicalize().unwrap_or(exe);
+    let on_path = find_on_path("git-credential-plughost")
+        .filter(|p| p.is_absolute() && p.canonicalize().is_ok_and(|c| c == real));
+    Ok(helper_value_for(on_path.as_deref().unwrap_or(&real)))
+}
+
+/// git runs an absolute path as is (appending the action); a path with spaces or quotes
+/// needs the `!` shell form, single-quoted.
+fn helper_value_for(exe: &Path) -> String {
     let text = exe.to_string_lossy().into_owned();
-    let plain = text.chars().all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
-    // git runs an absolute path as is; anything with spaces or quotes needs the shell form.
-    Ok(if plain { text } else { format!("!'{}'", text.replace('\'', r"'\''")) })
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
+    if plain {
+        text
+    } else {
+        format!("!'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 fn configure_git(config: &Config, report: &mut Report) {
-    let git_works = Command::new("git").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let git_works = Command::new("git")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     if !git_works.is_ok_and(|s| s.success()) {
-        report.warnings.push("git not found on PATH; git is not configured".to_owned());
+        report
+            .warnings
+            .push("git not found on PATH; git is not configured".to_owned());
         return;
     }
     let helper = match helper_value() {
         Ok(h) => h,
         Err(e) => {
-            report.warnings.push(format!("cannot find this program's own path: {e}; git is not configured"));
+            report.warnings.push(format!(
+                "cannot find this program's own path: {e}; git is not configured"
+            ));
             return;
         }
     };
     for rule in &config.hosts {
-        let schemes: &[&str] = if rule.allow_http { &["https", "http"] } else { &["https"] };
+        let schemes: &[&str] = if rule.allow_http {
+            &["https", "http"]
+        } else {
+            &["https"]
+        };
         for scheme in schemes {
             let key = format!("credential.{scheme}://{}.helper", rule.host);
             // Exit status 5 means "nothing to unset": fine on a first install.
@@ -104,10 +139,14 @@ fn configure_git(config: &Config, report: &mut Report) {
                 (&["--add", &key, ""], &[0]),
                 (&["--add", &key, &helper], &[0]),
             ];
-            let failed = steps.iter().find_map(|(args, ok)| git_config(args, ok).err());
+            let failed = steps
+                .iter()
+                .find_map(|(args, ok)| git_config(args, ok).err());
             match failed {
                 None => report.done.push(format!("git: {key} = '' then {helper}")),
-                Some(e) => report.warnings.push(format!("git config --global {key}: {e}")),
+                Some(e) => report
+                    .warnings
+                    .push(format!("git config --global {key}: {e}")),
             }
         }
     }
@@ -122,18 +161,25 @@ fn git_config(args: &[&str], ok_codes: &[i32]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     match out.status.code() {
         Some(code) if ok_codes.contains(&code) => Ok(()),
-        _ => Err(format!("{} ({})", String::from_utf8_lossy(&out.stderr).trim(), out.status)),
+        _ => Err(format!(
+            "{} ({})",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            out.status
+        )),
     }
 }
 
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| is_executable(p))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn spawn_refresher(cache: &crate::cache::Cache, report: &mut Report) {
@@ -149,26 +195,42 @@ fn spawn_refresher(cache: &crate::cache::Cache, report: &mut Report) {
         }
     }
     let log_path = cache.dir().join("refresher.log");
-    if log_path.metadata().is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
+    if log_path
+        .metadata()
+        .is_ok_and(|m| m.len() > LOG_ROTATE_BYTES)
+    {
         let _ = std::fs::rename(&log_path, cache.dir().join("refresher.log.1"));
     }
-    let log = OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path);
     let (log_out, log_err) = match log.and_then(|f| Ok((f.try_clone()?, f))) {
         Ok(pair) => pair,
         Err(e) => {
-            report.warnings.push(format!("refresher not started: cannot open {}: {e}", log_path.display()));
+            report.warnings.push(format!(
+                "refresher not started: cannot open {}: {e}",
+                log_path.display()
+            ));
             return;
         }
     };
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
-            report.warnings.push(format!("refresher not started: cannot find this program's own path: {e}"));
+            report.warnings.push(format!(
+                "refresher not started: cannot find this program's own path: {e}"
+            ));
             return;
         }
     };
     let mut command = Command::new(&exe);
-    command.arg(OsStr::new("refresh")).stdin(Stdio::null()).stdout(log_out).stderr(log_err);
+    command
+        .arg(OsStr::new("refresh"))
+        .stdin(Stdio::null())
+        .stdout(log_out)
+        .stderr(log_err);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it runs in
     // the forked child before exec. A new session detaches the refresher from the terminal
     // and process group of whoever ran `install`, so their exit or Ctrl-C does not stop it.
@@ -181,7 +243,28 @@ fn spawn_refresher(cache: &crate::cache::Cache, report: &mut Report) {
         });
     }
     match command.spawn() {
-        Ok(child) => report.done.push(format!("refresher started (pid {}, log {})", child.id(), log_path.display())),
+        Ok(child) => report.done.push(format!(
+            "refresher started (pid {}, log {})",
+            child.id(),
+            log_path.display()
+        )),
         Err(e) => report.warnings.push(format!("refresher not started: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_value_quotes_only_when_needed() {
+        assert_eq!(
+            helper_value_for(Path::new("/usr/local/bin/git-credential-plughost")),
+            "/usr/local/bin/git-credential-plughost"
+        );
+        assert_eq!(
+            helper_value_for(Path::new("/opt/my tools/it's")),
+            r"!'/opt/my tools/it'\''s'"
+        );
     }
 }

@@ -36,7 +36,11 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: &str, documentation_url: &'static str) -> Self {
-        ApiError { status, message: message.to_owned(), documentation_url }
+        ApiError {
+            status,
+            message: message.to_owned(),
+            documentation_url,
+        }
     }
 
     pub fn not_found() -> Self {
@@ -74,7 +78,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/app", get(get_app))
         .route("/app/installations", get(list_installations))
         .route("/app/installations/{id}", get(get_installation))
-        .route("/app/installations/{id}/access_tokens", post(create_access_token))
+        .route(
+            "/app/installations/{id}/access_tokens",
+            post(create_access_token),
+        )
         .route("/orgs/{org}/installation", get(org_installation))
         .route("/repos/{owner}/{repo}/installation", get(repo_installation))
         .route("/users/{user}/installation", get(user_installation))
@@ -88,8 +95,15 @@ pub(crate) async fn fallback() -> ApiError {
 
 /// The API root as the client addressed it, so URLs in bodies lead back here (GHES included).
 fn api_base(headers: &HeaderMap, uri: &OriginalUri) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let prefix = if uri.path().starts_with(GHES_PREFIX) { GHES_PREFIX } else { "" };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let prefix = if uri.path().starts_with(GHES_PREFIX) {
+        GHES_PREFIX
+    } else {
+        ""
+    };
     format!("http://{host}{prefix}")
 }
 
@@ -120,11 +134,20 @@ fn installation_json(shared: &Shared, inst: &InstallationConfig, base: &str) -> 
     })
 }
 
-fn installations_of<'a>(shared: &'a Shared, app: &'a App) -> impl Iterator<Item = &'a InstallationConfig> {
-    shared.installations.iter().filter(move |i| i.app_id == app.config.id)
+fn installations_of<'a>(
+    shared: &'a Shared,
+    app: &'a App,
+) -> impl Iterator<Item = &'a InstallationConfig> {
+    shared
+        .installations
+        .iter()
+        .filter(move |i| i.app_id == app.config.id)
 }
 
-async fn get_app(State(shared): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn get_app(
+    State(shared): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let app = auth::app_from_jwt(&shared, &headers)?;
     Ok(Json(json!({
         "id": app.config.id,
@@ -142,7 +165,9 @@ async fn list_installations(
 ) -> Result<Json<Value>, ApiError> {
     let app = auth::app_from_jwt(&shared, &headers)?;
     let base = api_base(&headers, &uri);
-    let list: Vec<Value> = installations_of(&shared, app).map(|i| installation_json(&shared, i, &base)).collect();
+    let list: Vec<Value> = installations_of(&shared, app)
+        .map(|i| installation_json(&shared, i, &base))
+        .collect();
     Ok(Json(Value::Array(list)))
 }
 
@@ -151,7 +176,11 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
 }
 
 /// The installation `id` of `app`; another App's installation is as unknown as a missing one.
-fn own_installation<'a>(shared: &'a Shared, app: &App, id: &str) -> Result<&'a InstallationConfig, ApiError> {
+fn own_installation<'a>(
+    shared: &'a Shared,
+    app: &App,
+    id: &str,
+) -> Result<&'a InstallationConfig, ApiError> {
     let id = parse_id(id)?;
     shared
         .installation(id)
@@ -167,7 +196,11 @@ async fn get_installation(
 ) -> Result<Json<Value>, ApiError> {
     let app = auth::app_from_jwt(&shared, &headers)?;
     let inst = own_installation(&shared, app, &id)?;
-    Ok(Json(installation_json(&shared, inst, &api_base(&headers, &uri))))
+    Ok(Json(installation_json(
+        &shared,
+        inst,
+        &api_base(&headers, &uri),
+    )))
 }
 
 async fn org_installation(
@@ -198,7 +231,11 @@ fn account_installation(
     let inst = installations_of(shared, app)
         .find(|i| i.account.eq_ignore_ascii_case(account))
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(installation_json(shared, inst, &api_base(headers, uri))))
+    Ok(Json(installation_json(
+        shared,
+        inst,
+        &api_base(headers, uri),
+    )))
 }
 
 async fn repo_installation(
@@ -211,10 +248,16 @@ async fn repo_installation(
     let inst = installations_of(&shared, app)
         .find(|i| {
             i.account.eq_ignore_ascii_case(&owner)
-                && i.repositories.iter().any(|r| r.name.eq_ignore_ascii_case(&repo))
+                && i.repositories
+                    .iter()
+                    .any(|r| r.name.eq_ignore_ascii_case(&repo))
         })
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(installation_json(&shared, inst, &api_base(&headers, &uri))))
+    Ok(Json(installation_json(
+        &shared,
+        inst,
+        &api_base(&headers, &uri),
+    )))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,8 +287,9 @@ async fn create_access_token(
     let request: AccessTokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
         AccessTokenRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "Problems parsing JSON", TOKEN_DOCS))?
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "Problems parsing JSON", TOKEN_DOCS)
+        })?
     };
 
     let by_name = request.repositories.unwrap_or_default();
@@ -301,8 +345,11 @@ async fn create_access_token(
     };
 
     let scoped = !selected.is_empty();
-    let (token, expires_at) =
-        shared.mint(inst.id, permissions.clone(), scoped.then(|| selected.clone()));
+    let (token, expires_at) = shared.mint(
+        inst.id,
+        permissions.clone(),
+        scoped.then(|| selected.clone()),
+    );
     let mut body = json!({
         "token": token,
         "expires_at": humantime::format_rfc3339_seconds(expires_at).to_string(),
@@ -325,12 +372,19 @@ async fn create_access_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn revoke_token(State(shared): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+async fn revoke_token(
+    State(shared): State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
     let (token, _) = auth::installation_token(&shared, &headers)?;
     if shared.revoke(&token) {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(StatusCode::UNAUTHORIZED, "Bad credentials", REST_DOCS))
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Bad credentials",
+            REST_DOCS,
+        ))
     }
 }
 
@@ -339,7 +393,9 @@ async fn installation_repositories(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (_, record) = auth::installation_token(&shared, &headers)?;
-    let inst = shared.installation(record.installation_id).ok_or_else(ApiError::not_found)?;
+    let inst = shared
+        .installation(record.installation_id)
+        .ok_or_else(ApiError::not_found)?;
     let repos: Vec<Value> = inst
         .repositories
         .iter()

@@ -55,7 +55,11 @@ impl EmulatorConfig {
                 ("metadata", "read"),
                 ("pull_requests", "write"),
             ]);
-        EmulatorConfig { apps: vec![app], installations: vec![installation], ..Default::default() }
+        EmulatorConfig {
+            apps: vec![app],
+            installations: vec![installation],
+            ..Default::default()
+        }
     }
 
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
@@ -138,18 +142,31 @@ impl InstallationConfig {
     pub fn with_repos<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
         for name in names {
             let id = self.id * 1000 + self.repositories.len() as u64 + 1;
-            self.repositories.push(RepoConfig { id, name: name.to_owned() });
+            self.repositories.push(RepoConfig {
+                id,
+                name: name.to_owned(),
+            });
         }
         self
     }
 
-    pub fn with_permissions<'a>(mut self, perms: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        self.permissions = perms.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    pub fn with_permissions<'a>(
+        mut self,
+        perms: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        self.permissions = perms
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         self
     }
 
     pub(crate) fn repository_selection(&self) -> &'static str {
-        if self.all_repositories { "all" } else { "selected" }
+        if self.all_repositories {
+            "all"
+        } else {
+            "selected"
+        }
     }
 }
 

@@ -24,8 +24,19 @@
 //!   `GET /app`, `GET /app/installations`, `GET /app/installations/{id}`,
 //!   `GET /orgs/{org}/installation`, `GET /repos/{owner}/{repo}/installation` (JWT),
 //!   `GET /installation/repositories` (installation token).
-//! - Control over HTTP: `GET /_emulator/stats`, `POST`/`DELETE /_emulator/faults`,
-//!   `PUT /_emulator/clock-skew`, `PUT /_emulator/token-ttl`, `POST /_emulator/tokens/check`.
+//! - Control over HTTP, for tests in another process (JSON bodies):
+//!
+//! | route | body | answer |
+//! | --- | --- | --- |
+//! | `GET /_emulator/stats` | | `{"mints","requests":{"POST /app/installations/{id}/access_tokens":n,..},"clock_skew_secs","pending_faults"}` |
+//! | `POST /_emulator/faults` | `{"fault":"status","status":503,"count":2}`, `{"fault":"latency","millis":2000}`, `{"fault":"drop"}` (`count` defaults to 1) | 204 |
+//! | `DELETE /_emulator/faults` | | 204 |
+//! | `PUT /_emulator/clock-skew` | `{"secs":-600}` | 204 |
+//! | `PUT /_emulator/token-ttl` | `{"secs":8}` | 204 |
+//! | `POST /_emulator/tokens/check` | `{"token":"ghs_..."}` | `{"valid","known","revoked","installation_id","expires_at","repositories","permissions"}` |
+//!
+//! - Stricter than GitHub in one place: a request must send an `Accept` that allows JSON
+//!   (GitHub assumes JSON when it is absent), so clients are checked for sending it.
 //!
 //! # Non-features
 //!

@@ -18,7 +18,10 @@ use clap::Parser;
 use github_emulator::{AppConfig, Emulator, EmulatorConfig, InstallationConfig, TestKeyPair};
 
 #[derive(Parser)]
-#[command(version, about = "Emulates GitHub's App API (JWT checks, installation tokens) for tests and demos. Not GitHub.")]
+#[command(
+    version,
+    about = "Emulates GitHub's App API (JWT checks, installation tokens) for tests and demos. Not GitHub."
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8787")]
@@ -28,7 +31,11 @@ struct Args {
     #[arg(long, default_value = github_emulator::TEST_CLIENT_ID)]
     client_id: String,
     /// PEM file with the App's RSA public key.
-    #[arg(long, conflicts_with = "generate_key_to", required_unless_present = "generate_key_to")]
+    #[arg(
+        long,
+        conflicts_with = "generate_key_to",
+        required_unless_present = "generate_key_to"
+    )]
     public_key: Option<PathBuf>,
     /// Generate a key pair, write the PRIVATE key (PKCS#1 PEM) to this file for the client, and
     /// verify JWTs with its public half.
@@ -74,7 +81,11 @@ fn run(args: Args) -> Result<(), String> {
     };
     let installation = InstallationConfig::new(args.installation_id, args.app_id, &args.org)
         .with_repos(args.repos.iter().map(String::as_str))
-        .with_permissions([("contents", "write"), ("metadata", "read"), ("pull_requests", "write")]);
+        .with_permissions([
+            ("contents", "write"),
+            ("metadata", "read"),
+            ("pull_requests", "write"),
+        ]);
     let config = EmulatorConfig {
         listen: args.listen,
         apps: vec![AppConfig::new(args.app_id, &args.client_id, &public_pem)],
@@ -84,16 +95,29 @@ fn run(args: Args) -> Result<(), String> {
         ..EmulatorConfig::default()
     };
     let handle = Emulator::start(config).map_err(|e| e.to_string())?;
-    println!("github-emulator: an EMULATOR of GitHub's App API, not GitHub. Tokens it mints work nowhere else.");
+    println!(
+        "github-emulator: an EMULATOR of GitHub's App API, not GitHub. Tokens it mints work nowhere else."
+    );
     println!("  api_url (github.com style): {}", handle.base_url());
     println!("  api_url (GHES style):       {}", handle.ghes_base_url());
     println!("  app id {} / client id {}", args.app_id, args.client_id);
-    println!("  installation {} on {} with repositories {}", args.installation_id, args.org, args.repos.join(", "));
+    println!(
+        "  installation {} on {} with repositories {}",
+        args.installation_id,
+        args.org,
+        args.repos.join(", ")
+    );
     if let Some(path) = &args.generate_key_to {
         println!("  App private key (generated): {}", path.display());
     }
-    println!("  token lifetime {} s, clock skew {} s", args.token_ttl_secs, args.clock_skew_secs);
-    println!("  control: {}/_emulator/stats, /_emulator/faults, /_emulator/clock-skew", handle.base_url());
+    println!(
+        "  token lifetime {} s, clock skew {} s",
+        args.token_ttl_secs, args.clock_skew_secs
+    );
+    println!(
+        "  control: {}/_emulator/stats, /_emulator/faults, /_emulator/clock-skew",
+        handle.base_url()
+    );
     handle.wait();
     Ok(())
 }

@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub plugin_call_timeout_ms: Option<u64>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: Option<usize>,
+    /// How long a token provider's answer is reused, in milliseconds (0: call it every time).
+    pub token_cache_ms: Option<u64>,
     /// `[plugins.<name>]`: each plugin's configuration.
     #[serde(default)]
     pub plugins: BTreeMap<String, toml::Table>,

@@ -16,10 +16,16 @@
 //!
 //! - [`loader`]: scanning a plugin directory ([`loader::scan`], [`loader::load_file`])
 //! - [`registry::Registry`]: the running set, token and env calls, reload
+//! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape
+//! - [`store::TokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
+//! - [`metrics`]: the Prometheus recorder and per-request metrics
 //! - [`config`]: settings and their precedence
-//! - [`cli`]: the `plughost` command line
+//! - [`cli`]: the `plughost` command line (`serve`, `plugins`, `workspace-token`)
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod loader;
+pub mod metrics;
 pub mod registry;
+pub mod store;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::loader::{self, LoadError, LoadedPlugin, LoaderConfig};
@@ -187,7 +187,7 @@ impl Registry {
             Some(Err(reason)) => return Err(TokenError::Failed { plugin: name, reason }),
             None => return Err(TokenError::NoTokenProvider),
         };
-        if token.secret.expose_secret().is_empty() {
+        if token.secret.expose().is_empty() {
             return Err(TokenError::Failed { plugin: name, reason: "empty token".to_owned() });
         }
         if token.expires_at <= SystemTime::now() {
@@ -196,7 +196,8 @@ impl Registry {
                 reason: format!("token already expired at {}", humantime::format_rfc3339_seconds(token.expires_at)),
             });
         }
-        Ok(ServedToken { token: token.secret, expires_at: token.expires_at, plugin: name })
+        let token_value = SecretString::from(token.secret.expose());
+        Ok(ServedToken { token: token_value, expires_at: token.expires_at, plugin: name })
     }
 
     /// Runs every env mutator in chain order on `env`; the first failure stops the chain.

@@ -22,7 +22,6 @@ use abi_stable::{
     std_types::{RResult, RStr, RString},
     type_layout::TLFieldOrFunction,
 };
-use secrecy::SecretString;
 
 use crate::abi::{self, LogLevel, v1_0};
 
@@ -190,7 +189,7 @@ pub fn summarize(errors: &AbiInstabilityErrors) -> String {
     };
     // Segments of the path; a sabi_trait object (`<Trait>_TO`) restarts it at `Trait::`.
     let mut path: Vec<String> = Vec::new();
-    let mut push = |segment: &str, path: &mut Vec<String>| {
+    let push = |segment: &str, path: &mut Vec<String>| {
         if !segment.is_empty() && !is_plumbing(segment) && path.last().is_none_or(|last| !last.ends_with(segment)) {
             path.push(segment.to_owned());
         }
@@ -316,8 +315,23 @@ pub struct TokenProviderHandle {
 
 /// A token as the host receives it. `Debug` never shows the secret.
 pub struct HostToken {
-    pub secret: SecretString,
+    pub secret: HostSecret,
     pub expires_at: SystemTime,
+}
+
+/// The secret as the plugin handed it over (its buffer, not a copy). Cannot be printed.
+pub struct HostSecret(RString);
+
+impl HostSecret {
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for HostSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostSecret([REDACTED])")
+    }
 }
 
 impl fmt::Debug for HostToken {
@@ -335,7 +349,7 @@ impl TokenProviderHandle {
                 } else {
                     UNIX_EPOCH
                 };
-                Ok(HostToken { secret: SecretString::from(token.secret.into_string()), expires_at })
+                Ok(HostToken { secret: HostSecret(token.secret), expires_at })
             }
             RResult::RErr(message) => Err(message.into_string()),
         }

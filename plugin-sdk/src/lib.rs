@@ -5,7 +5,7 @@
 //!
 //! A complete plugin:
 //!
-//! ```ignore
+//! ```
 //! use std::collections::BTreeMap;
 //! use plughost_sdk::{EnvMutator, Error, InitContext, Plugin};
 //!
@@ -55,7 +55,7 @@
 //!
 //! ## The public interface is:
 //!
-//! - [`Plugin`], [`EnvMutator`], [`TokenProvider`], [`Token`], [`Error`], [`InitContext`]
+//! - [`Plugin`], [`EnvMutator`], [`TokenProvider`], [`Token`], [`Secret`], [`Error`], [`InitContext`]
 //! - [`export_plugin!`]
 //! - [`abi`]: the stable ABI types (for the host and for tests)
 //! - [`host`] (feature `host`): opening, checking and calling plugins from a host
@@ -67,8 +67,7 @@ pub mod host;
 mod log_bridge;
 mod plugin;
 
-pub use plugin::{EnvMutator, Error, InitContext, Plugin, Token, TokenProvider};
-pub use secrecy;
+pub use plugin::{EnvMutator, Error, InitContext, Plugin, Secret, Token, TokenProvider};
 
 /// Used by [`export_plugin!`]'s expansion; not part of the public interface.
 #[doc(hidden)]

@@ -5,7 +5,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 /// A plugin: built once from its configuration when the host loads it.
@@ -30,28 +29,61 @@ pub trait TokenProvider: Send + Sync + 'static {
     fn token(&self) -> Result<Token, Error>;
 }
 
+/// A string that cannot be printed by accident: `Debug` shows `[REDACTED]` and there is no
+/// `Display`. Handing it to the host moves the buffer, without a copy.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
+    /// The secret, for the one place that has to hand it on.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Gives the buffer up, for the one place that has to hand it on.
+    pub fn into_exposed(self) -> String {
+        self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Self {
+        Secret(secret)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
 /// A credential and its expiry. Its `Debug` output never shows the secret.
 #[derive(Clone)]
 pub struct Token {
-    pub secret: SecretString,
+    pub secret: Secret,
     pub expires_at: SystemTime,
 }
 
 impl Token {
     pub fn new(secret: impl Into<String>, expires_at: SystemTime) -> Self {
-        Token { secret: SecretString::from(secret.into()), expires_at }
+        Token { secret: Secret::new(secret), expires_at }
     }
 
     /// The secret, for the one place that has to hand it on.
     pub fn expose(&self) -> &str {
-        self.secret.expose_secret()
+        self.secret.expose()
     }
 }
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Token")
-            .field("secret", &"[REDACTED]")
+            .field("secret", &self.secret)
             .field("expires_at", &humanize(self.expires_at))
             .finish()
     }
@@ -148,5 +180,18 @@ impl InitContext {
     /// The file the host loaded this plugin from.
     pub fn plugin_file(&self) -> &Path {
         &self.plugin_file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let token = Token::new("ghs_supersecretvalue", SystemTime::UNIX_EPOCH);
+        let printed = format!("{token:?} {:?} {:#?}", token.secret, token);
+        assert!(!printed.contains("supersecret"), "{printed}");
+        assert!(printed.contains("[REDACTED]"));
     }
 }

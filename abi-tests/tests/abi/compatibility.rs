@@ -17,8 +17,7 @@ fn independent_copy_of_the_sdk_loads_and_works() {
     assert_eq!(plugin.name, "variant-copy");
     let token = plugin.token_provider.as_ref().unwrap().token().unwrap();
     assert!(token.expires_at > SystemTime::now());
-    use secrecy::ExposeSecret as _;
-    assert_eq!(token.secret.expose_secret(), "token-from-copy");
+    assert_eq!(token.secret.expose(), "token-from-copy");
     let env = plugin.env_mutator.as_ref().unwrap().mutate_env("ws", &BTreeMap::new()).unwrap();
     assert_eq!(env["BUILT_WITH_SDK"], "1.0.0");
 }

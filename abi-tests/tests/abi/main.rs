@@ -9,3 +9,4 @@ mod compatibility;
 mod loading;
 mod logging;
 mod panics;
+mod registry;

@@ -50,6 +50,7 @@ impl PluginDir {
             state_dir: self.state.path().to_owned(),
             plugin_configs: self.plugin_configs.clone(),
             max_log_level: LogLevel::Info,
+            init_timeout: std::time::Duration::from_secs(5),
         }
     }
 

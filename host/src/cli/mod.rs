@@ -1,6 +1,8 @@
 //! The `plughost` command line.
 
 mod plugins;
+mod serve;
+mod workspace_token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +24,11 @@ pub enum Command {
     /// Inspect plugin files.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Serve the admin HTTP API.
+    Serve(serve::ServeArgs),
+    /// Issue or revoke workspace bearer tokens.
+    #[command(subcommand)]
+    WorkspaceToken(workspace_token::WorkspaceTokenCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -29,6 +36,8 @@ pub fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Plugins(cmd) => plugins::run(cmd, cli.config.as_deref()),
+        Command::Serve(args) => serve::run(args, cli.config.as_deref()),
+        Command::WorkspaceToken(cmd) => workspace_token::run(cmd, cli.config.as_deref()),
     }
 }
 
@@ -36,7 +45,9 @@ pub fn main() -> ExitCode {
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: escape codes in a log file or a pipe are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let json = std::env::var("PLUGHOST_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }

@@ -55,6 +55,7 @@ pub fn run(cmd: PluginsCommand, config_file: Option<&Path>) -> ExitCode {
         state_dir: scratch.path().to_owned(),
         plugin_configs: file_config.plugins,
         max_log_level: LogLevel::Warn,
+        init_timeout: loader::DEFAULT_INIT_TIMEOUT,
     };
     match cmd {
         PluginsCommand::Check { files } => check(&files, &loader_config),

@@ -22,12 +22,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Writes `bytes` (whose hash is `sha256`) into the cache unless already there; returns its path.
 pub fn store(cache_dir: &Path, sha256: &str, bytes: &[u8]) -> Result<PathBuf, LoadError> {
     let path = cache_dir.join(format!("{sha256}.so"));
-    if let Ok(existing) = fs::read(&path) {
-        if sha256_hex(&existing) == sha256 {
-            return Ok(path);
-        }
-        // Tampered or half-written by a crashed host: replace it. It is not mapped, since a
-        // mapped copy would have this hash.
+    // Written whole by rename into the host's private directory, and named by its hash: a copy
+    // of the right size is the right copy. One of another size (a crash cut it short) is
+    // replaced; it is not mapped, since a mapped copy would be complete.
+    if fs::metadata(&path).is_ok_and(|meta| meta.len() == bytes.len() as u64) {
+        return Ok(path);
     }
     fs::create_dir_all(cache_dir).map_err(|err| LoadError::Io { action: "create plugin cache", err })?;
     let _ = fs::set_permissions(cache_dir, fs::Permissions::from_mode(0o700));
@@ -35,7 +34,7 @@ pub fn store(cache_dir: &Path, sha256: &str, bytes: &[u8]) -> Result<PathBuf, Lo
     let write = || -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o500).open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        // No fsync: a copy torn by a crash fails the hash check on its next use and is rewritten.
         fs::rename(&tmp, &path)
     };
     write().map_err(|err| {

@@ -12,7 +12,8 @@ mod vet;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use plughost_sdk::abi::LogLevel;
 use plughost_sdk::host::{EnvMutatorHandle, InitArgs, InitError, OpenError, PluginLibrary, TokenProviderHandle};
@@ -29,7 +30,12 @@ pub struct LoaderConfig {
     pub plugin_configs: BTreeMap<String, toml::Table>,
     /// Plugin events more verbose than this are dropped inside the plugin.
     pub max_log_level: LogLevel,
+    /// How long a plugin's `init` may run before the plugin is refused.
+    pub init_timeout: Duration,
 }
+
+/// Default for [`LoaderConfig::init_timeout`]: init may read files or reach the network.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a file was refused. Displays as one line.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +51,8 @@ pub enum LoadError {
     Open(#[from] OpenError),
     #[error("{0}")]
     Init(#[from] InitError),
+    #[error("init did not finish within {0:?}")]
+    InitTimeout(Duration),
     #[error("duplicate plugin name {name:?}: already loaded from {}", first.display())]
     DuplicateName { name: String, first: PathBuf },
     #[error("configuration: {0}")]
@@ -66,6 +74,32 @@ pub struct LoadedPlugin {
     pub token_provider: Option<TokenProviderHandle>,
     /// Hash of the configuration it was initialised with, to tell a reload what changed.
     config_sha256: String,
+    /// The file's identity when it was read: a reload that finds it unchanged skips reading it.
+    stamp: FileStamp,
+}
+
+/// What `stat` says about a file. ctime changes with any write or metadata change and cannot be
+/// set back by user tools, so an equal stamp means the same contents (as git's index assumes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt as _;
+        FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
 }
 
 impl LoadedPlugin {
@@ -154,7 +188,14 @@ pub fn load_file(
     previous: &[Arc<LoadedPlugin>],
     loaded_so_far: &[Arc<LoadedPlugin>],
 ) -> Result<Arc<LoadedPlugin>, LoadError> {
-    vet::check_permissions(file, "the plugin file")?;
+    let stamp = FileStamp::of(&vet::check_permissions(file, "the plugin file")?);
+    if let Some(running) = previous.iter().find(|p| p.file == file && p.stamp == stamp) {
+        if !loaded_so_far.iter().any(|p| p.name == running.name)
+            && sha256_hex(plugin_config(file, &running.name, config)?.as_bytes()) == running.config_sha256
+        {
+            return Ok(Arc::clone(running));
+        }
+    }
     let bytes = std::fs::read(file).map_err(|err| LoadError::Io { action: "read the plugin file", err })?;
     vet::check_elf(&bytes)?;
     let sha256 = sha256_hex(&bytes);
@@ -179,21 +220,36 @@ pub fn load_file(
     }
 
     let plugin_name = info.name.clone();
-    let instance = library.init(InitArgs {
+    let sdk_version = library.sdk_version().to_string();
+    let args = InitArgs {
         config_toml,
         plugin_file: file.display().to_string(),
         log: Arc::new(move |level, target, message| emit(&plugin_name, level, target, message)),
         max_log_level: config.max_log_level,
-    })?;
+    };
+    // On its own thread, so a plugin whose init hangs is refused instead of hanging the scan.
+    // The thread cannot be stopped; it is left behind, and so is its late result.
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name(format!("init {}", info.name))
+        .spawn(move || {
+            let _ = done_tx.send(library.init(args));
+        })
+        .map_err(|err| LoadError::Io { action: "start the plugin init thread", err })?;
+    let instance = match done_rx.recv_timeout(config.init_timeout) {
+        Ok(result) => result?,
+        Err(_) => return Err(LoadError::InitTimeout(config.init_timeout)),
+    };
     let plugin = LoadedPlugin {
         name: info.name,
         version: info.version,
-        sdk_version: library.sdk_version().to_string(),
+        sdk_version,
         file: file.to_owned(),
         sha256,
         env_mutator: instance.env_mutator,
         token_provider: instance.token_provider,
         config_sha256,
+        stamp,
     };
     tracing::info!(plugin = %plugin.name, version = %plugin.version, sdk = %plugin.sdk_version,
         file = %file.display(), capabilities = ?plugin.capabilities(), "plugin loaded");

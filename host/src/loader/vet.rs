@@ -19,7 +19,7 @@ use plughost_sdk::host::ENTRY_SYMBOL;
 
 /// Refuses a path writable by group or others, or owned by another user than us or root:
 /// whoever can write a plugin file can run code inside the host.
-pub fn check_permissions(path: &Path, what: &str) -> Result<(), LoadError> {
+pub fn check_permissions(path: &Path, what: &str) -> Result<std::fs::Metadata, LoadError> {
     let meta = std::fs::metadata(path).map_err(|err| LoadError::Io { action: "read metadata of", err })?;
     let mode = meta.mode();
     if mode & 0o022 != 0 {
@@ -37,7 +37,7 @@ pub fn check_permissions(path: &Path, what: &str) -> Result<(), LoadError> {
             meta.uid()
         )));
     }
-    Ok(())
+    Ok(meta)
 }
 
 /// Parses `bytes` as an ELF shared object for this machine that exports the plugin entry symbol.

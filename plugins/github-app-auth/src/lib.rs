@@ -1,1 +1,107 @@
-//! placeholder
+//! # github-app-auth
+//!
+//! A plughost plugin that hands out GitHub App installation tokens (token provider) and writes
+//! them into workspace environments (env mutator).
+//!
+//! ## Configuration
+//!
+//! `[plugins.github-app-auth]` in the host's config, or `libgithub_app_auth.toml` beside the `.so`:
+//!
+//! ```toml
+//! app_id = 123456                       # or client_id = "Iv23li..." (GITHUB_APP_ID / GITHUB_APP_CLIENT_ID)
+//! installation_id = 7890                # GITHUB_APP_INSTALLATION_ID; or installation_org = "acme",
+//!                                       # or installation_repo = "acme/widgets" (discovered at first use)
+//! private_key_path = "app.pem"          # GITHUB_APP_PRIVATE_KEY_PATH; relative to the plugin's folder
+//! # private_key = """-----BEGIN RSA PRIVATE KEY-----..."""   (GITHUB_APP_PRIVATE_KEY)
+//! api_url = "https://api.github.com"    # GITHUB_API_URL; GHES: "https://ghe.example.com/api/v3"
+//! refresh_margin_secs = 600             # a served token always has at least this long left
+//! repositories = ["widgets"]            # optional down-scoping; also repository_ids, permissions
+//! permissions = { contents = "read" }
+//! connect_timeout_secs = 5
+//! request_timeout_secs = 15
+//! retry_deadline_secs = 15              # how long a caller without a usable token may wait
+//! user_agent = "plughost-github-app-auth/0.1.0"
+//! [env]                                 # the env mutator
+//! token_vars = ["GH_TOKEN", "GITHUB_TOKEN"]    # [] writes no token into workspace environments
+//! expires_at_var = "GITHUB_TOKEN_EXPIRES_AT"   # "" writes no expiry
+//! ```
+//!
+//! ## Design
+//!
+//! - `config`: the table above with environment fallbacks; everything checkable is checked at
+//!   load (the key is parsed and test-signed, the URL parsed), and every error names the setting
+//!   (or the environment variable it came from). A key in the table wins over its variable.
+//! - `jwt`: RS256 App JWTs, `iat` 60 s back, `exp` 9 minutes ahead, `iss` the client or app id.
+//! - [`GitHubClient`]: blocking HTTP (ureq) with timeouts; on a 401 it re-signs once with
+//!   GitHub's clock taken from the `Date` header, and keeps that offset for later requests.
+//! - [`TokenCache`]: refresh ahead of expiry, single flight across threads, a still-valid token
+//!   served while GitHub fails, jittered backoff within a deadline, never an expired token.
+//! - `plugin`: the plughost-sdk glue (token provider + env mutator), thin on top of the above.
+//! - Secrets ([`InstallationToken`], [`PrivateKey`]) print as `[REDACTED]`; errors quote GitHub's
+//!   message but never a token, a JWT or a key.
+//!
+//! ## Current features / Non-features
+//!
+//! Installation tokens for one installation per plugin instance, github.com and GHES,
+//! discovery by org or repository, down-scoping by repositories and permissions.
+//! Not: user-to-server tokens, webhooks, several installations per instance.
+//!
+//! ## The public interface is:
+pub use cache::{FALLBACK_WAIT, MIN_VALIDITY, RetryPolicy, TokenCache, TokenSource};
+pub use client::GitHubClient;
+pub use config::{
+    AppIdentity, Config, DEFAULT_API_URL, DEFAULT_REFRESH_MARGIN, EnvSettings, InstallationTarget,
+    PrivateKey, TokenScope,
+};
+pub use error::{ConfigError, Error};
+pub use token::InstallationToken;
+
+mod cache;
+mod client;
+mod config;
+mod env;
+mod error;
+mod jwt;
+mod plugin;
+mod token;
+
+use std::collections::BTreeMap;
+
+/// The plugin's core: configuration, client and cache together.
+pub struct GitHubAppAuth {
+    cache: TokenCache<GitHubClient>,
+    env: EnvSettings,
+}
+
+impl GitHubAppAuth {
+    pub fn new(config: &Config) -> Self {
+        let retry = RetryPolicy {
+            initial_backoff: config.initial_backoff,
+            max_backoff: config.max_backoff,
+            deadline: config.retry_deadline,
+        };
+        GitHubAppAuth {
+            cache: TokenCache::new(GitHubClient::new(config), config.refresh_margin, retry),
+            env: config.env.clone(),
+        }
+    }
+
+    /// A token with at least `refresh_margin` left (or, while GitHub fails, one still valid).
+    pub fn token(&self) -> Result<InstallationToken, Error> {
+        self.cache.token()
+    }
+
+    /// Writes the token variables into `env` (nothing, and no request, if the mutator is off).
+    pub fn mutate_env(&self, env: &mut BTreeMap<String, String>) -> Result<(), Error> {
+        if !self.env.is_enabled() {
+            return Ok(());
+        }
+        let token = self.token()?;
+        self.env.apply(&token, env);
+        Ok(())
+    }
+
+    pub fn client(&self) -> &GitHubClient {
+        self.cache.source()
+    }
+}

@@ -1,0 +1,149 @@
+//! The registry over real plugins: token providers found by declared capability, the env chain
+//! in order with the first failure naming its plugin, deadlines that answer the caller while a
+//! stalled plugin keeps its thread, and reloads that add, remove, replace and keep plugins.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plughost::registry::{EnvError, Registry, TokenError};
+use secrecy::ExposeSecret as _;
+
+use crate::support::{PluginDir, fixtures, refusal};
+
+async fn registry(dir: &PluginDir, timeout: Duration) -> Arc<Registry> {
+    Registry::load(dir.config(), timeout).await.expect("plugin directory usable")
+}
+
+#[tokio::test]
+async fn token_comes_from_the_first_plugin_declaring_the_capability() {
+    let dir = PluginDir::new();
+    dir.add(&fixtures().static_env, "10-static.so");
+    dir.add(&fixtures().panicking, "20-provider.so");
+    let registry = registry(&dir, Duration::from_secs(5)).await;
+    let served = registry.token().await.unwrap();
+    assert_eq!(served.plugin, "panicking");
+    assert_eq!(served.token.expose_secret(), "fixture-token");
+    assert!(served.expires_at > std::time::SystemTime::now());
+}
+
+#[tokio::test]
+async fn no_plugin_and_no_provider_are_told_apart() {
+    let empty = PluginDir::new();
+    let registry = registry(&empty, Duration::from_secs(5)).await;
+    assert!(matches!(registry.token().await, Err(TokenError::NoPluginLoaded)));
+
+    let dir = PluginDir::new();
+    dir.add(&fixtures().static_env, "10-static.so");
+    let registry = self::registry(&dir, Duration::from_secs(5)).await;
+    assert!(matches!(registry.token().await, Err(TokenError::NoTokenProvider)));
+}
+
+#[tokio::test]
+async fn provider_failure_names_the_plugin_and_never_a_token() {
+    let dir = PluginDir::new();
+    dir.add(&fixtures().panicking, "provider.so");
+    dir.configure("provider.so", "panic_in = \"token\"\n");
+    let registry = registry(&dir, Duration::from_secs(5)).await;
+    let err = registry.token().await.unwrap_err();
+    assert_eq!(err.to_string(), "token provider panicking failed: token panicked: boom in token");
+}
+
+#[tokio::test]
+async fn slow_provider_times_out_without_blocking_other_calls() {
+    let dir = PluginDir::new();
+    dir.add(&fixtures().static_env, "10-static.so");
+    dir.add(&fixtures().panicking, "20-slow.so");
+    dir.configure("20-slow.so", "sleep_in = \"token\"\nsleep_ms = 3000\n");
+    let registry = registry(&dir, Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let slow = tokio::spawn({
+        let registry = Arc::clone(&registry);
+        async move { registry.token().await }
+    });
+    // While the provider is stalled, the env chain (another plugin's call) still answers.
+    let env = registry.mutate_env("ws-1", BTreeMap::new()).await;
+    assert!(env.is_ok(), "{env:?}");
+    let err = slow.await.unwrap().unwrap_err();
+    assert!(matches!(err, TokenError::Timeout { ref plugin, .. } if plugin == "panicking"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn env_chain_runs_in_order_and_stops_at_the_first_failure() {
+    let dir = PluginDir::new();
+    dir.add(&fixtures().static_env, "10-static.so");
+    dir.configure("10-static.so", "[vars]\nGREETING = \"hello\"\n");
+    dir.add(&fixtures().append_env, "20-append.so");
+    dir.configure("20-append.so", "suffix = \", world\"\n");
+    let registry = registry(&dir, Duration::from_secs(5)).await;
+    let env = registry.mutate_env("ws-1", BTreeMap::from([("HOME".into(), "/home/a".into())])).await.unwrap();
+    assert_eq!(env["GREETING"], "hello, world");
+    assert_eq!(env["HOME"], "/home/a");
+
+    let dir = PluginDir::new();
+    dir.add(&fixtures().static_env, "10-static.so");
+    dir.configure("10-static.so", "[vars]\nGREETING = \"hello\"\n");
+    dir.add(&fixtures().panicking, "20-panics.so");
+    dir.configure("20-panics.so", "panic_in = \"env\"\n");
+    dir.add(&fixtures().append_env, "30-append.so");
+    dir.configure("30-append.so", "suffix = \"!\"\n");
+    let registry = self::registry(&dir, Duration::from_secs(5)).await;
+    let err = registry.mutate_env("ws-1", BTreeMap::new()).await.unwrap_err();
+    assert!(matches!(&err, EnvError::Failed { plugin, message } if plugin == "panicking" && message == "mutate_env panicked: boom in mutate_env"), "{err}");
+    assert_eq!(err.plugin(), "panicking");
+}
+
+#[tokio::test]
+async fn reload_adds_removes_replaces_and_keeps_a_running_version_when_the_new_one_is_broken() {
+    let dir = PluginDir::new();
+    dir.add(&fixtures().static_env, "10-static.so");
+    let registry = registry(&dir, Duration::from_secs(5)).await;
+    let first = registry.snapshot();
+    assert_eq!(first.plugins.len(), 1);
+
+    // Added.
+    dir.add(&fixtures().panicking, "20-provider.so");
+    let set = registry.reload().await.unwrap();
+    assert_eq!(set.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["static-env", "panicking"]);
+    // Unchanged files keep their running instance.
+    assert!(Arc::ptr_eq(&set.plugins[0], &first.plugins[0]));
+    assert!(registry.token().await.is_ok());
+
+    // Replaced by a broken file: the running version stays, the refusal is reported.
+    std::fs::write(dir.path().join("20-provider.so"), "garbage").unwrap();
+    let set = registry.reload().await.unwrap();
+    assert_eq!(set.plugins.len(), 2);
+    assert_eq!(set.rejected.len(), 1);
+    assert_eq!(set.rejected[0].error, "no ELF header (not a shared library)");
+    assert!(registry.token().await.is_ok());
+
+    // Removed.
+    std::fs::remove_file(dir.path().join("20-provider.so")).unwrap();
+    let set = registry.reload().await.unwrap();
+    assert_eq!(set.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["static-env"]);
+    assert!(matches!(registry.token().await, Err(TokenError::NoTokenProvider)));
+
+    // Changed configuration re-initialises the same file.
+    dir.configure("10-static.so", "[vars]\nTZ = \"UTC\"\n");
+    let set = registry.reload().await.unwrap();
+    assert!(!Arc::ptr_eq(&set.plugins[0], &first.plugins[0]));
+    let env = registry.mutate_env("ws", BTreeMap::new()).await.unwrap();
+    assert_eq!(env["TZ"], "UTC");
+}
+
+#[test]
+fn init_that_hangs_is_refused_after_the_init_timeout() {
+    let dir = PluginDir::new();
+    dir.add(&fixtures().panicking, "10-hangs.so");
+    dir.configure("10-hangs.so", "sleep_in = \"init\"\nsleep_ms = 5000\n");
+    dir.add(&fixtures().static_env, "20-static.so");
+    let mut config = dir.config();
+    config.init_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let report = plughost::loader::scan(&config, &[]).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(refusal(&report, "10-hangs.so"), "init did not finish within 300ms");
+    assert_eq!(crate::support::names(&report), ["static-env"]);
+}

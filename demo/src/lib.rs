@@ -1,0 +1,364 @@
+//! # plughost-demo
+//!
+//! The whole story on embedded defaults, on a fresh machine, with no GitHub account:
+//!
+//! 1. the bundled GitHub API emulator starts on loopback, with a freshly generated App key
+//!    (it is not GitHub; it checks App JWTs as GitHub does and mints installation tokens);
+//! 2. `plughost serve` starts with the real `github-app-auth` and `static-env` plugins;
+//! 3. a workspace token is issued with `plughost workspace-token issue`;
+//! 4. the provisioning env chain and the token endpoint are called over HTTP;
+//! 5. real `git`, configured by `git-credential-plughost install`, gets a live token through
+//!    the credential helper, and the emulator confirms the token is one it minted and still valid.
+//!
+//! [`Story::run`] does all of it and returns the running pieces; `plughost-demo` (the binary)
+//! prints the story and how to call the API; the end-to-end tests assert on it.
+
+use std::io::{BufRead as _, BufReader, Write};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use github_emulator::{Emulator, EmulatorConfig, EmulatorHandle, TestKeyPair};
+
+/// The built programs and plugins the story uses.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    pub plughost: PathBuf,
+    pub credential_helper: PathBuf,
+    pub github_plugin: PathBuf,
+    pub static_env_plugin: PathBuf,
+}
+
+impl Artifacts {
+    /// The artifacts of a cargo profile directory (`target/debug`).
+    pub fn in_dir(dir: &Path) -> Artifacts {
+        Artifacts {
+            plughost: dir.join("plughost"),
+            credential_helper: dir.join("git-credential-plughost"),
+            github_plugin: dir.join("libgithub_app_auth.so"),
+            static_env_plugin: dir.join("libstatic_env.so"),
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        for path in [&self.plughost, &self.credential_helper, &self.github_plugin, &self.static_env_plugin] {
+            ensure!(path.exists(), "{} is missing: build the workspace first (scripts/demo does)", path.display());
+        }
+        Ok(())
+    }
+}
+
+/// Knobs the tests turn; the demo uses the defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Lifetime of the tokens the emulator mints (GitHub: one hour).
+    pub token_ttl: Duration,
+    /// The plugin's `refresh_margin_secs`.
+    pub refresh_margin_secs: u64,
+    /// The credential helper's margin (`PLUGHOST_CREDENTIAL_MARGIN_SECS`).
+    pub helper_margin_secs: u64,
+    pub workspace_id: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            token_ttl: Duration::from_secs(3600),
+            refresh_margin_secs: 600,
+            helper_margin_secs: 300,
+            workspace_id: "ws-demo".to_owned(),
+        }
+    }
+}
+
+/// The running pieces of the story. Dropping it stops the host and the emulator.
+pub struct Story {
+    pub emulator: EmulatorHandle,
+    pub host_url: String,
+    pub admin_token: String,
+    pub workspace_token: String,
+    pub workspace_id: String,
+    pub options: Options,
+    pub artifacts: Artifacts,
+    /// HOME, plugin dir, state dir, git config of the demo workspace.
+    pub work: tempfile::TempDir,
+    server: Child,
+    server_log: PathBuf,
+}
+
+impl Drop for Story {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl Story {
+    /// Runs steps 1-5, narrating to `out`.
+    pub fn run(artifacts: Artifacts, options: Options, out: &mut dyn Write) -> anyhow::Result<Story> {
+        artifacts.check()?;
+        let work = tempfile::Builder::new().prefix("plughost-demo-").tempdir()?;
+        let root = work.path();
+
+        // 1. The emulator, with a fresh App key.
+        let key = TestKeyPair::generate().context("generating the App's RSA key")?;
+        let emulator = Emulator::start(EmulatorConfig::with_test_app(&key.public_pem).token_ttl(options.token_ttl))
+            .context("starting the GitHub API emulator")?;
+        writeln!(out, "1. GitHub API emulator at {} (an emulator, NOT GitHub: it checks App JWTs as GitHub does and mints tokens valid only here)", emulator.base_url())?;
+
+        // 2. The host with both plugins.
+        let plugin_dir = root.join("plugins");
+        let state_dir = root.join("state");
+        std::fs::create_dir_all(&plugin_dir)?;
+        std::fs::set_permissions(&plugin_dir, std::fs::Permissions::from_mode(0o755))?;
+        let key_path = root.join("app-private-key.pem");
+        write_private(&key_path, &key.private_pem)?;
+        install_plugin(&artifacts.static_env_plugin, &plugin_dir.join("10-static-env.so"))?;
+        write_private(&plugin_dir.join("10-static-env.toml"), "[vars]\nTZ = \"UTC\"\nPLATFORM = \"plughost-demo\"\n")?;
+        install_plugin(&artifacts.github_plugin, &plugin_dir.join("20-github-app-auth.so"))?;
+        write_private(
+            &plugin_dir.join("20-github-app-auth.toml"),
+            &format!(
+                "app_id = {}\ninstallation_id = {}\nprivate_key_path = {:?}\napi_url = {:?}\nrefresh_margin_secs = {}\n",
+                github_emulator::TEST_APP_ID,
+                github_emulator::TEST_INSTALLATION_ID,
+                key_path.display().to_string(),
+                emulator.base_url(),
+                options.refresh_margin_secs,
+            ),
+        )?;
+        let admin_token = random_token()?;
+        let server_log = root.join("plughost.log");
+        let (server, host_url) = start_host(&artifacts.plughost, &plugin_dir, &state_dir, &admin_token, &server_log)?;
+        wait_ready(&host_url)?;
+        let plugins: serde_json::Value = get_json(&format!("{host_url}/admin/plugins"), &admin_token)?;
+        writeln!(out, "2. plughost serving at {host_url}; plugins loaded:")?;
+        for p in plugins["plugins"].as_array().into_iter().flatten() {
+            writeln!(out, "     {} {} ({}) from {}", p["name"].as_str().unwrap_or("?"), p["version"].as_str().unwrap_or("?"), p["capabilities"], p["file"].as_str().unwrap_or("?"))?;
+        }
+
+        // 3. A workspace token, through the CLI against the same state directory.
+        let issued = Command::new(&artifacts.plughost)
+            .args(["workspace-token", "issue", &options.workspace_id, "--state-dir"])
+            .arg(&state_dir)
+            .output()
+            .context("running plughost workspace-token issue")?;
+        ensure!(issued.status.success(), "workspace-token issue failed: {}", String::from_utf8_lossy(&issued.stderr));
+        let workspace_token = String::from_utf8(issued.stdout)?.trim().to_owned();
+        writeln!(out, "3. workspace token issued for {} (shown once; only its SHA-256 is stored)", options.workspace_id)?;
+
+        // 4. The provisioning env chain, then the token endpoint with the workspace's bearer.
+        let env: serde_json::Value = ureq::post(&format!("{host_url}/admin/workspaces/{}/env", options.workspace_id))
+            .header("Authorization", &format!("Bearer {admin_token}"))
+            .send_json(serde_json::json!({"env": {"HOME": "/home/agent"}}))?
+            .body_mut()
+            .read_json()?;
+        let names: Vec<&str> = env["env"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+        writeln!(out, "4. provisioning env after the chain: {names:?} (values not shown: GH_TOKEN is a secret)")?;
+        let served: serde_json::Value = get_json(
+            &format!("{host_url}/workspaces/{}/github-installation-token", options.workspace_id),
+            &workspace_token,
+        )?;
+        writeln!(out, "   token endpoint: a {}-character token, expires_at {}", served["token"].as_str().map_or(0, str::len), served["expires_at"])?;
+
+        let story = Story {
+            emulator,
+            host_url,
+            admin_token,
+            workspace_token,
+            workspace_id: options.workspace_id.clone(),
+            options,
+            artifacts,
+            work,
+            server,
+            server_log,
+        };
+
+        // 5. git, wired by the helper's installer, asks for github.com credentials.
+        story.install_credential_helper()?;
+        let fill = story.git_credential_fill()?;
+        ensure!(story.emulator.is_token_valid(&fill.password), "git was handed a token the emulator does not accept");
+        writeln!(
+            out,
+            "5. git credential fill for https://github.com: username={}, a live installation token (the emulator confirms it), password_expiry_utc={}",
+            fill.username, fill.expiry_utc
+        )?;
+        Ok(story)
+    }
+
+    /// The environment of a process inside the demo workspace.
+    pub fn workspace_env(&self) -> Vec<(String, String)> {
+        let root = self.work.path();
+        vec![
+            ("HOME".into(), root.join("home").display().to_string()),
+            ("XDG_CONFIG_HOME".into(), root.join("home/.config").display().to_string()),
+            ("PLATFORM_URL".into(), self.host_url.clone()),
+            ("WORKSPACE_ID".into(), self.workspace_id.clone()),
+            ("CONFIGS_DIR".into(), root.join("configs").display().to_string()),
+            ("PLUGHOST_CREDENTIAL_CACHE_DIR".into(), root.join("credential-cache").display().to_string()),
+            ("PLUGHOST_CREDENTIAL_MARGIN_SECS".into(), self.options.helper_margin_secs.to_string()),
+            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+            ("NO_PROXY".into(), "127.0.0.1,localhost".into()),
+        ]
+    }
+
+    /// `git-credential-plughost install` inside the workspace (no refresher: the demo is short).
+    fn install_credential_helper(&self) -> anyhow::Result<()> {
+        let root = self.work.path();
+        std::fs::create_dir_all(root.join("home"))?;
+        std::fs::create_dir_all(root.join("configs"))?;
+        write_private(&root.join("configs/.auth_token"), &self.workspace_token)?;
+        let out = Command::new(&self.artifacts.credential_helper)
+            .args(["install", "--no-refresher"])
+            .envs(self.workspace_env())
+            .output()
+            .context("running git-credential-plughost install")?;
+        ensure!(out.status.success(), "install failed: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    }
+
+    /// `git credential fill` for https://github.com, through the installed helper.
+    pub fn git_credential_fill(&self) -> anyhow::Result<Filled> {
+        let mut child = Command::new("git")
+            .args(["credential", "fill"])
+            .envs(self.workspace_env())
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running git (is it installed?)")?;
+        child.stdin.take().context("git stdin")?.write_all(b"protocol=https\nhost=github.com\n\n")?;
+        let out = child.wait_with_output()?;
+        ensure!(out.status.success(), "git credential fill failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout)?;
+        let field = |name: &str| {
+            text.lines().find_map(|l| l.strip_prefix(name).and_then(|l| l.strip_prefix('='))).map(str::to_owned)
+        };
+        Ok(Filled {
+            username: field("username").context("git returned no username")?,
+            password: field("password").context("git returned no password")?,
+            expiry_utc: field("password_expiry_utc").and_then(|v| v.parse().ok()).unwrap_or(0),
+        })
+    }
+
+    /// Everything the host logged so far.
+    pub fn host_log(&self) -> String {
+        std::fs::read_to_string(&self.server_log).unwrap_or_default()
+    }
+
+    /// How to call the API by hand while the demo runs.
+    pub fn print_api_help(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let url = &self.host_url;
+        writeln!(out, "\nThe host keeps serving. Try:")?;
+        writeln!(out, "  export PLUGHOST_ADMIN_TOKEN={}", self.admin_token)?;
+        writeln!(out, "  curl -s -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" {url}/admin/plugins")?;
+        writeln!(out, "  curl -s -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" {url}/admin/github-installation-token")?;
+        writeln!(out, "  curl -s -X POST -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" -d '{{\"env\":{{}}}}' {url}/admin/workspaces/ws-1/env")?;
+        writeln!(out, "  curl -s -X POST -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" {url}/admin/workspaces/ws-1/tokens")?;
+        writeln!(out, "  curl -s {url}/metrics | grep plughost_")?;
+        writeln!(out, "Host log: {}", self.server_log.display())?;
+        Ok(())
+    }
+}
+
+/// What git answered.
+pub struct Filled {
+    pub username: String,
+    pub password: String,
+    pub expiry_utc: u64,
+}
+
+impl std::fmt::Debug for Filled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filled").field("username", &self.username).field("password", &"[REDACTED]").field("expiry_utc", &self.expiry_utc).finish()
+    }
+}
+
+fn install_plugin(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Starts `plughost serve` on an ephemeral port; returns it and its URL, read from the
+/// `listening on http://ADDR` line of its log (which is also copied to `log_path`).
+fn start_host(
+    plughost: &Path,
+    plugin_dir: &Path,
+    state_dir: &Path,
+    admin_token: &str,
+    log_path: &Path,
+) -> anyhow::Result<(Child, String)> {
+    let mut child = Command::new(plughost)
+        .args(["serve", "--listen", "127.0.0.1:0", "--plugin-dir"])
+        .arg(plugin_dir)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .env("PLUGHOST_ADMIN_TOKEN", admin_token)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", plughost.display()))?;
+    let stderr = child.stderr.take().context("host stderr")?;
+    let mut log = std::fs::File::create(log_path)?;
+    let (url_tx, url_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(log, "{line}");
+            if let Some(at) = line.find("listening on http://") {
+                let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
+                let _ = url_tx.send(url);
+            }
+        }
+    });
+    match url_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(url) => Ok((child, url)),
+        Err(_) => {
+            let _ = child.kill();
+            bail!("plughost did not report its address within 30 s; see {}", log_path.display())
+        }
+    }
+}
+
+fn wait_ready(url: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if ureq::get(&format!("{url}/readyz")).call().is_ok() {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("plughost at {url} did not become ready within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get_json(url: &str, bearer: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(ureq::get(url)
+        .header("Authorization", &format!("Bearer {bearer}"))
+        .call()
+        .with_context(|| format!("GET {url}"))?
+        .body_mut()
+        .read_json()?)
+}

@@ -1,0 +1,137 @@
+//! Who may call what.
+//!
+//! `/admin/*` takes the admin bearer token only. `/workspaces/{id}/...` takes that workspace's
+//! token, or the admin token. Every refusal is the same 401 `{"error":"unauthorized"}` whatever
+//! the reason (missing, malformed, wrong, revoked, another workspace's, a workspace token on an
+//! admin route): the reason goes to the debug log, never to the caller, and never the token.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use secrecy::{ExposeSecret as _, SecretString};
+use subtle::ConstantTimeEq as _;
+
+use super::{ApiError, AppState};
+use crate::store::token_hash;
+
+/// The admin bearer token. `Debug` never shows it.
+pub struct AdminToken {
+    /// Kept (zeroised on drop by secrecy) only so the token lives in a redacting type.
+    _secret: SecretString,
+    /// Compared instead of the token itself: equal lengths, so the comparison's time says nothing.
+    sha256: [u8; 32],
+}
+
+impl AdminToken {
+    pub fn new(secret: SecretString) -> AdminToken {
+        let sha256 = token_hash(secret.expose_secret());
+        AdminToken { _secret: secret, sha256 }
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        bool::from(self.sha256.ct_eq(&token_hash(presented)))
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken([REDACTED])")
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header; `None` if missing or malformed.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(char::is_whitespace))
+        .then_some(token)
+}
+
+fn is_admin(state: &AppState, token: &str) -> bool {
+    state.admin_token.as_ref().is_some_and(|admin| admin.matches(token))
+}
+
+/// Middleware of the `/admin/*` routes.
+pub async fn require_admin(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let allowed = match bearer(request.headers()) {
+        None => {
+            tracing::debug!(path = %request.uri().path(), "refused: no well-formed bearer token");
+            false
+        }
+        Some(_) if state.admin_token.is_none() => {
+            tracing::debug!(path = %request.uri().path(), "refused: no admin token is configured");
+            false
+        }
+        Some(token) => {
+            let ok = is_admin(&state, token);
+            if !ok {
+                tracing::debug!(path = %request.uri().path(), "refused: not the admin token");
+            }
+            ok
+        }
+    };
+    if allowed {
+        next.run(request).await
+    } else {
+        axum::response::IntoResponse::into_response(ApiError::Unauthorized)
+    }
+}
+
+/// Admits the admin token or a live token of `workspace_id`.
+pub async fn authorize_workspace(state: &AppState, headers: &HeaderMap, workspace_id: &str) -> Result<(), ApiError> {
+    let Some(token) = bearer(headers) else {
+        tracing::debug!(workspace = workspace_id, "refused: no well-formed bearer token");
+        return Err(ApiError::Unauthorized);
+    };
+    if is_admin(state, token) {
+        return Ok(());
+    }
+    let store = Arc::clone(&state.store);
+    let workspace = workspace_id.to_owned();
+    let token = SecretString::from(token.to_owned());
+    let valid = tokio::task::spawn_blocking(move || store.verify(&workspace, token.expose_secret()))
+        .await
+        .map_err(|err| ApiError::Internal(format!("token check task failed: {err}")))??;
+    if valid {
+        Ok(())
+    } else {
+        tracing::debug!(workspace = workspace_id, "refused: not a live token of this workspace");
+        Err(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer(&with("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&with("bearer abc")), Some("abc"));
+        assert_eq!(bearer(&with("Basic abc")), None);
+        assert_eq!(bearer(&with("Bearer ")), None);
+        assert_eq!(bearer(&with("Bearer a b")), None);
+        assert_eq!(bearer(&with("Bearerabc")), None);
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn admin_token_debug_is_redacted() {
+        let admin = AdminToken::new(SecretString::from("s3cret-admin".to_owned()));
+        assert!(!format!("{admin:?}").contains("s3cret"));
+        assert!(admin.matches("s3cret-admin"));
+        assert!(!admin.matches("s3cret-admin2"));
+    }
+}

@@ -1,0 +1,219 @@
+//! The admin HTTP API: routes, shared state and the error shape.
+//!
+//! Every answer is JSON; every error is `{"error": "<message>"}`, including axum's own
+//! rejections (bad JSON, oversized body, unknown route, wrong method), which are plain text by
+//! default and are rewritten here. A route file per concern:
+//! [`tokens`] (installation tokens), [`env`] (provisioning chain), [`workspace_tokens`] (issue and
+//! revoke), [`plugins`] (list and reload), [`health`] (liveness, readiness, metrics);
+//! [`auth`] decides who may call what.
+
+pub mod auth;
+mod env;
+mod health;
+mod plugins;
+pub mod tokens;
+mod workspace_tokens;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+
+use crate::registry::Registry;
+use crate::store::{StoreError, TokenStore};
+
+pub use auth::AdminToken;
+
+/// Default for `max_body_bytes`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// Set once the first scan of the plugin directory is done (`/readyz` waits for it).
+    pub registry: OnceLock<Arc<Registry>>,
+    pub store: Arc<TokenStore>,
+    /// `None`: no admin token configured, every admin route answers 401.
+    pub admin_token: Option<AdminToken>,
+    pub metrics: Option<PrometheusHandle>,
+    pub token_cache: tokens::TokenCache,
+}
+
+impl AppState {
+    fn registry(&self) -> Result<&Arc<Registry>, ApiError> {
+        self.registry.get().ok_or(ApiError::Unavailable("plugins are still loading"))
+    }
+}
+
+/// The router with every route of the admin API.
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    let admin = Router::new()
+        .route("/admin/github-installation-token", get(tokens::for_admin))
+        .route("/admin/plugins", get(plugins::list))
+        .route("/admin/plugins/reload", post(plugins::reload))
+        .route("/admin/workspaces/{id}/env", post(env::provision))
+        .route("/admin/workspaces/{id}/tokens", post(workspace_tokens::issue).delete(workspace_tokens::revoke))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), auth::require_admin));
+    Router::new()
+        .merge(admin)
+        .route("/workspaces/{id}/github-installation-token", get(tokens::for_workspace))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(crate::metrics::track_request))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("not found".to_owned())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// An error answer. The message is what the caller sees; none carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// An axum rejection (bad JSON, body too large, ...), with its own status.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error("{0}")]
+    Unavailable(&'static str),
+    #[error("{0}")]
+    GatewayTimeout(String),
+    #[error("workspace token store unavailable")]
+    Store(#[source] StoreError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Rejected { status, .. } => *status,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        // The caller gets a generic message; the operator gets the path and SQLite's reason.
+        tracing::error!(error = %err, "workspace token store failed");
+        ApiError::Store(err)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, Json(ErrorBody { error: &self.to_string() })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// `Json<T>` whose rejections answer in the `{"error"}` shape, with axum's status
+/// (400 syntax, 413 too large, 415 content type, 422 wrong shape).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "request body too large".to_owned()
+                } else {
+                    rejection.body_text()
+                };
+                Err(ApiError::Rejected { status, message })
+            }
+        }
+    }
+}
+
+/// A workspace id from the path, checked: `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.
+pub struct WorkspaceId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for WorkspaceId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(id) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        validate_workspace_id(&id).map_err(ApiError::BadRequest)?;
+        Ok(WorkspaceId(id))
+    }
+}
+
+/// Checks a workspace id; the error says what a valid one looks like.
+pub fn validate_workspace_id(id: &str) -> Result<(), String> {
+    let mut chars = id.chars();
+    let valid = id.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err("invalid workspace id: expected 1 to 128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
+            .to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_workspace_id;
+
+    #[test]
+    fn workspace_ids() {
+        for ok in ["a", "ws-1", "A.b_c-9", &"x".repeat(128)] {
+            assert!(validate_workspace_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", ".a", "a/b", "a b", "é", &"x".repeat(129), "a%2Fb"] {
+            assert!(validate_workspace_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `GET /admin/plugins` and `POST /admin/plugins/reload`: the running set and the refused files.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::registry::{PluginSet, RejectedFile};
+
+#[derive(Serialize)]
+pub struct PluginsBody {
+    plugins: Vec<PluginEntry>,
+    rejected: Vec<RejectedFile>,
+}
+
+#[derive(Serialize)]
+struct PluginEntry {
+    name: String,
+    version: String,
+    sdk_version: String,
+    file: String,
+    sha256: String,
+    capabilities: Vec<&'static str>,
+}
+
+impl From<&PluginSet> for PluginsBody {
+    fn from(set: &PluginSet) -> Self {
+        PluginsBody {
+            plugins: set
+                .plugins
+                .iter()
+                .map(|p| PluginEntry {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    sdk_version: p.sdk_version.clone(),
+                    file: p.file.display().to_string(),
+                    sha256: p.sha256.clone(),
+                    capabilities: p.capabilities(),
+                })
+                .collect(),
+            rejected: set.rejected.clone(),
+        }
+    }
+}
+
+pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<PluginsBody>, ApiError> {
+    Ok(Json(PluginsBody::from(&*state.registry()?.snapshot())))
+}
+
+/// A directory that cannot be scanned any more answers 500 and keeps the running set.
+pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<PluginsBody>, ApiError> {
+    let set = state.registry()?.reload().await.map_err(|err| {
+        tracing::error!(error = %err, "plugin reload failed; the running set stays");
+        ApiError::Internal(format!("cannot rescan the plugin directory: {err}"))
+    })?;
+    Ok(Json(PluginsBody::from(&*set)))
+}

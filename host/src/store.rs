@@ -1,0 +1,296 @@
+//! The workspace-token store: an embedded SQLite database in the state directory.
+//!
+//! A workspace token is 32 random bytes, base64url without padding, shown once when issued.
+//! Only its SHA-256 hash is stored; a presented token is hashed and compared in constant time
+//! against every live hash of the workspace it claims, so neither timing nor an early exit says
+//! how close a guess was. Revocation deletes the workspace's rows: the next lookup (this process
+//! or another one sharing the file, like `plughost workspace-token revoke`) no longer finds them.
+//!
+//! Last use is recorded at most once per [`LAST_USED_WRITE_INTERVAL`] per token: a write (and
+//! WAL append) on every authenticated request would serialise the hot path on SQLite's single
+//! writer, and a minute's granularity is plenty to answer "is this token still in use?".
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use rusqlite::{Connection, OptionalExtension as _, params};
+use secrecy::{ExposeSecret as _, SecretString};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+/// The database file inside the state directory.
+pub const DB_FILE: &str = "plughost.sqlite3";
+
+/// How often, at most, the last-use time of one token is written.
+pub const LAST_USED_WRITE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE workspace_tokens (
+        id           INTEGER PRIMARY KEY,
+        workspace_id TEXT    NOT NULL,
+        token_sha256 BLOB    NOT NULL UNIQUE,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+    CREATE INDEX workspace_tokens_by_workspace ON workspace_tokens (workspace_id);"];
+
+/// Why the store failed. Each message names the database file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot create the state directory {}: {err}", path.display())]
+    CreateDir { path: PathBuf, err: std::io::Error },
+    #[error("cannot open the token database {}: {err}", path.display())]
+    Open { path: PathBuf, err: rusqlite::Error },
+    #[error(
+        "the token database {} has schema version {found}, newer than this plughost knows ({known}); upgrade plughost",
+        path.display()
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("token database {}: {err}", path.display())]
+    Query { path: PathBuf, err: rusqlite::Error },
+}
+
+/// A workspace bearer token. `Debug` never shows it.
+pub struct WorkspaceToken(SecretString);
+
+impl WorkspaceToken {
+    /// 32 bytes from the OS-seeded CSPRNG, base64url without padding (43 characters).
+    pub fn generate() -> WorkspaceToken {
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        WorkspaceToken(SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for WorkspaceToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkspaceToken([REDACTED])")
+    }
+}
+
+/// SHA-256 of a token, as stored and compared.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+pub struct TokenStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    /// When each token's last use was last written (by row id).
+    last_written: Mutex<HashMap<i64, Instant>>,
+}
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl TokenStore {
+    /// Opens (creating and migrating on first use) the database in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<TokenStore, StoreError> {
+        create_private_dir(state_dir)?;
+        let path = state_dir.join(DB_FILE);
+        let open_err = |err| StoreError::Open { path: path.clone(), err };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // WAL: readers (every authenticated request) never wait for a writer (an issue, a revoke,
+        // another process). NORMAL sync is durable across crashes of the process in WAL mode.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), journal_mode = %mode, "could not switch the token database to WAL");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+        let store = TokenStore { path, conn: Mutex::new(conn), last_written: Mutex::new(HashMap::new()) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn query_err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |err| StoreError::Query { path: self.path.clone(), err }
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let open_err = |err| StoreError::Open { path: self.path.clone(), err };
+        // Reading the version is the first real read of the file: a file that is not a SQLite
+        // database fails here ("file is not a database").
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(open_err)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew { path: self.path.clone(), found: version, known });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(open_err)?;
+            tx.execute_batch(sql).map_err(open_err)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1).map_err(open_err)?;
+            tx.commit().map_err(open_err)?;
+            tracing::info!(path = %self.path.display(), version = index + 1, "token database migrated");
+        }
+        Ok(())
+    }
+
+    /// Issues a new token for `workspace_id`; earlier tokens of the workspace stay valid.
+    pub fn issue(&self, workspace_id: &str) -> Result<WorkspaceToken, StoreError> {
+        let token = WorkspaceToken::generate();
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute(
+            "INSERT INTO workspace_tokens (workspace_id, token_sha256, created_at) VALUES (?1, ?2, ?3)",
+            params![workspace_id, &token_hash(token.expose())[..], unix_now()],
+        )
+        .map_err(self.query_err())?;
+        Ok(token)
+    }
+
+    /// Revokes every token of `workspace_id`; returns how many there were.
+    pub fn revoke(&self, workspace_id: &str) -> Result<usize, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute("DELETE FROM workspace_tokens WHERE workspace_id = ?1", params![workspace_id])
+            .map_err(self.query_err())
+    }
+
+    /// Whether `token` is a live token of `workspace_id`. Records the use (rate-limited).
+    pub fn verify(&self, workspace_id: &str, token: &str) -> Result<bool, StoreError> {
+        let presented = token_hash(token);
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut statement = conn
+            .prepare_cached("SELECT id, token_sha256 FROM workspace_tokens WHERE workspace_id = ?1")
+            .map_err(self.query_err())?;
+        let rows = statement
+            .query_map(params![workspace_id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))
+            .map_err(self.query_err())?;
+        let mut matched = None;
+        // Every row is compared, match or not: the time taken depends on the number of tokens
+        // the workspace has, never on the presented value.
+        for row in rows {
+            let (id, stored) = row.map_err(self.query_err())?;
+            if bool::from(stored.as_slice().ct_eq(&presented[..])) {
+                matched = Some(id);
+            }
+        }
+        drop(statement);
+        let Some(id) = matched else { return Ok(false) };
+        let due = {
+            let mut last_written = self.last_written.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            match last_written.get(&id) {
+                Some(at) if now.duration_since(*at) < LAST_USED_WRITE_INTERVAL => false,
+                _ => {
+                    last_written.insert(id, now);
+                    true
+                }
+            }
+        };
+        if due {
+            // A failed bookkeeping write must not refuse a valid token.
+            if let Err(err) =
+                conn.execute("UPDATE workspace_tokens SET last_used_at = ?1 WHERE id = ?2", params![unix_now(), id])
+            {
+                tracing::warn!(path = %self.path.display(), %err, "cannot record a workspace token's last use");
+            }
+        }
+        Ok(true)
+    }
+
+    /// The last recorded use of the workspace's tokens (Unix seconds), if any.
+    pub fn last_used(&self, workspace_id: &str) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.query_row(
+            "SELECT max(last_used_at) FROM workspace_tokens WHERE workspace_id = ?1",
+            params![workspace_id],
+            |row| row.get::<_, Option<i64>>(0),
+        )
+        .optional()
+        .map(Option::flatten)
+        .map_err(self.query_err())
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub fn check(&self) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.query_row("SELECT count(*) FROM workspace_tokens WHERE id = 0", [], |row| row.get::<_, i64>(0))
+            .map(drop)
+            .map_err(self.query_err())
+    }
+}
+
+/// Creates the state directory (mode 0700: it holds the token hashes and the plugin cache),
+/// and refuses one we cannot write, naming it.
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let err = |err| StoreError::CreateDir { path: dir.to_owned(), err };
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+    }
+    // SQLite's own error for an unwritable directory ("unable to open database file") does not
+    // say why; probe with a file of our own first.
+    let probe = dir.join(".plughost-write-test");
+    std::fs::write(&probe, b"").map_err(err)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_verify_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        let a = store.issue("ws-a").unwrap();
+        let b = store.issue("ws-b").unwrap();
+        assert_eq!(a.expose().len(), 43);
+        assert!(store.verify("ws-a", a.expose()).unwrap());
+        assert!(!store.verify("ws-a", b.expose()).unwrap(), "another workspace's token");
+        assert!(!store.verify("ws-a", "nope").unwrap());
+        assert!(store.last_used("ws-a").unwrap().is_some());
+        assert_eq!(store.revoke("ws-a").unwrap(), 1);
+        assert!(!store.verify("ws-a", a.expose()).unwrap());
+        assert!(store.verify("ws-b", b.expose()).unwrap());
+    }
+
+    #[test]
+    fn only_hashes_are_stored_and_the_schema_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = TokenStore::open(dir.path()).unwrap().issue("ws").unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        assert!(store.verify("ws", token.expose()).unwrap());
+        drop(store);
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let stored: Vec<u8> = conn.query_row("SELECT token_sha256 FROM workspace_tokens", [], |r| r.get(0)).unwrap();
+        assert_eq!(stored, token_hash(token.expose()));
+        let bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+        assert!(!bytes.windows(43).any(|w| w == token.expose().as_bytes()));
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_a_database_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), vec![0x42; 4096]).unwrap();
+        let err = TokenStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(DB_FILE) && err.contains("not a database"), "{err}");
+    }
+}

@@ -1,0 +1,78 @@
+// Bad requests get a `{"error"}` body with a fitting status, and the server keeps serving:
+// malformed JSON, wrong JSON shape, missing content type, oversized bodies, unknown routes,
+// wrong methods, invalid workspace ids, and a token store that fails at runtime.
+
+use crate::harness::{ADMIN, Reply, server};
+
+fn assert_error(reply: &Reply, status: u16, contains: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    let message = reply.error();
+    assert!(message.contains(contains), "{message:?} should contain {contains:?}");
+}
+
+#[test]
+fn malformed_requests_get_json_errors() {
+    let s = server().start();
+    let env = "/admin/workspaces/ws-1/env";
+    assert_error(&s.post(env, Some(ADMIN), Some(r#"{"env":"#)), 400, "Failed to parse the request body as JSON");
+    assert_error(&s.post(env, Some(ADMIN), Some("not json")), 400, "Failed to parse");
+    assert_error(&s.post(env, Some(ADMIN), Some(r#"{"env":{"A":1}}"#)), 422, "invalid type");
+    assert_error(&s.post(env, Some(ADMIN), Some(r#"{"vars":{}}"#)), 422, "unknown field `vars`");
+    assert_error(&s.post(env, Some(ADMIN), None), 415, "Content-Type");
+
+    let big = format!(r#"{{"env":{{"A":"{}"}}}}"#, "x".repeat(70 * 1024));
+    assert_error(&s.post(env, Some(ADMIN), Some(&big)), 413, "too large");
+    // Just under the limit is fine.
+    let fits = format!(r#"{{"env":{{"A":"{}"}}}}"#, "x".repeat(60 * 1024));
+    assert_eq!(s.post(env, Some(ADMIN), Some(&fits)).status, 200);
+
+    assert_eq!(s.get("/nope", None).body, r#"{"error":"not found"}"#);
+    assert_eq!(s.get("/nope", None).status, 404);
+    assert_eq!(s.get("/admin/nope", Some(ADMIN)).status, 404);
+    assert_eq!(s.get("/admin/github-installation-token/extra", Some(ADMIN)).status, 404);
+    assert_error(&s.request("PUT", "/admin/plugins", Some(ADMIN), None), 405, "method not allowed");
+    assert_error(&s.get("/admin/plugins/reload", Some(ADMIN)), 405, "method not allowed");
+    assert_error(&s.request("POST", "/healthz", None, None), 405, "method not allowed");
+    assert_error(&s.get("/admin/workspaces/ws-1/env", Some(ADMIN)), 405, "method not allowed");
+
+    for bad in ["-leading-dash", ".hidden", "has%20space", "semi%3Bcolon", &"x".repeat(129)] {
+        assert_error(&s.post(&format!("/admin/workspaces/{bad}/tokens"), Some(ADMIN), None), 400, "invalid workspace id");
+        assert_error(&s.delete(&format!("/admin/workspaces/{bad}/tokens"), Some(ADMIN)), 400, "invalid workspace id");
+        assert_error(
+            &s.post(&format!("/admin/workspaces/{bad}/env"), Some(ADMIN), Some(r#"{"env":{}}"#)),
+            400,
+            "invalid workspace id",
+        );
+        assert_error(&s.get(&format!("/workspaces/{bad}/github-installation-token"), Some(ADMIN)), 400, "invalid workspace id");
+    }
+    assert_eq!(s.get("/healthz", None).status, 200);
+}
+
+#[test]
+fn the_body_limit_comes_from_the_config() {
+    let s = server().config("max_body_bytes = 128\n").start();
+    let body = format!(r#"{{"env":{{"A":"{}"}}}}"#, "x".repeat(200));
+    assert_error(&s.post("/admin/workspaces/ws-1/env", Some(ADMIN), Some(&body)), 413, "too large");
+}
+
+#[test]
+fn a_token_store_failing_at_runtime_answers_503_and_the_server_keeps_serving() {
+    let s = server().token_provider("").start();
+    let token = s.issue("ws-1");
+    // Another process breaks the database under the running server.
+    let db = rusqlite::Connection::open(s.state_dir().join("plughost.sqlite3")).unwrap();
+    db.execute_batch("DROP TABLE workspace_tokens").unwrap();
+    drop(db);
+
+    assert_error(&s.post("/admin/workspaces/ws-1/tokens", Some(ADMIN), None), 503, "workspace token store unavailable");
+    assert_error(&s.delete("/admin/workspaces/ws-1/tokens", Some(ADMIN)), 503, "workspace token store unavailable");
+    assert_error(&s.get("/workspaces/ws-1/github-installation-token", Some(&token)), 503, "store unavailable");
+    let ready = s.get("/readyz", None);
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["state_store_open"], false);
+    // Everything that does not need the store still works.
+    assert_eq!(s.get("/healthz", None).status, 200);
+    assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 200);
+    assert_eq!(s.get("/workspaces/ws-1/github-installation-token", Some(ADMIN)).status, 200);
+    assert!(s.log().contains("plughost.sqlite3"), "the log names the database");
+}

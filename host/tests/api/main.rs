@@ -1,0 +1,20 @@
+//! Behaviour tests of `plughost serve`: each module starts the real binary on an ephemeral
+//! loopback port, with its own plugin directory (real `.so` fixtures), state directory (a real
+//! SQLite file) and admin token, and talks HTTP to it.
+//!
+//! Run: `cargo test -p plughost --test api` (builds the fixture plugins on first use).
+
+mod harness;
+
+mod auth;
+mod bad_input;
+mod env_chain;
+mod metrics;
+mod plugins_reload;
+mod routes;
+mod secrets;
+mod shutdown;
+mod startup;
+mod token_cache;
+mod token_errors;
+mod workspace_token_cli;

@@ -1,0 +1,76 @@
+// No secret leaks: one full run exercising every route (success and failure) with the most
+// verbose log level; every line the server logged and every response body is searched for the
+// admin token, every workspace token and every served token. They may appear only in the
+// answers meant to carry them: 200 token responses, 201 issue responses, and the 200 env answer
+// (GH_TOKEN is the point of the env chain).
+
+use crate::harness::{ADMIN, fixtures, server};
+
+#[test]
+fn no_token_appears_in_logs_or_in_any_other_response() {
+    let s = server()
+        .rust_log("trace")
+        .config("plugin_call_timeout_ms = 3000\n")
+        .plugin("10-static-env.so", &fixtures().static_env, Some("[vars]\nTZ = \"UTC\"\n"))
+        .plugin("20-tokens.so", &fixtures().token_provider, Some("rotate = true\nenv_var = \"GH_TOKEN\"\n"))
+        .start();
+    let mut served = Vec::new();
+    let mut workspace_tokens = Vec::new();
+
+    for ws in ["ws-a", "ws-b"] {
+        workspace_tokens.push(s.issue(ws));
+    }
+    for _ in 0..3 {
+        let json = s.get("/admin/github-installation-token", Some(ADMIN)).json();
+        served.push(json["token"].as_str().unwrap().to_owned());
+        let json = s.get("/workspaces/ws-a/github-installation-token", Some(&workspace_tokens[0])).json();
+        served.push(json["token"].as_str().unwrap().to_owned());
+    }
+    let env = s.post("/admin/workspaces/ws-a/env", Some(ADMIN), Some(r#"{"env":{"HOME":"/h"}}"#)).json();
+    served.push(env["env"]["GH_TOKEN"].as_str().unwrap().to_owned());
+    // Failures and refusals, each presenting a secret where it does not belong.
+    let _ = s.get("/workspaces/ws-b/github-installation-token", Some(&workspace_tokens[0]));
+    let _ = s.get("/admin/plugins", Some(&workspace_tokens[1]));
+    let _ = s.get("/admin/plugins", Some(&format!("{ADMIN}-not")));
+    let _ = s.request_with_auth("GET", "/admin/plugins", Some(&format!("Basic {ADMIN}")), None);
+    let _ = s.post("/admin/workspaces/ws-a/env", Some(ADMIN), Some(&format!(r#"{{"env":{{"X":"{}"}}"#, served[0])));
+    let _ = s.post("/admin/workspaces/ws-a/env", Some(ADMIN), Some(r#"{"env":{"TZ":"x"}}"#));
+    let _ = s.get("/admin/plugins", Some(ADMIN));
+    let _ = s.post("/admin/plugins/reload", Some(ADMIN), None);
+    let _ = s.get("/metrics", None);
+    let _ = s.get(&format!("/nope/{}", "x"), Some(ADMIN));
+    let _ = s.delete("/admin/workspaces/ws-a/tokens", Some(ADMIN));
+    let _ = s.get("/workspaces/ws-a/github-installation-token", Some(&workspace_tokens[0]));
+    let (status, cli_token, _) =
+        s.cli(&["workspace-token", "issue", "ws-c", "--state-dir", &s.state_dir().display().to_string()]);
+    assert!(status.success());
+    workspace_tokens.push(cli_token.trim().to_owned());
+    let _ = s.get("/workspaces/ws-c/github-installation-token", Some(&workspace_tokens[2]));
+
+    let mut secrets = vec![ADMIN.to_owned()];
+    secrets.extend(workspace_tokens);
+    secrets.extend(served);
+    let log = s.log();
+    assert!(log.lines().count() > 20, "expected a verbose log:\n{log}");
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a token reached the log:\n{log}");
+    }
+    for (status, path, body) in s.bodies() {
+        let may_carry = (status == 200 && path.ends_with("/github-installation-token"))
+            || (status == 201 && path.ends_with("/tokens"))
+            || (status == 200 && path.ends_with("/env"));
+        if !may_carry {
+            for secret in &secrets {
+                assert!(!body.contains(secret.as_str()), "a token in the {status} answer of {path}: {body}");
+            }
+        }
+    }
+    // The database holds hashes only.
+    let db = std::fs::read(s.state_dir().join("plughost.sqlite3")).unwrap();
+    let wal = std::fs::read(s.state_dir().join("plughost.sqlite3-wal")).unwrap_or_default();
+    for secret in &secrets {
+        for bytes in [&db, &wal] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "a token stored in clear");
+        }
+    }
+}

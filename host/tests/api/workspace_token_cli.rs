@@ -1,0 +1,58 @@
+// `plughost workspace-token issue|revoke` against the state directory of a running server:
+// an issued token works at once, a revocation takes effect at once; bad ids are refused.
+
+use crate::harness::{ADMIN, server};
+
+#[test]
+fn cli_issue_and_revoke_take_effect_on_the_running_server() {
+    let s = server().token_provider("token = \"ghs_cli\"\n").start();
+    let state = s.state_dir().display().to_string();
+    let route = "/workspaces/ws-cli/github-installation-token";
+
+    let (status, stdout, stderr) = s.cli(&["workspace-token", "issue", "ws-cli", "--state-dir", &state]);
+    assert!(status.success(), "{stderr}");
+    let token = stdout.trim().to_owned();
+    assert_eq!(stdout, format!("{token}\n"), "stdout is the token alone");
+    assert_eq!(token.len(), 43);
+    assert!(!stderr.contains(&token), "the token is printed once, on stdout");
+    assert_eq!(s.get(route, Some(&token)).json()["token"], "ghs_cli");
+    let api_token = s.issue("ws-cli");
+
+    let (status, _, stderr) = s.cli(&["workspace-token", "revoke", "ws-cli", "--state-dir", &state]);
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("revoked 2 token(s) of workspace ws-cli"), "{stderr}");
+    assert_eq!(s.get(route, Some(&token)).status, 401);
+    assert_eq!(s.get(route, Some(&api_token)).status, 401);
+    assert_eq!(s.get(route, Some(ADMIN)).status, 200);
+
+    // PLUGHOST_STATE_DIR works as well as the flag.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_plughost"))
+        .args(["workspace-token", "issue", "ws-env"])
+        .env("PLUGHOST_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert_eq!(s.get("/workspaces/ws-env/github-installation-token", Some(&token)).status, 200);
+
+    let (status, stdout, stderr) = s.cli(&["workspace-token", "issue", "../etc", "--state-dir", &state]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("invalid workspace id"), "{stderr}");
+}
+
+#[test]
+fn last_use_is_recorded() {
+    let s = server().token_provider("").start();
+    let token = s.issue("ws-used");
+    let db = rusqlite::Connection::open(s.state_dir().join("plughost.sqlite3")).unwrap();
+    let last_used = || -> Option<i64> {
+        db.query_row("SELECT last_used_at FROM workspace_tokens WHERE workspace_id = 'ws-used'", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(last_used(), None);
+    assert_eq!(s.get("/workspaces/ws-used/github-installation-token", Some(&token)).status, 200);
+    let first = last_used().expect("last use recorded on first use");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((now - first).abs() <= 5);
+}

@@ -1,0 +1,402 @@
+//! Talking to GitHub: one blocking request per call, no retries here except the one re-sign
+//! after a 401 (clock skew recovery). Retrying and caching are the cache's business.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::config::{Config, InstallationTarget, TokenScope};
+use crate::error::Error;
+use crate::jwt::AppJwtSigner;
+use crate::token::InstallationToken;
+
+const API_VERSION: &str = "2022-11-28";
+/// Longest GitHub message quoted in an error.
+const MAX_MESSAGE: usize = 300;
+
+/// A GitHub App client for one installation.
+pub struct GitHubClient {
+    agent: ureq::Agent,
+    api_url: String,
+    signer: AppJwtSigner,
+    target: InstallationTarget,
+    installation_id: OnceLock<u64>,
+    scope: TokenScope,
+    /// GitHub's clock minus ours in milliseconds, learned from `Date` when a JWT is refused.
+    clock_offset_ms: AtomicI64,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+/// A response, reduced to what the client looks at.
+struct Reply {
+    status: u16,
+    /// GitHub's clock when it answered.
+    date: Option<SystemTime>,
+    received: Instant,
+    rate_limited: bool,
+    body: String,
+}
+
+impl GitHubClient {
+    pub fn new(config: &Config) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.request_timeout))
+            .user_agent(config.user_agent.as_str())
+            .build()
+            .into();
+        let installation_id = OnceLock::new();
+        if let InstallationTarget::Id(id) = config.installation {
+            let _ = installation_id.set(id);
+        }
+        GitHubClient {
+            agent,
+            api_url: config.api_url.clone(),
+            signer: AppJwtSigner::new(&config.identity, config.private_key.clone()),
+            target: config.installation.clone(),
+            installation_id,
+            scope: config.scope.clone(),
+            clock_offset_ms: AtomicI64::new(0),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+        }
+    }
+
+    /// GitHub's clock as far as we know it: ours plus the offset last learned from `Date`.
+    fn github_now(&self) -> SystemTime {
+        shift(
+            SystemTime::now(),
+            self.clock_offset_ms.load(Ordering::Relaxed),
+        )
+    }
+
+    /// How far GitHub's clock is ahead of ours (negative: behind), as last learned.
+    pub fn clock_offset(&self) -> i64 {
+        self.clock_offset_ms.load(Ordering::Relaxed) / 1000
+    }
+
+    /// The installation id, discovering it from the org or repository on first use.
+    pub fn installation_id(&self) -> Result<u64, Error> {
+        if let Some(id) = self.installation_id.get() {
+            return Ok(*id);
+        }
+        let (path, what) = match &self.target {
+            InstallationTarget::Id(id) => return Ok(*id),
+            InstallationTarget::Org(org) => (
+                format!("/orgs/{org}/installation"),
+                format!("installation of this App on {org}"),
+            ),
+            InstallationTarget::Repo { owner, repo } => (
+                format!("/repos/{owner}/{repo}/installation"),
+                format!("installation of this App on {owner}/{repo}"),
+            ),
+        };
+        let url = format!("{}{path}", self.api_url);
+        let reply = self.with_jwt("GET", &url, None)?;
+        if reply.status != 200 {
+            return Err(status_error(&reply, &url, &what));
+        }
+        let id = serde_json::from_str::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("id").and_then(Value::as_u64))
+            .ok_or_else(|| Error::InvalidResponse {
+                url: url.clone(),
+                reason: "no numeric \"id\" in the installation".into(),
+            })?;
+        Ok(*self.installation_id.get_or_init(|| id))
+    }
+
+    /// Mints a new installation token: `POST /app/installations/{id}/access_tokens`.
+    pub fn mint(&self) -> Result<InstallationToken, Error> {
+        let id = self.installation_id()?;
+        let url = format!("{}/app/installations/{id}/access_tokens", self.api_url);
+        let body = self.scope_body();
+        let reply = self.with_jwt("POST", &url, body.as_ref())?;
+        if reply.status != 201 {
+            return Err(status_error(&reply, &url, &format!("installation {id}")));
+        }
+        self.parse_token(&reply, &url)
+    }
+
+    /// Revokes `token`: `DELETE /installation/token`, authenticated by the token itself.
+    pub fn revoke(&self, token: &InstallationToken) -> Result<(), Error> {
+        let url = format!("{}/installation/token", self.api_url);
+        let reply = self.send("DELETE", &url, &format!("token {}", token.expose()), None)?;
+        match reply.status {
+            204 => Ok(()),
+            _ => Err(status_error(&reply, &url, "installation token")),
+        }
+    }
+
+    fn scope_body(&self) -> Option<Value> {
+        let scope = &self.scope;
+        if scope.repositories.is_empty()
+            && scope.repository_ids.is_empty()
+            && scope.permissions.is_empty()
+        {
+            return None;
+        }
+        let mut body = serde_json::Map::new();
+        if !scope.repositories.is_empty() {
+            body.insert(
+                "repositories".into(),
+                Value::from(scope.repositories.clone()),
+            );
+        }
+        if !scope.repository_ids.is_empty() {
+            body.insert(
+                "repository_ids".into(),
+                Value::from(scope.repository_ids.clone()),
+            );
+        }
+        if !scope.permissions.is_empty() {
+            let perms = scope
+                .permissions
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                .collect();
+            body.insert("permissions".into(), Value::Object(perms));
+        }
+        Some(Value::Object(body))
+    }
+
+    /// Sends with a fresh App JWT; on 401, learns GitHub's clock from `Date` and re-signs once.
+    fn with_jwt(&self, method: &str, url: &str, body: Option<&Value>) -> Result<Reply, Error> {
+        let jwt = self.signer.sign(self.github_now())?;
+        let reply = self.send(method, url, &bearer(&jwt), body)?;
+        if reply.status != 401 {
+            return Ok(reply);
+        }
+        if let Some(github_now) = reply.date {
+            let offset = offset_ms(github_now, SystemTime::now());
+            self.clock_offset_ms.store(offset, Ordering::Relaxed);
+            if offset.abs() > 30_000 {
+                tracing::warn!(
+                    offset_secs = offset / 1000,
+                    "GitHub's clock differs from ours; signing JWTs with GitHub's time"
+                );
+            }
+        }
+        let jwt = self.signer.sign(self.github_now())?;
+        self.send(method, url, &bearer(&jwt), body)
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        authorization: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, Error> {
+        let builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", API_VERSION)
+            .header("Authorization", authorization);
+        let request_error = |e: ureq::http::Error| Error::Transport {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        };
+        let result = match body {
+            Some(body) => {
+                let request = builder
+                    .header("Content-Type", "application/json")
+                    .body(body.to_string())
+                    .map_err(request_error)?;
+                self.agent.run(request)
+            }
+            None => self.agent.run(builder.body(()).map_err(request_error)?),
+        };
+        let mut response = result.map_err(|e| self.transport_error(url, e))?;
+        let received = Instant::now();
+        let headers = response.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let date = header("date").and_then(|d| httpdate::parse_http_date(&d).ok());
+        let status = response.status().as_u16();
+        let rate_limited = status == 429
+            || (status == 403
+                && (header("x-ratelimit-remaining").as_deref() == Some("0")
+                    || header("retry-after").is_some()));
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.transport_error(url, e))?;
+        Ok(Reply {
+            status,
+            date,
+            received,
+            rate_limited,
+            body,
+        })
+    }
+
+    fn transport_error(&self, url: &str, err: ureq::Error) -> Error {
+        let timed_out = match &err {
+            ureq::Error::Timeout(_) => true,
+            ureq::Error::Io(io) => matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ),
+            _ => false,
+        };
+        if timed_out {
+            Error::Timeout {
+                url: url.to_owned(),
+                connect: self.connect_timeout,
+                request: self.request_timeout,
+            }
+        } else {
+            Error::Transport {
+                url: url.to_owned(),
+                reason: err.to_string(),
+            }
+        }
+    }
+
+    /// Reads the 201 body. Its fields are picked by hand: a parser's error message could quote
+    /// the token.
+    fn parse_token(&self, reply: &Reply, url: &str) -> Result<InstallationToken, Error> {
+        let invalid = |reason: &str| Error::InvalidResponse {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let body: Value =
+            serde_json::from_str(&reply.body).map_err(|_| invalid("the body is not JSON"))?;
+        let token = body
+            .get("token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty() && !t.chars().any(char::is_whitespace))
+            .ok_or_else(|| invalid("no usable \"token\""))?;
+        let expires_at = body
+            .get("expires_at")
+            .and_then(Value::as_str)
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .ok_or_else(|| invalid("no RFC 3339 \"expires_at\""))?;
+        let permissions: BTreeMap<String, String> = body
+            .get("permissions")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let selection = body
+            .get("repository_selection")
+            .and_then(Value::as_str)
+            .unwrap_or("all")
+            .to_owned();
+
+        // Lifetime on GitHub's clock, moved onto our monotonic clock. `Date` has whole seconds,
+        // so take one off: the token must certainly be valid until `valid_until`.
+        let github_now = reply.date.unwrap_or_else(|| self.github_now());
+        let lifetime = expires_at
+            .duration_since(github_now)
+            .unwrap_or(Duration::ZERO)
+            .saturating_sub(Duration::from_secs(1));
+        if lifetime.is_zero() {
+            return Err(invalid(
+                "GitHub returned a token that has already expired by its own clock",
+            ));
+        }
+        Ok(InstallationToken::new(
+            token.to_owned(),
+            expires_at,
+            reply.received + lifetime,
+            permissions,
+            selection,
+        ))
+    }
+}
+
+fn bearer(jwt: &SecretString) -> String {
+    format!("Bearer {}", jwt.expose_secret())
+}
+
+fn shift(t: SystemTime, offset_ms: i64) -> SystemTime {
+    let by = Duration::from_millis(offset_ms.unsigned_abs());
+    if offset_ms >= 0 { t + by } else { t - by }
+}
+
+fn offset_ms(theirs: SystemTime, ours: SystemTime) -> i64 {
+    match theirs.duration_since(ours) {
+        Ok(ahead) => i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX),
+        Err(behind) => -i64::try_from(behind.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// GitHub's `message`, or the start of a non-JSON body, made safe for one log line.
+fn github_message(body: &str) -> String {
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| {
+            if body.trim().is_empty() {
+                "no message".to_owned()
+            } else {
+                body.to_owned()
+            }
+        });
+    let mut clean: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE)
+        .collect();
+    if message.chars().count() > MAX_MESSAGE {
+        clean.push('…');
+    }
+    clean
+}
+
+fn status_error(reply: &Reply, url: &str, what: &str) -> Error {
+    let message = github_message(&reply.body);
+    let url = url.to_owned();
+    let status = reply.status;
+    if reply.rate_limited {
+        return Error::RateLimited {
+            status,
+            url,
+            message,
+        };
+    }
+    match status {
+        401 => Error::Unauthorized {
+            status,
+            url,
+            message,
+        },
+        403 => Error::Forbidden {
+            status,
+            url,
+            message,
+        },
+        404 => Error::NotFound {
+            what: what.to_owned(),
+            url,
+            message,
+        },
+        422 => Error::Unprocessable { url, message },
+        500..=599 => Error::Server {
+            status,
+            url,
+            message,
+        },
+        _ => Error::UnexpectedStatus {
+            status,
+            url,
+            message,
+        },
+    }
+}

@@ -1,0 +1,539 @@
+//! Settings: a TOML table with an environment fallback for each key CONTRACT.md names
+//! (the format is in the crate documentation).
+//!
+//! Each group (app identity, installation, private key) is taken whole from one place, the
+//! table or the environment, so a stray variable cannot mix into a configured group.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use jsonwebtoken::EncodingKey;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ConfigError;
+
+pub const DEFAULT_API_URL: &str = "https://api.github.com";
+pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
+/// Installation tokens live one hour; a margin at least that long would refresh on every call.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Who the App JWT says it is (`iss`). GitHub recommends the client id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppIdentity {
+    AppId(u64),
+    ClientId(String),
+}
+
+/// Which installation to mint tokens for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstallationTarget {
+    Id(u64),
+    /// Discovered with `GET /orgs/{org}/installation`.
+    Org(String),
+    /// Discovered with `GET /repos/{owner}/{repo}/installation`.
+    Repo {
+        owner: String,
+        repo: String,
+    },
+}
+
+/// The App's RSA private key, checked at load. `Debug` never shows it.
+#[derive(Clone)]
+pub struct PrivateKey {
+    pem: SecretString,
+    key: EncodingKey,
+}
+
+impl PrivateKey {
+    /// Parses and test-signs `pem`; `setting` names where it came from, for the error.
+    pub fn from_pem(pem: &str, setting: &str) -> Result<Self, ConfigError> {
+        let not_rsa = || {
+            ConfigError::new(
+                setting,
+                "not an RSA private key in PEM form (PKCS#1 `BEGIN RSA PRIVATE KEY` or PKCS#8 `BEGIN PRIVATE KEY`), \
+                 as GitHub's \"Generate a private key\" downloads it",
+            )
+        };
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| not_rsa())?;
+        // Parsing the PEM armour does not parse the key itself; signing does.
+        let probe = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        jsonwebtoken::encode(&probe, &serde_json::json!({ "probe": true }), &key)
+            .map_err(|_| not_rsa())?;
+        Ok(PrivateKey {
+            pem: SecretString::from(pem.to_owned()),
+            key,
+        })
+    }
+
+    pub(crate) fn encoding_key(&self) -> &EncodingKey {
+        &self.key
+    }
+
+    pub fn pem(&self) -> &SecretString {
+        &self.pem
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKey([REDACTED])")
+    }
+}
+
+/// What the env mutator writes into a workspace's environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvSettings {
+    /// Variables that receive the token; empty: none.
+    pub token_vars: Vec<String>,
+    /// Variable that receives the token's `expires_at` (RFC 3339); `None`: none.
+    pub expires_at_var: Option<String>,
+}
+
+impl Default for EnvSettings {
+    fn default() -> Self {
+        EnvSettings {
+            token_vars: vec!["GH_TOKEN".to_owned(), "GITHUB_TOKEN".to_owned()],
+            expires_at_var: Some("GITHUB_TOKEN_EXPIRES_AT".to_owned()),
+        }
+    }
+}
+
+/// Down-scoping of minted tokens (the body of the access-token request).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenScope {
+    pub repositories: Vec<String>,
+    pub repository_ids: Vec<u64>,
+    pub permissions: BTreeMap<String, String>,
+}
+
+/// Validated settings. Build with [`Config::from_toml`] (or fill in by hand in tests).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub identity: AppIdentity,
+    pub installation: InstallationTarget,
+    pub private_key: PrivateKey,
+    /// Without a trailing slash.
+    pub api_url: String,
+    pub refresh_margin: Duration,
+    pub scope: TokenScope,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// How long a caller with no usable token keeps retrying transient failures.
+    pub retry_deadline: Duration,
+    /// First wait between retries; doubles up to `max_backoff`, with jitter.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub user_agent: String,
+    pub env: EnvSettings,
+}
+
+impl Config {
+    /// Minimal settings for code that already holds the pieces (tests, benchmarks).
+    pub fn new(
+        identity: AppIdentity,
+        installation: InstallationTarget,
+        private_key: PrivateKey,
+        api_url: &str,
+    ) -> Result<Self, ConfigError> {
+        Ok(Config {
+            identity,
+            installation,
+            private_key,
+            api_url: parse_api_url(api_url, "api_url")?,
+            refresh_margin: DEFAULT_REFRESH_MARGIN,
+            scope: TokenScope::default(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(15),
+            retry_deadline: Duration::from_secs(15),
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            user_agent: format!("plughost-github-app-auth/{}", env!("CARGO_PKG_VERSION")),
+            env: EnvSettings::default(),
+        })
+    }
+
+    /// Reads `toml` (the plugin's table), falling back to `env` for keys it lacks. Relative
+    /// `private_key_path`s are resolved against `base_dir` (the config file's folder) if given.
+    pub fn from_toml(
+        toml: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        base_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let table: toml::Table = toml.parse().map_err(|e: toml::de::Error| {
+            // toml's Display quotes the offending line, which may be part of a PEM key.
+            let line = e.span().map(|s| toml[..s.start].matches('\n').count() + 1);
+            let place = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            ConfigError::new(
+                "configuration",
+                format!("not valid TOML{place}: {}", e.message()),
+            )
+        })?;
+        Raw { table, env }.into_config(base_dir)
+    }
+
+    /// [`Config::from_toml`] with the process environment.
+    pub fn from_toml_with_process_env(
+        toml: &str,
+        base_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        Config::from_toml(toml, &|name| std::env::var(name).ok(), base_dir)
+    }
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "app_id",
+    "client_id",
+    "installation_id",
+    "installation_org",
+    "installation_repo",
+    "private_key_path",
+    "private_key",
+    "api_url",
+    "refresh_margin_secs",
+    "repositories",
+    "repository_ids",
+    "permissions",
+    "connect_timeout_secs",
+    "request_timeout_secs",
+    "retry_deadline_secs",
+    "user_agent",
+    "env",
+];
+
+struct Raw<'a> {
+    table: toml::Table,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// A string that must not appear in an error message.
+fn looks_secret(message: &str) -> bool {
+    message.contains("-----BEGIN") || message.contains("PRIVATE KEY")
+}
+
+impl Raw<'_> {
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        let Some(value) = self.table.get(key) else {
+            return Ok(None);
+        };
+        value.clone().try_into::<T>().map(Some).map_err(|e| {
+            let message = e.message().to_owned();
+            let message = if looks_secret(&message) {
+                "invalid value (not shown)".to_owned()
+            } else {
+                message
+            };
+            ConfigError::new(key, message)
+        })
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        (self.env)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn into_config(self, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        if let Some(unknown) = self
+            .table
+            .keys()
+            .find(|k| !KNOWN_KEYS.contains(&k.as_str()))
+        {
+            return Err(ConfigError::new(
+                unknown.as_str(),
+                format!("unknown setting; known: {}", KNOWN_KEYS.join(", ")),
+            ));
+        }
+        let identity = self.identity()?;
+        let installation = self.installation()?;
+        let private_key = self.private_key(base_dir)?;
+        let api_url = match self.get::<String>("api_url")? {
+            Some(url) => parse_api_url(&url, "api_url")?,
+            None => match self.env("GITHUB_API_URL") {
+                Some(url) => parse_api_url(&url, "GITHUB_API_URL")?,
+                None => DEFAULT_API_URL.to_owned(),
+            },
+        };
+        let mut config = Config::new(identity, installation, private_key, &api_url)?;
+
+        if let Some(margin) = self.get::<u64>("refresh_margin_secs")? {
+            if Duration::from_secs(margin) >= TOKEN_LIFETIME {
+                return Err(ConfigError::new(
+                    "refresh_margin_secs",
+                    format!("{margin} is not below the 3600 s lifetime of installation tokens"),
+                ));
+            }
+            config.refresh_margin = Duration::from_secs(margin);
+        }
+        for (key, slot) in [
+            ("connect_timeout_secs", &mut config.connect_timeout),
+            ("request_timeout_secs", &mut config.request_timeout),
+            ("retry_deadline_secs", &mut config.retry_deadline),
+        ] {
+            if let Some(secs) = self.get::<u64>(key)? {
+                if secs == 0 {
+                    return Err(ConfigError::new(key, "must be at least 1"));
+                }
+                *slot = Duration::from_secs(secs);
+            }
+        }
+        if let Some(agent) = self.get::<String>("user_agent")? {
+            if agent.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "user_agent",
+                    "must not be empty: GitHub refuses requests without one",
+                ));
+            }
+            config.user_agent = agent;
+        }
+
+        config.scope.repositories = self.get("repositories")?.unwrap_or_default();
+        config.scope.repository_ids = self.get("repository_ids")?.unwrap_or_default();
+        if config.scope.repositories.len() + config.scope.repository_ids.len() > 500 {
+            return Err(ConfigError::new(
+                "repositories",
+                "GitHub scopes a token to at most 500 repositories",
+            ));
+        }
+        config.scope.permissions = self.get("permissions")?.unwrap_or_default();
+        if let Some((name, level)) = config
+            .scope
+            .permissions
+            .iter()
+            .find(|(_, l)| !matches!(l.as_str(), "read" | "write" | "admin"))
+        {
+            return Err(ConfigError::new(
+                format!("permissions.{name}"),
+                format!("{level:?} is not one of \"read\", \"write\", \"admin\""),
+            ));
+        }
+
+        if let Some(env) = self.get::<RawEnv>("env")? {
+            config.env = env.validate()?;
+        }
+        Ok(config)
+    }
+
+    fn identity(&self) -> Result<AppIdentity, ConfigError> {
+        let app_id = self.get::<NumberOrString>("app_id")?;
+        let client_id = self.get::<String>("client_id")?;
+        // Both may be given; the client id is GitHub's recommended issuer.
+        if let Some(client_id) = client_id {
+            return client_identity(&client_id, "client_id");
+        }
+        if let Some(app_id) = app_id {
+            return Ok(AppIdentity::AppId(app_id.parse_id("app_id")?));
+        }
+        if let Some(client_id) = self.env("GITHUB_APP_CLIENT_ID") {
+            return client_identity(&client_id, "GITHUB_APP_CLIENT_ID");
+        }
+        if let Some(app_id) = self.env("GITHUB_APP_ID") {
+            return Ok(AppIdentity::AppId(
+                NumberOrString::Text(app_id).parse_id("GITHUB_APP_ID")?,
+            ));
+        }
+        Err(ConfigError::new(
+            "app_id",
+            "missing: set app_id or client_id (or GITHUB_APP_ID / GITHUB_APP_CLIENT_ID)",
+        ))
+    }
+
+    fn installation(&self) -> Result<InstallationTarget, ConfigError> {
+        let id = self.get::<NumberOrString>("installation_id")?;
+        let org = self.get::<String>("installation_org")?;
+        let repo = self.get::<String>("installation_repo")?;
+        let given = [id.is_some(), org.is_some(), repo.is_some()]
+            .iter()
+            .filter(|g| **g)
+            .count();
+        if given > 1 {
+            return Err(ConfigError::new(
+                "installation_id",
+                "set only one of installation_id, installation_org, installation_repo",
+            ));
+        }
+        if let Some(id) = id {
+            return Ok(InstallationTarget::Id(id.parse_id("installation_id")?));
+        }
+        if let Some(org) = org {
+            let org = org.trim();
+            if org.is_empty() || org.contains('/') {
+                return Err(ConfigError::new(
+                    "installation_org",
+                    "expected an organization or user login, like \"acme\"",
+                ));
+            }
+            return Ok(InstallationTarget::Org(org.to_owned()));
+        }
+        if let Some(repo) = repo {
+            return match repo.trim().split_once('/') {
+                Some((owner, name))
+                    if !owner.is_empty() && !name.is_empty() && !name.contains('/') =>
+                {
+                    Ok(InstallationTarget::Repo {
+                        owner: owner.to_owned(),
+                        repo: name.to_owned(),
+                    })
+                }
+                _ => Err(ConfigError::new(
+                    "installation_repo",
+                    "expected \"owner/repository\"",
+                )),
+            };
+        }
+        if let Some(id) = self.env("GITHUB_APP_INSTALLATION_ID") {
+            return Ok(InstallationTarget::Id(
+                NumberOrString::Text(id).parse_id("GITHUB_APP_INSTALLATION_ID")?,
+            ));
+        }
+        Err(ConfigError::new(
+            "installation_id",
+            "missing: set installation_id, installation_org or installation_repo (or GITHUB_APP_INSTALLATION_ID)",
+        ))
+    }
+
+    fn private_key(&self, base_dir: Option<&Path>) -> Result<PrivateKey, ConfigError> {
+        let path = self.get::<PathBuf>("private_key_path")?;
+        let inline = self.get::<String>("private_key")?;
+        match (path, inline) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                "private_key",
+                "set either private_key or private_key_path, not both",
+            )),
+            (Some(path), None) => read_key_file(&path, base_dir, "private_key_path"),
+            (None, Some(pem)) => PrivateKey::from_pem(&pem, "private_key"),
+            (None, None) => {
+                if let Some(path) = self.env("GITHUB_APP_PRIVATE_KEY_PATH") {
+                    read_key_file(Path::new(&path), None, "GITHUB_APP_PRIVATE_KEY_PATH")
+                } else if let Some(pem) = self.env("GITHUB_APP_PRIVATE_KEY") {
+                    // CI systems often store multi-line secrets with literal `\n`.
+                    let pem = if pem.contains('\n') {
+                        pem
+                    } else {
+                        pem.replace("\\n", "\n")
+                    };
+                    PrivateKey::from_pem(&pem, "GITHUB_APP_PRIVATE_KEY")
+                } else {
+                    Err(ConfigError::new(
+                        "private_key_path",
+                        "missing: set private_key_path or private_key (or GITHUB_APP_PRIVATE_KEY_PATH / GITHUB_APP_PRIVATE_KEY)",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn read_key_file(
+    path: &Path,
+    base_dir: Option<&Path>,
+    setting: &str,
+) -> Result<PrivateKey, ConfigError> {
+    let path = match base_dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_owned(),
+    };
+    let pem = std::fs::read_to_string(&path)
+        .map_err(|e| ConfigError::new(setting, format!("cannot read {}: {e}", path.display())))?;
+    PrivateKey::from_pem(&pem, setting)
+        .map_err(|e| ConfigError::new(setting, format!("{}: {}", path.display(), e.problem)))
+}
+
+fn client_identity(client_id: &str, setting: &str) -> Result<AppIdentity, ConfigError> {
+    let client_id = client_id.trim();
+    if client_id.is_empty() || !client_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ConfigError::new(
+            setting,
+            "expected a client id like \"Iv23liABCDEF12345678\" (letters and digits)",
+        ));
+    }
+    Ok(AppIdentity::ClientId(client_id.to_owned()))
+}
+
+/// Ids may be written as numbers or strings (environment variables are strings anyway).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrString {
+    Number(i64),
+    Text(String),
+}
+
+impl NumberOrString {
+    fn parse_id(self, setting: &str) -> Result<u64, ConfigError> {
+        let bad = || ConfigError::new(setting, "expected a positive integer id");
+        let id = match self {
+            NumberOrString::Number(n) => u64::try_from(n).map_err(|_| bad())?,
+            NumberOrString::Text(s) => s.trim().parse::<u64>().map_err(|_| bad())?,
+        };
+        if id == 0 { Err(bad()) } else { Ok(id) }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    token_vars: Option<Vec<String>>,
+    expires_at_var: Option<String>,
+}
+
+impl RawEnv {
+    fn validate(self) -> Result<EnvSettings, ConfigError> {
+        let defaults = EnvSettings::default();
+        let token_vars = self.token_vars.unwrap_or(defaults.token_vars);
+        if let Some(bad) = token_vars.iter().find(|v| !is_env_name(v)) {
+            return Err(ConfigError::new(
+                "env.token_vars",
+                format!("{bad:?} is not a valid environment variable name"),
+            ));
+        }
+        let expires_at_var = match self.expires_at_var {
+            None => defaults.expires_at_var,
+            Some(v) if v.is_empty() => None,
+            Some(v) if is_env_name(&v) => Some(v),
+            Some(v) => {
+                return Err(ConfigError::new(
+                    "env.expires_at_var",
+                    format!("{v:?} is not a valid environment variable name"),
+                ));
+            }
+        };
+        Ok(EnvSettings {
+            token_vars,
+            expires_at_var,
+        })
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Accepts `http(s)://host[:port][/path]`, no query or fragment; returns it without a trailing slash.
+fn parse_api_url(raw: &str, setting: &str) -> Result<String, ConfigError> {
+    let bad =
+        |why: &str| ConfigError::new(setting, format!("{raw:?} is not a usable API URL: {why}"));
+    let uri: ureq::http::Uri = raw.trim().parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("https") | Some("http") => {}
+        _ => return Err(bad("expected http:// or https://")),
+    }
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    if uri.query().is_some() || raw.contains('#') {
+        return Err(bad("no query or fragment allowed"));
+    }
+    if raw.contains('@') {
+        return Err(bad("credentials do not belong in the URL"));
+    }
+    Ok(raw.trim().trim_end_matches('/').to_owned())
+}
+
+/// `expires_at` for humans and environment variables.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}

@@ -1,0 +1,130 @@
+//! Errors: each a sentence an operator can act on. None ever contains a token or a key:
+//! GitHub's messages are quoted, response bodies of successful mints never are.
+
+use std::time::Duration;
+
+/// A configuration problem, naming the setting (or the environment variable it came from).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Everything that can go wrong getting an installation token.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Not `#[from]`: that would make it the error's source too, and hosts that print the
+    /// chain of causes would print it twice.
+    #[error("invalid configuration: {0}")]
+    Config(ConfigError),
+
+    #[error(
+        "GitHub refused the App's JWT ({status} {message}) at {url}, also after re-signing with GitHub's clock: \
+         check app_id/client_id and that the private key belongs to this App"
+    )]
+    Unauthorized {
+        status: u16,
+        url: String,
+        message: String,
+    },
+
+    #[error(
+        "GitHub refused access ({status} {message}) at {url}: the App lacks access to this resource"
+    )]
+    Forbidden {
+        status: u16,
+        url: String,
+        message: String,
+    },
+
+    #[error("GitHub is rate-limiting the App ({status} {message}) at {url}")]
+    RateLimited {
+        status: u16,
+        url: String,
+        message: String,
+    },
+
+    #[error(
+        "{what} not found (404 {message}) at {url}: check the installation setting and that the App is installed there"
+    )]
+    NotFound {
+        what: String,
+        url: String,
+        message: String,
+    },
+
+    #[error(
+        "GitHub refused the token request (422 {message}) at {url}: check repositories, repository_ids and permissions"
+    )]
+    Unprocessable { url: String, message: String },
+
+    #[error("GitHub failed ({status} {message}) at {url}")]
+    Server {
+        status: u16,
+        url: String,
+        message: String,
+    },
+
+    #[error("unexpected answer {status} ({message}) from {url}")]
+    UnexpectedStatus {
+        status: u16,
+        url: String,
+        message: String,
+    },
+
+    #[error(
+        "no answer from {url} in time (connect timeout {connect:?}, request timeout {request:?})"
+    )]
+    Timeout {
+        url: String,
+        connect: Duration,
+        request: Duration,
+    },
+
+    #[error("cannot reach {url}: {reason}")]
+    Transport { url: String, reason: String },
+
+    #[error("unusable answer from {url}: {reason}")]
+    InvalidResponse { url: String, reason: String },
+
+    #[error("cannot sign the App JWT: {reason}")]
+    Signing { reason: String },
+
+    #[error("{last} (gave up after {attempts} attempts in {elapsed:?})")]
+    GaveUp {
+        attempts: u32,
+        elapsed: Duration,
+        last: Box<Error>,
+    },
+}
+
+impl From<ConfigError> for Error {
+    fn from(err: ConfigError) -> Self {
+        Error::Config(err)
+    }
+}
+
+impl Error {
+    /// Whether trying again later can help: GitHub or the network failing, not our setup.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::RateLimited { .. }
+            | Error::Server { .. }
+            | Error::Timeout { .. }
+            | Error::Transport { .. } => true,
+            Error::GaveUp { last, .. } => last.is_transient(),
+            _ => false,
+        }
+    }
+}

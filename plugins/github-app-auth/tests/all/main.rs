@@ -1,0 +1,12 @@
+//! github-app-auth against the real GitHub emulator on loopback. One module per behaviour.
+
+mod config_loading;
+mod discovery_and_env;
+mod errors;
+mod outage;
+mod plugin_sdk;
+mod redaction;
+mod refresh_margin;
+mod single_flight;
+mod skew;
+mod support;

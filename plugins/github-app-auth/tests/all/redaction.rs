@@ -1,0 +1,76 @@
+//! Secrets never print: every type holding a token or key, and every error, formatted with
+//! `{:?}` and `{}`, lacks the token, the key material and any JWT.
+
+use std::time::Duration;
+
+use github_app_auth::{Config, Error, GitHubAppAuth, PrivateKey};
+use github_emulator::{Fault, shared_test_key};
+
+use crate::support::*;
+
+fn assert_clean(text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!text.contains(secret), "secret leaked into: {text}");
+    }
+    // Base64 of `{"` opens every JWT header and claims segment.
+    assert!(!text.contains("eyJ"), "a JWT leaked into: {text}");
+}
+
+#[test]
+fn tokens_keys_configs_and_errors_are_redacted() {
+    let emu = emulator(Duration::from_secs(3600));
+    let config = config(&emu);
+    let pem = &shared_test_key().private_pem;
+    // Every line of the key body is a secret on its own.
+    let key_lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+
+    let auth = GitHubAppAuth::new(&config);
+    let token = auth.token().expect("token");
+    let secret = token.expose().to_owned();
+    let mut secrets: Vec<&str> = key_lines.clone();
+    secrets.push(&secret);
+    secrets.push(&secret[4..40]);
+
+    let key = PrivateKey::from_pem(pem, "private_key").unwrap();
+    let mut printed = vec![
+        format!("{token:?}"),
+        format!("{token}"),
+        format!("{:?}", token.secret()),
+        format!("{key:?}"),
+        format!("{:?}", key.pem()),
+        format!("{config:?}"),
+        format!("{:?}", shared_test_key()),
+    ];
+
+    // Real errors from every failure family.
+    let mut errors: Vec<Error> = Vec::new();
+    for status in [401u16, 403, 404, 422, 500, 429] {
+        emu.inject_n(Fault::Status(status), 2);
+        errors.push(auth.client().mint().expect_err("injected"));
+        emu.clear_faults();
+    }
+    emu.inject(Fault::DropConnection);
+    errors.push(auth.client().mint().expect_err("dropped"));
+    let mut slow = config.clone();
+    slow.request_timeout = Duration::from_millis(200);
+    slow.retry_deadline = Duration::from_millis(100);
+    emu.inject(Fault::Latency(Duration::from_secs(1)));
+    errors.push(GitHubAppAuth::new(&slow).token().expect_err("timeout"));
+    let bad_config = Config::from_toml(
+        &format!("private_key = {pem:?}\napp_id = \"{pem}\""),
+        &|_| None,
+        None,
+    );
+    errors.push(Error::from(bad_config.expect_err("refused")));
+    let bad_key = PrivateKey::from_pem(&pem.replacen("MII", "MIA", 1), "private_key");
+    errors.push(Error::from(bad_key.expect_err("refused")));
+
+    for err in &errors {
+        printed.push(format!("{err:?}"));
+        printed.push(format!("{err}"));
+    }
+    for text in &printed {
+        assert_clean(text, &secrets);
+    }
+    assert!(printed.iter().any(|t| t.contains("[REDACTED]")));
+}
