@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use github_emulator::{Emulator, EmulatorConfig, EmulatorHandle, TestKeyPair};
+use github_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 /// The built programs and plugins the story uses.
 #[derive(Debug, Clone)]
@@ -104,7 +104,8 @@ impl Story {
         let root = work.path();
 
         // 1. The emulator, with a fresh App key.
-        let key = TestKeyPair::generate().context("generating the App's RSA key")?;
+        // Generated at run time (one per process): no private key is committed anywhere.
+        let key = github_emulator::shared_test_key();
         let emulator = Emulator::start(EmulatorConfig::with_test_app(&key.public_pem).token_ttl(options.token_ttl))
             .context("starting the GitHub API emulator")?;
         writeln!(out, "1. GitHub API emulator at {} (an emulator, NOT GitHub: it checks App JWTs as GitHub does and mints tokens valid only here)", emulator.base_url())?;
@@ -243,6 +244,12 @@ impl Story {
             password: field("password").context("git returned no password")?,
             expiry_utc: field("password_expiry_utc").and_then(|v| v.parse().ok()).unwrap_or(0),
         })
+    }
+
+    /// Stops `plughost serve` (the emulator keeps running).
+    pub fn stop_host(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
     }
 
     /// Everything the host logged so far.
