@@ -35,7 +35,10 @@ fn token_call(c: &mut Criterion) {
     let report = loader::scan(&config, &[]).unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     let through_abi = report.plugins[0].token_provider.as_ref().unwrap();
-    let direct: Box<dyn TokenProvider> = Box::new(SameAsFixture { panic_in: String::new(), sleep_in: String::new() });
+    // black_box hides the concrete type, as a host's registry would: otherwise the compiler
+    // devirtualises and inlines the "dyn" call, which no real host gets.
+    let direct: Box<dyn TokenProvider> =
+        black_box(Box::new(SameAsFixture { panic_in: String::new(), sleep_in: String::new() }));
 
     let mut group = c.benchmark_group("token_call");
     group.bench_function("direct_dyn", |b| b.iter(|| black_box(direct.token().unwrap())));

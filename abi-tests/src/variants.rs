@@ -142,15 +142,17 @@ pub trait Describer: Send + Sync + 'static {
     },
     Patch {
         file: "src/export.rs",
-        anchor: "    token_provider: Option<Arc<dyn TokenProvider>>,\n}",
-        replacement: "    token_provider: Option<Arc<dyn TokenProvider>>,\n    describer: Option<Arc<dyn crate::plugin::Describer>>,\n}",
+        anchor: "    token_provider: Option<MakeObject<abi::TokenProviderBox>>,\n}",
+        replacement: "    token_provider: Option<MakeObject<abi::TokenProviderBox>>,\n    describer: Option<MakeObject<abi::DescriberBox>>,\n}",
     },
     Patch {
         file: "src/export.rs",
         anchor: "impl Capabilities {",
         replacement: "impl Capabilities {
     pub fn describer<T: crate::plugin::Describer>(mut self, plugin: Arc<T>) -> Self {
-        self.describer = Some(plugin);
+        self.describer = Some(Arc::new(move || {
+            abi::Describer_TO::from_value(GuardedDescriber(Arc::clone(&plugin)), TD_Opaque)
+        }));
         self
     }
 ",
@@ -162,23 +164,20 @@ pub trait Describer: Send + Sync + 'static {
     },
     Patch {
         file: "src/export.rs",
-        anchor: "struct GuardedEnvMutator(",
+        anchor: "struct GuardedEnvMutator<T>(",
         replacement: "extern \"C\" fn describer() -> ROption<abi::DescriberBox> {
-    current_capabilities()
-        .and_then(|caps| caps.describer)
-        .map(|inner| abi::Describer_TO::from_value(GuardedDescriber(inner), TD_Opaque))
-        .into()
+    current_capabilities().and_then(|caps| caps.describer).map(|make| make()).into()
 }
 
-struct GuardedDescriber(Arc<dyn crate::plugin::Describer>);
+struct GuardedDescriber<T>(Arc<T>);
 
-impl abi::Describer for GuardedDescriber {
+impl<T: crate::plugin::Describer> abi::Describer for GuardedDescriber<T> {
     fn describe(&self) -> RString {
         guarded(\"describe\", || Ok(self.0.describe())).unwrap_or_else(|err| err).into()
     }
 }
 
-struct GuardedEnvMutator(",
+struct GuardedEnvMutator<T>(",
     },
     Patch {
         file: "src/host.rs",

@@ -7,13 +7,16 @@
 //! `plughost_plugins_loaded` and `plughost_plugins_refused` (recorded by the registry).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::{OnceLock, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
+use tower::{Layer, Service};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -60,19 +63,55 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     Ok(handle)
 }
 
-/// Counts and times each request by route template and status; logs it at debug level
+/// Counts and times each request by route template and status, and logs it at debug level
 /// (method, route, status, time: never headers or bodies, which carry tokens).
-pub async fn track_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method());
-    let response = next.run(request).await;
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    tracing::debug!(method, route, status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
-    record(route, method, status, elapsed);
-    response
+///
+/// A hand-written layer rather than `middleware::from_fn`, which costs a boxed clone of the
+/// inner service per request on top of the boxed future.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackRequestsLayer;
+
+impl<S> Layer<S> for TrackRequestsLayer {
+    type Service = TrackRequests<S>;
+
+    fn layer(&self, inner: S) -> TrackRequests<S> {
+        TrackRequests { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TrackRequests<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for TrackRequests<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let method = method_label(request.method());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            let elapsed = started.elapsed();
+            let status = response.status().as_u16();
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            tracing::debug!(method, route, status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
+            let _ = (route, method, status, elapsed);
+            Ok(response)
+        })
+    }
 }
 
 /// The method as a label: the standard ones by name, anything else as "other" (a client

@@ -21,9 +21,10 @@ use abi_stable::{
 use crate::abi::{self, current::PluginMod, current::PluginModRef};
 use crate::plugin::{EnvMutator, Error, InitContext, Plugin, TokenProvider};
 
-/// Exports a type implementing [`Plugin`] as a plughost plugin.
+/// Exports a type implementing [`Plugin`] as a plughost plugin (a complete, compiled example
+/// is in the crate documentation).
 ///
-/// ```ignore
+/// ```text
 /// plughost_sdk::export_plugin! {
 ///     plugin: StaticEnv,
 ///     provides: [env_mutator],   // any of: env_mutator, token_provider
@@ -67,22 +68,31 @@ pub trait Exported: Plugin {
     fn capabilities(plugin: &Arc<Self>) -> Capabilities;
 }
 
-/// The capabilities an initialised plugin declared.
+/// Makes the ABI object of one capability of the initialised plugin.
+type MakeObject<O> = Arc<dyn Fn() -> O + Send + Sync>;
+
+/// The capabilities an initialised plugin declared, as constructors of their ABI objects.
+/// The objects wrap the plugin's concrete type, so a call through the vtable reaches the
+/// vendor's code with no second dynamic dispatch.
 #[doc(hidden)]
 #[derive(Default, Clone)]
 pub struct Capabilities {
-    env_mutator: Option<Arc<dyn EnvMutator>>,
-    token_provider: Option<Arc<dyn TokenProvider>>,
+    env_mutator: Option<MakeObject<abi::EnvMutatorBox>>,
+    token_provider: Option<MakeObject<abi::TokenProviderBox>>,
 }
 
 impl Capabilities {
     pub fn env_mutator<T: EnvMutator>(mut self, plugin: Arc<T>) -> Self {
-        self.env_mutator = Some(plugin);
+        self.env_mutator = Some(Arc::new(move || {
+            abi::EnvMutator_TO::from_value(GuardedEnvMutator(Arc::clone(&plugin)), TD_Opaque)
+        }));
         self
     }
 
     pub fn token_provider<T: TokenProvider>(mut self, plugin: Arc<T>) -> Self {
-        self.token_provider = Some(plugin);
+        self.token_provider = Some(Arc::new(move || {
+            abi::TokenProvider_TO::from_value(GuardedTokenProvider(Arc::clone(&plugin)), TD_Opaque)
+        }));
         self
     }
 }
@@ -144,22 +154,16 @@ fn current_capabilities() -> Option<Capabilities> {
 }
 
 extern "C" fn env_mutator() -> ROption<abi::EnvMutatorBox> {
-    current_capabilities()
-        .and_then(|caps| caps.env_mutator)
-        .map(|inner| abi::EnvMutator_TO::from_value(GuardedEnvMutator(inner), TD_Opaque))
-        .into()
+    current_capabilities().and_then(|caps| caps.env_mutator).map(|make| make()).into()
 }
 
 extern "C" fn token_provider() -> ROption<abi::TokenProviderBox> {
-    current_capabilities()
-        .and_then(|caps| caps.token_provider)
-        .map(|inner| abi::TokenProvider_TO::from_value(GuardedTokenProvider(inner), TD_Opaque))
-        .into()
+    current_capabilities().and_then(|caps| caps.token_provider).map(|make| make()).into()
 }
 
-struct GuardedEnvMutator(Arc<dyn EnvMutator>);
+struct GuardedEnvMutator<T>(Arc<T>);
 
-impl abi::EnvMutator for GuardedEnvMutator {
+impl<T: EnvMutator> abi::EnvMutator for GuardedEnvMutator<T> {
     fn mutate_env(&self, workspace_id: RStr<'_>, env: RVec<abi::EnvVar>) -> RResult<RVec<abi::EnvVar>, RString> {
         guarded("mutate_env", || {
             let mut map: BTreeMap<String, String> =
@@ -175,9 +179,9 @@ impl abi::EnvMutator for GuardedEnvMutator {
     }
 }
 
-struct GuardedTokenProvider(Arc<dyn TokenProvider>);
+struct GuardedTokenProvider<T>(Arc<T>);
 
-impl abi::TokenProvider for GuardedTokenProvider {
+impl<T: TokenProvider> abi::TokenProvider for GuardedTokenProvider<T> {
     fn token(&self) -> RResult<abi::Token, RString> {
         guarded("token", || {
             let token = self.0.token()?;

@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, AppState, WorkspaceId};
+use super::{Admin, ApiError, ApiJson, AppState, WorkspaceId};
 use crate::registry::EnvError;
 
 #[derive(Deserialize)]
@@ -28,6 +28,7 @@ struct EnvAnswer {
 /// A mutator that fails answers 422 (it refused this workspace's environment or its own
 /// configuration is wrong: retrying the same request will not help); one that hangs answers 504.
 pub async fn provision(
+    _: Admin,
     State(state): State<Arc<AppState>>,
     WorkspaceId(id): WorkspaceId,
     ApiJson(body): ApiJson<EnvBody>,

@@ -2,9 +2,9 @@
 //!
 //! Every answer is JSON; every error is `{"error": "<message>"}`, including axum's own
 //! rejections (bad JSON, oversized body, unknown route, wrong method), which are plain text by
-//! default and are rewritten here. A route file per concern:
-//! [`tokens`] (installation tokens), [`env`] (provisioning chain), [`workspace_tokens`] (issue and
-//! revoke), [`plugins`] (list and reload), [`health`] (liveness, readiness, metrics);
+//! default and are rewritten here. A route file per concern: `tokens.rs` (installation tokens),
+//! `env.rs` (provisioning chain), `workspace_tokens.rs` (issue and revoke), `plugins.rs` (list and
+//! reload), `health.rs` (liveness, readiness, metrics);
 //! [`auth`] decides who may call what.
 
 pub mod auth;
@@ -22,14 +22,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 use crate::registry::Registry;
 use crate::store::{StoreError, TokenStore};
 
-pub use auth::AdminToken;
+pub use auth::{Admin, AdminToken};
 
 /// Default for `max_body_bytes`.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -58,8 +58,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/admin/plugins", get(plugins::list))
         .route("/admin/plugins/reload", post(plugins::reload))
         .route("/admin/workspaces/{id}/env", post(env::provision))
-        .route("/admin/workspaces/{id}/tokens", post(workspace_tokens::issue).delete(workspace_tokens::revoke))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), auth::require_admin));
+        .route("/admin/workspaces/{id}/tokens", post(workspace_tokens::issue).delete(workspace_tokens::revoke));
     Router::new()
         .merge(admin)
         .route("/workspaces/{id}/github-installation-token", get(tokens::for_workspace))
@@ -69,7 +68,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn(crate::metrics::track_request))
+        .layer(crate::metrics::TrackRequestsLayer)
         .with_state(state)
 }
 

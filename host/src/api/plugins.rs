@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
-use super::{ApiError, AppState};
+use super::{Admin, ApiError, AppState};
 use crate::registry::{PluginSet, RejectedFile};
 
 #[derive(Serialize)]
@@ -45,12 +45,12 @@ impl From<&PluginSet> for PluginsBody {
     }
 }
 
-pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<PluginsBody>, ApiError> {
+pub async fn list(_: Admin, State(state): State<Arc<AppState>>) -> Result<Json<PluginsBody>, ApiError> {
     Ok(Json(PluginsBody::from(&*state.registry()?.snapshot())))
 }
 
 /// A directory that cannot be scanned any more answers 500 and keeps the running set.
-pub async fn reload(State(state): State<Arc<AppState>>) -> Result<Json<PluginsBody>, ApiError> {
+pub async fn reload(_: Admin, State(state): State<Arc<AppState>>) -> Result<Json<PluginsBody>, ApiError> {
     let set = state.registry()?.reload().await.map_err(|err| {
         tracing::error!(error = %err, "plugin reload failed; the running set stays");
         ApiError::Internal(format!("cannot rescan the plugin directory: {err}"))

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
-use super::{ApiError, AppState, WorkspaceId, auth};
+use super::{Admin, ApiError, AppState, WorkspaceId, auth};
 use crate::registry::{PluginSet, ServedToken, TokenError};
 
 /// Default `token_cache_ms`.
@@ -88,7 +88,7 @@ struct TokenBody<'a> {
     expires_at: String,
 }
 
-pub async fn for_admin(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+pub async fn for_admin(_: Admin, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     serve_token(&state).await
 }
 

@@ -8,14 +8,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::{ApiError, AppState, WorkspaceId};
+use super::{Admin, ApiError, AppState, WorkspaceId};
 
 #[derive(Serialize)]
 struct Issued<'a> {
     token: &'a str,
 }
 
-pub async fn issue(State(state): State<Arc<AppState>>, WorkspaceId(id): WorkspaceId) -> Result<Response, ApiError> {
+pub async fn issue(_: Admin, State(state): State<Arc<AppState>>, WorkspaceId(id): WorkspaceId) -> Result<Response, ApiError> {
     let store = Arc::clone(&state.store);
     let workspace = id.clone();
     let token = tokio::task::spawn_blocking(move || store.issue(&workspace))
@@ -27,7 +27,7 @@ pub async fn issue(State(state): State<Arc<AppState>>, WorkspaceId(id): Workspac
     Ok(response)
 }
 
-pub async fn revoke(State(state): State<Arc<AppState>>, WorkspaceId(id): WorkspaceId) -> Result<StatusCode, ApiError> {
+pub async fn revoke(_: Admin, State(state): State<Arc<AppState>>, WorkspaceId(id): WorkspaceId) -> Result<StatusCode, ApiError> {
     let store = Arc::clone(&state.store);
     let workspace = id.clone();
     let revoked = tokio::task::spawn_blocking(move || store.revoke(&workspace))

@@ -54,6 +54,7 @@ pub fn fixtures() -> &'static Fixtures {
 pub struct ServerBuilder {
     admin_token: Option<String>,
     config: Option<String>,
+    wait_ready: bool,
     rust_log: String,
     plugins: Vec<(String, PathBuf, Option<String>)>,
     env: Vec<(String, String)>,
@@ -88,6 +89,12 @@ impl ServerBuilder {
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Returns as soon as the server listens, without waiting for `/readyz`.
+    pub fn no_wait_ready(mut self) -> Self {
+        self.wait_ready = false;
         self
     }
 
@@ -160,7 +167,9 @@ impl ServerBuilder {
             agent: agent(),
             dir,
         };
-        server.wait_ready();
+        if self.wait_ready {
+            server.wait_ready();
+        }
         server
     }
 }
@@ -169,6 +178,7 @@ pub fn server() -> ServerBuilder {
     ServerBuilder {
         admin_token: Some(ADMIN.to_owned()),
         config: None,
+        wait_ready: true,
         rust_log: "debug".to_owned(),
         plugins: Vec::new(),
         env: Vec::new(),

@@ -1,6 +1,8 @@
-// Start-up failures stop `serve` with a non-zero exit and a message naming the culprit:
-// an unusable state directory, a corrupt database file, an unreadable plugin directory, a bad
-// listen address, an unreadable admin token file. A fresh state directory is created and migrated.
+// Start-up: the server listens at once and is ready (`/readyz` 200) only once the plugin
+// directory is scanned. Failures stop `serve` with a non-zero exit and a message naming the
+// culprit: an unusable state directory, a corrupt database file, an unreadable plugin directory,
+// a bad listen address, an unreadable admin token file. A fresh state directory is created and
+// migrated; JSON logs are one object per line.
 
 use std::process::{Command, Stdio};
 
@@ -119,4 +121,20 @@ fn json_logs_are_one_object_per_line() {
         assert!(event["level"].is_string() && event["fields"]["message"].is_string(), "{line}");
     }
     assert!(log.contains("listening on http://127.0.0.1:"), "{log}");
+}
+
+#[test]
+fn not_ready_until_the_plugins_are_scanned() {
+    use crate::harness::ADMIN;
+    let s = crate::harness::server().no_wait_ready().token_provider("init_delay_ms = 1500\n").start();
+    let ready = s.get("/readyz", None);
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.json()["plugins_scanned"], false);
+    assert_eq!(ready.json()["state_store_open"], true);
+    assert_eq!(s.get("/healthz", None).status, 200, "alive while loading");
+    let reply = s.get("/admin/github-installation-token", Some(ADMIN));
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.error(), "plugins are still loading");
+    s.wait_ready();
+    assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 200);
 }

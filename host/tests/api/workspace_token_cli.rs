@@ -52,6 +52,11 @@ fn last_use_is_recorded() {
     };
     assert_eq!(last_used(), None);
     assert_eq!(s.get("/workspaces/ws-used/github-installation-token", Some(&token)).status, 200);
+    // Recorded off the request path: poll.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while last_used().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let first = last_used().expect("last use recorded on first use");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((now - first).abs() <= 5);
