@@ -12,8 +12,9 @@ use serde_json::json;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".to_owned());
-    let expires_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
-        .to_string();
+    let expires_at =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
+            .to_string();
     let app = axum::Router::new().route(
         "/token",
         get(move || {

@@ -316,6 +316,12 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_shows_a_token() {
+        let token = WorkspaceToken::generate();
+        assert_eq!(format!("{token:?}"), "WorkspaceToken([REDACTED])");
+    }
+
+    #[test]
     fn refuses_a_file_that_is_not_a_database_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DB_FILE), vec![0x42; 4096]).unwrap();

@@ -5,12 +5,14 @@
 //! default and are rewritten here. A route file per concern: `tokens.rs` (installation tokens),
 //! `env.rs` (provisioning chain), `workspace_tokens.rs` (issue and revoke), `plugins.rs` (list and
 //! reload), `health.rs` (liveness, readiness, metrics);
-//! [`auth`] decides who may call what.
+//! [`auth`] decides who may call what; [`RequestLayer`] wraps every request (metrics, debug
+//! log, connection handling after refusals).
 
 pub mod auth;
 mod env;
 mod health;
 mod plugins;
+mod request_layer;
 pub mod tokens;
 mod workspace_tokens;
 
@@ -26,10 +28,11 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::registry::Registry;
+use crate::registry::{PluginSet, Registry};
 use crate::store::{StoreError, TokenStore};
 
 pub use auth::{Admin, AdminToken};
+pub use request_layer::RequestLayer;
 
 /// Default for `max_body_bytes`.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -48,6 +51,15 @@ pub struct AppState {
 impl AppState {
     fn registry(&self) -> Result<&Arc<Registry>, ApiError> {
         self.registry.get().ok_or(ApiError::Unavailable("plugins are still loading"))
+    }
+
+    /// Rescans the plugin directory (`POST /admin/plugins/reload`, SIGHUP); a failure is logged
+    /// and leaves the running set.
+    pub async fn reload_plugins(&self) -> Result<Arc<PluginSet>, ApiError> {
+        self.registry()?.reload().await.map_err(|err| {
+            tracing::error!(error = %err, "plugin reload failed; the running set stays");
+            ApiError::Internal(format!("cannot rescan the plugin directory: {err}"))
+        })
     }
 }
 
@@ -68,7 +80,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
-        .layer(crate::metrics::TrackRequestsLayer)
+        .layer(RequestLayer)
         .with_state(state)
 }
 
@@ -146,31 +158,41 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `Json<T>` whose rejections answer in the `{"error"}` shape, with axum's status
-/// (400 syntax, 413 too large, 415 content type, 422 wrong shape).
+/// A JSON body whose rejections answer in the `{"error"}` shape, with axum's status
+/// (400 syntax, 413 too large, 422 wrong shape).
+///
+/// The body is parsed as JSON whatever its `Content-Type` (the contract says every body is
+/// JSON): `curl -d '{"env":{}}'` sends `application/x-www-form-urlencoded`, and refusing it
+/// with 415 would only confuse. Browsers' form-based cross-site requests cannot carry the
+/// bearer token, so the check would not protect anything either.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "request body too large".to_owned()
+            } else {
+                rejection.body_text()
+            };
+            ApiError::Rejected { status, message }
+        })?;
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => {
-                let status = rejection.status();
-                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "request body too large".to_owned()
-                } else {
-                    rejection.body_text()
-                };
-                Err(ApiError::Rejected { status, message })
-            }
+            Err(rejection) => Err(rejected(rejection)),
         }
     }
+}
+
+fn rejected(rejection: JsonRejection) -> ApiError {
+    ApiError::Rejected { status: rejection.status(), message: rejection.body_text() }
 }
 
 /// A workspace id from the path, checked: `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.

@@ -51,9 +51,6 @@ pub async fn list(_: Admin, State(state): State<Arc<AppState>>) -> Result<Json<P
 
 /// A directory that cannot be scanned any more answers 500 and keeps the running set.
 pub async fn reload(_: Admin, State(state): State<Arc<AppState>>) -> Result<Json<PluginsBody>, ApiError> {
-    let set = state.registry()?.reload().await.map_err(|err| {
-        tracing::error!(error = %err, "plugin reload failed; the running set stays");
-        ApiError::Internal(format!("cannot rescan the plugin directory: {err}"))
-    })?;
+    let set = state.reload_plugins().await?;
     Ok(Json(PluginsBody::from(&*set)))
 }

@@ -6,7 +6,7 @@
 //! to the blocking pool and back, which costs more than the rest of the request together; under
 //! load the cache turns thousands of those per second into one, while a provider that rotates
 //! or refreshes its token is seen within the TTL. Errors are never cached, and a reload
-//! (another plugin set) or the token's expiry ends the reuse at once.
+//! (another plugin set, however it was loaded) or the token's expiry ends the reuse at once.
 
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -30,6 +30,7 @@ pub struct TokenCache {
 }
 
 struct CachedToken {
+    /// Weak: a cached answer must not keep a replaced plugin set alive.
     set: Weak<PluginSet>,
     expires_at: SystemTime,
     fetched_at: Instant,
@@ -52,16 +53,20 @@ impl TokenCache {
         TokenCache { ttl, entry: RwLock::new(None) }
     }
 
-    /// The cached answer if it came from `set`, is younger than the TTL and its token unexpired.
+    /// The cached answer if `set` (the running set) served it, it is younger than the TTL and
+    /// its token unexpired.
     fn fresh(&self, set: &Arc<PluginSet>) -> Option<SecretBody> {
         let entry = self.entry.read().unwrap_or_else(PoisonError::into_inner);
         let cached = entry.as_ref()?;
+        // The weak reference keeps the allocation, so a new set cannot reuse its address.
         let fresh = std::ptr::eq(cached.set.as_ptr(), Arc::as_ptr(set))
             && cached.fetched_at.elapsed() < self.ttl
             && cached.expires_at > SystemTime::now();
         fresh.then(|| cached.body.clone())
     }
 
+    /// Keeps an answer of `set`, the set that was running when the provider was asked (an
+    /// answer racing a reload is tied to the replaced set, so it is never reused).
     fn store(&self, set: &Arc<PluginSet>, token: &ServedToken, body: &SecretBody) {
         if self.ttl.is_zero() {
             return;
@@ -126,7 +131,8 @@ fn serialize(served: &ServedToken) -> Result<SecretBody, ApiError> {
         expires_at: humantime::format_rfc3339_seconds(served.expires_at).to_string(),
     };
     // serde_json's errors name positions and types, never values.
-    let bytes = serde_json::to_vec(&body).map_err(|err| ApiError::Internal(format!("cannot encode the token: {err}")))?;
+    let bytes =
+        serde_json::to_vec(&body).map_err(|err| ApiError::Internal(format!("cannot encode the token: {err}")))?;
     Ok(SecretBody(bytes.into()))
 }
 

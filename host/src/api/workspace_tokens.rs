@@ -15,7 +15,11 @@ struct Issued<'a> {
     token: &'a str,
 }
 
-pub async fn issue(_: Admin, State(state): State<Arc<AppState>>, WorkspaceId(id): WorkspaceId) -> Result<Response, ApiError> {
+pub async fn issue(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    WorkspaceId(id): WorkspaceId,
+) -> Result<Response, ApiError> {
     let store = Arc::clone(&state.store);
     let workspace = id.clone();
     let token = tokio::task::spawn_blocking(move || store.issue(&workspace))
@@ -27,7 +31,11 @@ pub async fn issue(_: Admin, State(state): State<Arc<AppState>>, WorkspaceId(id)
     Ok(response)
 }
 
-pub async fn revoke(_: Admin, State(state): State<Arc<AppState>>, WorkspaceId(id): WorkspaceId) -> Result<StatusCode, ApiError> {
+pub async fn revoke(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    WorkspaceId(id): WorkspaceId,
+) -> Result<StatusCode, ApiError> {
     let store = Arc::clone(&state.store);
     let workspace = id.clone();
     let revoked = tokio::task::spawn_blocking(move || store.revoke(&workspace))

@@ -105,7 +105,8 @@ pub fn run(args: ServeArgs, config_file: Option<&Path>) -> ExitCode {
 
 fn resolve(args: ServeArgs, config_file: Option<&Path>) -> Result<Settings, ServeError> {
     let file = FileConfig::read_optional(config_file)?;
-    let listen = config::pick(args.listen, "PLUGHOST_LISTEN", file.listen.clone(), || config::DEFAULT_LISTEN.to_owned());
+    let listen =
+        config::pick(args.listen, "PLUGHOST_LISTEN", file.listen.clone(), || config::DEFAULT_LISTEN.to_owned());
     let listen = config::parse_listen(&listen)?;
     let plugin_dir = config::pick(args.plugin_dir, "PLUGHOST_PLUGIN_DIR", file.plugin_dir.clone(), || {
         PathBuf::from(config::DEFAULT_PLUGIN_DIR)
@@ -114,8 +115,7 @@ fn resolve(args: ServeArgs, config_file: Option<&Path>) -> Result<Settings, Serv
     let admin_token = admin_token(&file)?;
     let call_timeout = file.plugin_call_timeout_ms.map_or(config::DEFAULT_CALL_TIMEOUT, Duration::from_millis);
     let max_body_bytes = file.max_body_bytes.unwrap_or(api::DEFAULT_MAX_BODY_BYTES);
-    let token_cache_ttl =
-        file.token_cache_ms.map_or(api::tokens::DEFAULT_TOKEN_CACHE_TTL, Duration::from_millis);
+    let token_cache_ttl = file.token_cache_ms.map_or(api::tokens::DEFAULT_TOKEN_CACHE_TTL, Duration::from_millis);
     Ok(Settings { listen, plugin_dir, state_dir, admin_token, call_timeout, max_body_bytes, token_cache_ttl, file })
 }
 
@@ -130,8 +130,7 @@ fn admin_token(file: &FileConfig) -> Result<Option<AdminToken>, ServeError> {
         return Ok(Some(AdminToken::new(SecretString::from(token.trim().to_owned()))));
     }
     let Some(path) = &file.admin_token_file else { return Ok(None) };
-    let text =
-        std::fs::read_to_string(path).map_err(|err| ServeError::AdminTokenFile { path: path.clone(), err })?;
+    let text = std::fs::read_to_string(path).map_err(|err| ServeError::AdminTokenFile { path: path.clone(), err })?;
     let token = text.lines().next().unwrap_or("").trim();
     if token.is_empty() {
         return Err(ServeError::EmptyAdminTokenFile { path: path.clone() });
@@ -187,8 +186,10 @@ async fn serve(settings: Settings) -> Result<(), ServeError> {
     });
     spawn_reload_on_sighup(Arc::clone(&state))?;
 
-    let mut terminate = signal(SignalKind::terminate()).map_err(|err| ServeError::Io { action: "listen for SIGTERM", err })?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|err| ServeError::Io { action: "listen for SIGINT", err })?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|err| ServeError::Io { action: "listen for SIGTERM", err })?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|err| ServeError::Io { action: "listen for SIGINT", err })?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Option<ServeError>>();
     tokio::spawn(async move {
         let fatal = tokio::select! {
@@ -218,14 +219,13 @@ fn spawn_reload_on_sighup(state: Arc<AppState>) -> Result<(), ServeError> {
     let mut hangup = signal(SignalKind::hangup()).map_err(|err| ServeError::Io { action: "listen for SIGHUP", err })?;
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
-            let Some(registry) = state.registry.get() else {
+            if state.registry.get().is_none() {
                 tracing::info!("SIGHUP during the first plugin scan: nothing to reload yet");
                 continue;
-            };
-            tracing::info!("SIGHUP: rescanning the plugin directory");
-            if let Err(err) = registry.reload().await {
-                tracing::error!(error = %err, "plugin reload failed; the running set stays");
             }
+            tracing::info!("SIGHUP: rescanning the plugin directory");
+            // A failure is logged by reload_plugins; the running set stays.
+            let _ = state.reload_plugins().await;
         }
     });
     Ok(())

@@ -32,7 +32,10 @@ fn every_refusal_is_the_same_401() {
         let what = format!("{method} {path}");
         assert_unauthorized(&s.request_with_auth(method, path, None, body), &format!("{what} without a token"));
         for malformed in ["Basic YWRtaW46YWRtaW4=", "Bearer", "Bearer ", "admin-token-for-tests-0123456789"] {
-            assert_unauthorized(&s.request_with_auth(method, path, Some(malformed), body), &format!("{what} {malformed:?}"));
+            assert_unauthorized(
+                &s.request_with_auth(method, path, Some(malformed), body),
+                &format!("{what} {malformed:?}"),
+            );
         }
         assert_unauthorized(&s.request(method, path, Some("wrong"), body), &format!("{what} wrong token"));
         assert_unauthorized(&s.request(method, path, Some(&format!("{ADMIN}x")), body), &format!("{what} admin+x"));

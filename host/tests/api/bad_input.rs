@@ -1,6 +1,7 @@
 // Bad requests get a `{"error"}` body with a fitting status, and the server keeps serving:
-// malformed JSON, wrong JSON shape, missing content type, oversized bodies, unknown routes,
-// wrong methods, invalid workspace ids, and a token store that fails at runtime.
+// malformed JSON, wrong JSON shape, empty bodies, oversized bodies, unknown routes, wrong
+// methods, invalid workspace ids, and a token store that fails at runtime. A JSON body is
+// accepted whatever its Content-Type (what `curl -d` sends).
 
 use crate::harness::{ADMIN, Reply, server};
 
@@ -18,10 +19,16 @@ fn malformed_requests_get_json_errors() {
     assert_error(&s.post(env, Some(ADMIN), Some("not json")), 400, "Failed to parse");
     assert_error(&s.post(env, Some(ADMIN), Some(r#"{"env":{"A":1}}"#)), 422, "invalid type");
     assert_error(&s.post(env, Some(ADMIN), Some(r#"{"vars":{}}"#)), 422, "unknown field `vars`");
-    assert_error(&s.post(env, Some(ADMIN), None), 415, "Content-Type");
+    assert_error(&s.post(env, Some(ADMIN), None), 400, "EOF while parsing");
 
     let big = format!(r#"{{"env":{{"A":"{}"}}}}"#, "x".repeat(70 * 1024));
-    assert_error(&s.post(env, Some(ADMIN), Some(&big)), 413, "too large");
+    let refused = s.post(env, Some(ADMIN), Some(&big));
+    assert_error(&refused, 413, "too large");
+    // The unread body is left on the connection: the server says it closes it.
+    assert_eq!(refused.connection.as_deref(), Some("close"));
+    let unauthorized = s.post(env, None, Some(r#"{"env":{}}"#));
+    assert_eq!((unauthorized.status, unauthorized.connection.as_deref()), (401, Some("close")));
+    assert_eq!(s.get("/nope", None).connection, None, "bodiless refusals keep the connection");
     // Just under the limit is fine.
     let fits = format!(r#"{{"env":{{"A":"{}"}}}}"#, "x".repeat(60 * 1024));
     assert_eq!(s.post(env, Some(ADMIN), Some(&fits)).status, 200);
@@ -36,14 +43,22 @@ fn malformed_requests_get_json_errors() {
     assert_error(&s.get("/admin/workspaces/ws-1/env", Some(ADMIN)), 405, "method not allowed");
 
     for bad in ["-leading-dash", ".hidden", "has%20space", "semi%3Bcolon", &"x".repeat(129)] {
-        assert_error(&s.post(&format!("/admin/workspaces/{bad}/tokens"), Some(ADMIN), None), 400, "invalid workspace id");
+        assert_error(
+            &s.post(&format!("/admin/workspaces/{bad}/tokens"), Some(ADMIN), None),
+            400,
+            "invalid workspace id",
+        );
         assert_error(&s.delete(&format!("/admin/workspaces/{bad}/tokens"), Some(ADMIN)), 400, "invalid workspace id");
         assert_error(
             &s.post(&format!("/admin/workspaces/{bad}/env"), Some(ADMIN), Some(r#"{"env":{}}"#)),
             400,
             "invalid workspace id",
         );
-        assert_error(&s.get(&format!("/workspaces/{bad}/github-installation-token"), Some(ADMIN)), 400, "invalid workspace id");
+        assert_error(
+            &s.get(&format!("/workspaces/{bad}/github-installation-token"), Some(ADMIN)),
+            400,
+            "invalid workspace id",
+        );
     }
     assert_eq!(s.get("/healthz", None).status, 200);
 }
@@ -75,4 +90,20 @@ fn a_token_store_failing_at_runtime_answers_503_and_the_server_keeps_serving() {
     assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 200);
     assert_eq!(s.get("/workspaces/ws-1/github-installation-token", Some(ADMIN)).status, 200);
     assert!(s.log().contains("plughost.sqlite3"), "the log names the database");
+}
+
+#[test]
+fn a_json_body_is_accepted_whatever_its_content_type() {
+    let s = server().start();
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
+        let mut response = agent
+            .post(s.url("/admin/workspaces/ws-1/env"))
+            .header("Authorization", format!("Bearer {ADMIN}"))
+            .header("Content-Type", content_type)
+            .send(r#"{"env":{"A":"1"}}"#)
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{content_type}");
+        assert_eq!(response.body_mut().read_to_string().unwrap(), r#"{"env":{"A":"1"}}"#);
+    }
 }

@@ -142,7 +142,8 @@ impl ServerBuilder {
                 let Ok(line) = line else { break };
                 if let Some(at) = line.find("listening on http://") {
                     let rest = &line[at + "listening on http://".len()..];
-                    let addr: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+                    let addr: String =
+                        rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
                     let _ = addr_tx.send(addr);
                 }
                 let mut log = sink.lock().unwrap();
@@ -211,6 +212,7 @@ pub struct Reply {
     pub body: String,
     pub cache_control: Option<String>,
     pub content_type: Option<String>,
+    pub connection: Option<String>,
 }
 
 impl Reply {
@@ -266,7 +268,13 @@ impl Server {
     }
 
     /// Like [`Server::request`], with a raw `Authorization` header value.
-    pub fn request_with_auth(&self, method: &str, path: &str, authorization: Option<&str>, body: Option<&str>) -> Reply {
+    pub fn request_with_auth(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
         let url = self.url(path);
         let result = match method {
             "GET" | "DELETE" => {
@@ -295,11 +303,13 @@ impl Server {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let cache_control = header("cache-control");
         let content_type = header("content-type");
+        let connection = header("connection");
         let reply = Reply {
             status: response.status().as_u16(),
             body: response.body_mut().read_to_string().unwrap_or_default(),
             cache_control,
             content_type,
+            connection,
         };
         self.bodies.lock().unwrap().push((reply.status, path.to_owned(), reply.body.clone()));
         reply

@@ -5,10 +5,7 @@ use crate::harness::{ADMIN, fixtures, server};
 
 #[test]
 fn metrics_has_every_family() {
-    let s = server()
-        .token_provider("")
-        .plugin("libbroken.so", &fixtures().static_env, None)
-        .start();
+    let s = server().token_provider("").plugin("libbroken.so", &fixtures().static_env, None).start();
     std::fs::write(s.plugin_dir().join("libbroken.so"), b"garbage").unwrap();
     assert_eq!(s.post("/admin/plugins/reload", Some(ADMIN), None).status, 200);
     let ws = s.issue("ws-metrics-42");
@@ -34,7 +31,9 @@ fn metrics_has_every_family() {
         "{body}"
     );
     assert!(
-        body.contains(r#"plughost_http_requests_total{route="/admin/github-installation-token",method="GET",status="401"} 1"#),
+        body.contains(
+            r#"plughost_http_requests_total{route="/admin/github-installation-token",method="GET",status="401"} 1"#
+        ),
         "{body}"
     );
     assert!(body.contains(r#"plughost_token_provider_seconds_bucket{plugin="test-token-provider",le="#), "{body}");

@@ -6,7 +6,11 @@ use crate::harness::{ADMIN, fixtures, server};
 fn every_route_answers_as_the_contract_says() {
     let s = server()
         .plugin("10-static-env.so", &fixtures().static_env, Some("[vars]\nTZ = \"UTC\"\n"))
-        .plugin("20-tokens.so", &fixtures().token_provider, Some("token = \"ghs_routes_fixed\"\nlifetime_secs = 3600\n"))
+        .plugin(
+            "20-tokens.so",
+            &fixtures().token_provider,
+            Some("token = \"ghs_routes_fixed\"\nlifetime_secs = 3600\n"),
+        )
         .start();
 
     // GET /admin/github-installation-token

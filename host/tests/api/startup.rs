@@ -19,11 +19,7 @@ fn serve(args: &[&str]) -> (std::process::ExitStatus, String) {
     if !args.contains(&"--listen") {
         command.args(["--listen", "127.0.0.1:0"]);
     }
-    let output = command
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run plughost serve");
+    let output = command.args(args).stdin(Stdio::null()).output().expect("run plughost serve");
     (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
