@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use abi_stable::{
     library::{CheckTypeLayout, LibHeader, RootModuleResult},
@@ -184,22 +183,12 @@ struct GuardedTokenProvider<T>(Arc<T>);
 impl<T: TokenProvider> abi::TokenProvider for GuardedTokenProvider<T> {
     fn token(&self) -> RResult<abi::Token, RString> {
         guarded("token", || {
-            let token = self.0.token()?;
-            Ok(abi::Token {
-                // Moves the vendor's buffer: no copy of the secret on the hot path.
-                secret: RString::from(token.secret.into_exposed()),
-                expires_at: unix_seconds(token.expires_at),
-            })
+            // Moves the vendor's buffer: no copy of the secret on the hot path.
+            let (secret, expires_at) = self.0.token()?.into_parts();
+            Ok(abi::Token { secret: RString::from(secret), expires_at })
         })
         .map_err(RString::from)
         .into()
-    }
-}
-
-fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
@@ -63,20 +63,60 @@ impl fmt::Debug for Secret {
 }
 
 /// A credential and its expiry. Its `Debug` output never shows the secret.
+///
+/// The expiry is kept in whole Unix seconds (rounded down), the form it crosses the ABI in:
+/// converted once when the token is made, not on every call that hands it on.
 #[derive(Clone)]
 pub struct Token {
-    pub secret: Secret,
-    pub expires_at: SystemTime,
+    secret: Secret,
+    expires_at_unix: i64,
 }
 
 impl Token {
     pub fn new(secret: impl Into<String>, expires_at: SystemTime) -> Self {
-        Token { secret: Secret::new(secret), expires_at }
+        Token::from_unix(secret, unix_seconds(expires_at))
+    }
+
+    /// A token expiring at `expires_at_unix` seconds since the Unix epoch.
+    pub fn from_unix(secret: impl Into<String>, expires_at_unix: i64) -> Self {
+        Token { secret: Secret::new(secret), expires_at_unix }
     }
 
     /// The secret, for the one place that has to hand it on.
     pub fn expose(&self) -> &str {
         self.secret.expose()
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    pub fn expires_at(&self) -> SystemTime {
+        match u64::try_from(self.expires_at_unix) {
+            Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+            Err(_) => UNIX_EPOCH - Duration::from_secs(self.expires_at_unix.unsigned_abs()),
+        }
+    }
+
+    pub fn expires_at_unix(&self) -> i64 {
+        self.expires_at_unix
+    }
+
+    /// The buffer and the expiry, for the hand-over to the host.
+    pub(crate) fn into_parts(self) -> (String, i64) {
+        (self.secret.into_exposed(), self.expires_at_unix)
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        // Before the epoch: round towards the past, like the positive case.
+        Err(before) => {
+            let d = before.duration();
+            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            -secs - i64::from(d.subsec_nanos() > 0)
+        }
     }
 }
 
@@ -84,15 +124,8 @@ impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Token")
             .field("secret", &self.secret)
-            .field("expires_at", &humanize(self.expires_at))
+            .field("expires_at_unix", &self.expires_at_unix)
             .finish()
-    }
-}
-
-fn humanize(t: SystemTime) -> String {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => format!("{}s since epoch", d.as_secs()),
-        Err(_) => "before the epoch".to_owned(),
     }
 }
 
@@ -193,5 +226,15 @@ mod tests {
         let printed = format!("{token:?} {:?} {:#?}", token.secret, token);
         assert!(!printed.contains("supersecret"), "{printed}");
         assert!(printed.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn expiry_is_whole_unix_seconds_rounded_down() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_900);
+        let token = Token::new("x", at);
+        assert_eq!(token.expires_at_unix(), 1_700_000_000);
+        assert_eq!(token.expires_at(), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let before = Token::new("x", UNIX_EPOCH - Duration::from_millis(1500));
+        assert_eq!(before.expires_at_unix(), -2);
     }
 }

@@ -29,7 +29,7 @@ fn init_token_and_env_through_the_sdk_traits() {
     let token = TokenProvider::token(&plugin).expect("token");
     assert!(emu.is_token_valid(token.expose()));
     let left = token
-        .expires_at
+        .expires_at()
         .duration_since(SystemTime::now())
         .expect("in the future");
     assert!(
