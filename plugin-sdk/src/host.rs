@@ -242,16 +242,18 @@ fn describe(err: &AbiInstability) -> String {
     }
 }
 
+/// Receives a plugin's log events: (level, target, message). Must not panic.
+pub type LogSink = Arc<dyn Fn(LogLevel, &str, &str) + Send + Sync>;
+
 /// What the host gives a plugin at init.
 pub struct InitArgs {
     pub config_toml: String,
     pub plugin_file: String,
-    /// Receives the plugin's log events: (level, target, message). Must not panic.
-    pub log: Arc<dyn Fn(LogLevel, &str, &str) + Send + Sync>,
+    pub log: LogSink,
     pub max_log_level: LogLevel,
 }
 
-struct HostLogAdapter(Arc<dyn Fn(LogLevel, &str, &str) + Send + Sync>);
+struct HostLogAdapter(LogSink);
 
 impl abi::HostLog for HostLogAdapter {
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
