@@ -110,14 +110,6 @@ impl Registry {
         Ok(registry)
     }
 
-    pub fn loader_config(&self) -> &LoaderConfig {
-        &self.config
-    }
-
-    pub fn call_timeout(&self) -> Duration {
-        self.call_timeout
-    }
-
     /// The current set of plugins.
     pub fn snapshot(&self) -> Arc<PluginSet> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
