@@ -6,14 +6,16 @@
 //! the concrete path, so workspace ids do not explode the label set),
 //! `plughost_token_provider_seconds{plugin}`, `plughost_env_mutator_seconds{plugin}`,
 //! `plughost_plugins_loaded` and `plughost_plugins_refused` (recorded by the registry).
+//!
+//! The request families are tallied per thread and merged into the recorder before every
+//! render ([`flush`]), so a scrape sees every request answered before it.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::http::Method;
-use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use thread_local::ThreadLocal;
 
 /// Latency buckets (seconds) for every `*_seconds` histogram: sub-millisecond cached answers up
 /// to the default 10 s plugin call timeout.
@@ -52,6 +54,7 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
         let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
         loop {
             tick.tick().await;
+            flush();
             upkeep.run_upkeep();
         }
     });
@@ -68,37 +71,64 @@ pub fn method_label(method: &Method) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Handles of one route template's metrics.
-struct RouteHandles {
-    latency: Histogram,
-    requests: HashMap<(&'static str, u16), Counter>,
+/// Requests answered on one thread since its last flush into the recorder.
+#[derive(Default)]
+struct Tally {
+    /// (route, method, status) and how many; a handful of combinations, so a short list.
+    counts: Vec<((&'static str, &'static str, u16), u64)>,
+    /// (route, seconds) of each request.
+    latencies: Vec<(&'static str, f64)>,
 }
 
-thread_local! {
-    /// This worker thread's handles by route template. `metrics::counter!` with owned labels
-    /// allocates a label set and looks it up in the recorder on every call, and a shared table
-    /// would bounce its lock between the cores on every request: both were a visible share of
-    /// the cached token route's time. Each thread registers a label combination once (the
-    /// recorder hands every thread the same underlying counter) and keeps the handle.
-    static HANDLES: RefCell<HashMap<String, RouteHandles>> = RefCell::new(HashMap::new());
+/// Latencies a thread keeps before flushing them itself (about 16 KiB).
+const FLUSH_AT: usize = 1024;
+
+/// One tally per thread that answers requests.
+///
+/// Why not increment the recorder's handles directly: every handle is one shared atomic (the
+/// histogram a shared queue), so with every core answering requests each increment moves a
+/// cache line between cores, and each handle lookup by label hashes strings. On the cached token
+/// route that was a visible share of a request's time. A thread's own tally is a lock nobody else
+/// takes except [`flush`], and a short list of `&'static str` keys compared by address.
+static TALLIES: LazyLock<ThreadLocal<Mutex<Tally>>> = LazyLock::new(ThreadLocal::new);
+
+/// Counts a request answered and records its time. `route` is a route template (or
+/// "unmatched") from the fixed set the router was built from.
+pub fn record(route: &'static str, method: &'static str, status: u16, elapsed: Duration) {
+    let mut tally = TALLIES.get_or_default().lock().unwrap_or_else(PoisonError::into_inner);
+    let key = (route, method, status);
+    match tally.counts.iter_mut().find(|(k, _)| std::ptr::eq(k.0, key.0) && k.1 == key.1 && k.2 == key.2) {
+        Some((_, count)) => *count += 1,
+        None => tally.counts.push((key, 1)),
+    }
+    tally.latencies.push((route, elapsed.as_secs_f64()));
+    if tally.latencies.len() >= FLUSH_AT {
+        tally.flush();
+    }
 }
 
-/// Counts a request answered and records its time.
-pub fn record(route: &str, method: &'static str, status: u16, elapsed: Duration) {
-    HANDLES.with_borrow_mut(|routes| {
-        if !routes.contains_key(route) {
-            let latency = metrics::histogram!("plughost_http_request_duration_seconds", "route" => route.to_owned());
-            routes.insert(route.to_owned(), RouteHandles { latency, requests: HashMap::new() });
+/// Moves every thread's tally into the recorder. Called before each render, so a scrape counts
+/// every request answered before it.
+pub fn flush() {
+    for tally in TALLIES.iter() {
+        tally.lock().unwrap_or_else(PoisonError::into_inner).flush();
+    }
+}
+
+impl Tally {
+    fn flush(&mut self) {
+        for ((route, method, status), count) in self.counts.drain(..) {
+            metrics::counter!("plughost_http_requests_total",
+                "route" => route, "method" => method, "status" => status.to_string())
+            .increment(count);
         }
-        let Some(handles) = routes.get_mut(route) else { return };
-        handles
-            .requests
-            .entry((method, status))
-            .or_insert_with(|| {
-                metrics::counter!("plughost_http_requests_total",
-                    "route" => route.to_owned(), "method" => method, "status" => status.to_string())
-            })
-            .increment(1);
-        handles.latency.record(elapsed.as_secs_f64());
-    });
+        let mut latencies = self.latencies.drain(..).peekable();
+        while let Some((route, seconds)) = latencies.next() {
+            let histogram = metrics::histogram!("plughost_http_request_duration_seconds", "route" => route);
+            histogram.record(seconds);
+            while let Some((_, seconds)) = latencies.next_if(|(next, _)| std::ptr::eq(*next, route)) {
+                histogram.record(seconds);
+            }
+        }
+    }
 }

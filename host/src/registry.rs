@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -91,6 +92,9 @@ pub struct Registry {
     config: LoaderConfig,
     call_timeout: Duration,
     current: RwLock<Arc<PluginSet>>,
+    /// Bumped each time `current` is replaced: a cheap "is this still the running set" for
+    /// answers cached on the request path.
+    generation: AtomicU64,
     /// Permits per loaded file hash, kept across reloads for unchanged plugins.
     slots: RwLock<Vec<Slot>>,
     reloading: Mutex<()>,
@@ -103,6 +107,7 @@ impl Registry {
             config,
             call_timeout,
             current: RwLock::new(Arc::new(PluginSet::default())),
+            generation: AtomicU64::new(0),
             slots: RwLock::new(Vec::new()),
             reloading: Mutex::new(()),
         });
@@ -113,6 +118,12 @@ impl Registry {
     /// The current set of plugins.
     pub fn snapshot(&self) -> Arc<PluginSet> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Changes whenever the running set is replaced. Read it before asking a plugin, and an
+    /// answer tagged with it is never taken for the answer of a later set.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Rescans the directory: new files load, removed ones go, changed ones load as a new
@@ -151,6 +162,8 @@ impl Registry {
             *slots = next;
         }
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&set);
+        // After the swap: a reader that sees the new generation then sees the new set.
+        self.generation.fetch_add(1, Ordering::AcqRel);
         metrics::gauge!("plughost_plugins_loaded").set(set.plugins.len() as f64);
         metrics::gauge!("plughost_plugins_refused").set(set.rejected.len() as f64);
         tracing::info!(loaded = set.plugins.len(), refused = set.rejected.len(), "plugin directory scanned");

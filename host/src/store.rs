@@ -6,17 +6,19 @@
 //! how close a guess was. Revocation deletes the workspace's rows: the next lookup (this process
 //! or another one sharing the file, like `plughost workspace-token revoke`) no longer finds them.
 //!
-//! Two connections: a writer (issue, revoke, last-use updates, migrations) and a reader for
-//! token checks. In WAL mode a reader never waits for a writer, in this process or another, so a
-//! check is a few microseconds of indexed lookup that the HTTP handler runs in place: handing it
-//! to the blocking pool and back cost more than the lookup itself (and halved the workspace
-//! token route's throughput).
+//! Connections: one writer (issue, revoke, last-use updates, migrations), one reader for the
+//! occasional queries, and a reader per thread for token checks. In WAL mode a reader never
+//! waits for a writer, in this process or another, so a check is a few microseconds of indexed
+//! lookup that the HTTP handler runs in place: handing it to the blocking pool and back cost more
+//! than the lookup itself (and halved the workspace token route's throughput). A reader of its
+//! own per thread because one shared reader serialised the checks of all cores on its lock.
 //!
-//! Last use is recorded at most once per [`LAST_USED_WRITE_INTERVAL`] per token, off the request
-//! path ([`TokenStore::record_use`]): a write (and WAL append) on every authenticated request
-//! would serialise the hot path on SQLite's single writer, and a minute's granularity is plenty
-//! to answer "is this token still in use?".
+//! Last use is recorded at most once per [`LAST_USED_WRITE_INTERVAL`] per token and checking
+//! thread, off the request path ([`TokenStore::record_use`]): a write (and WAL append) on every
+//! authenticated request would serialise the hot path on SQLite's single writer, and a minute's
+//! granularity is plenty to answer "is this token still in use?".
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -28,6 +30,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
+use thread_local::ThreadLocal;
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "plughost.sqlite3";
@@ -41,6 +44,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a token check may wait on a lock (only WAL recovery or a truncating checkpoint
 /// makes a reader wait); it runs on an async worker, so it gives up early with a 503.
 const READ_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Above this many remembered last-use writes, a thread forgets the ones older than
+/// [`LAST_USED_WRITE_INTERVAL`] (they are due again anyway): the memory stays bounded by the
+/// tokens in use, revoked ones included.
+const LAST_WRITTEN_PRUNE_AT: usize = 1024;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &["CREATE TABLE workspace_tokens (
@@ -100,8 +108,15 @@ pub struct TokenStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
-    /// When each token's last use was last written (by row id).
-    last_written: Mutex<HashMap<i64, Instant>>,
+    /// Token checks: each thread's own reader, opened on its first check.
+    checkers: ThreadLocal<Checker>,
+}
+
+/// A thread's token-check state.
+struct Checker {
+    reader: Connection,
+    /// When this thread last had each token's use written (by row id).
+    last_written: RefCell<HashMap<i64, Instant>>,
 }
 
 /// A successful check whose use is due to be recorded; pass it to [`TokenStore::record_use`].
@@ -132,14 +147,8 @@ impl TokenStore {
         }
         writer.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         migrate(&path, &mut writer)?;
-        let reader = Connection::open(&path).map_err(open_err)?;
-        reader.busy_timeout(READ_BUSY_TIMEOUT).map_err(open_err)?;
-        Ok(TokenStore {
-            path,
-            writer: Mutex::new(writer),
-            reader: Mutex::new(reader),
-            last_written: Mutex::new(HashMap::new()),
-        })
+        let reader = open_reader(&path)?;
+        Ok(TokenStore { path, writer: Mutex::new(writer), reader: Mutex::new(reader), checkers: ThreadLocal::new() })
     }
 
     pub fn path(&self) -> &Path {
@@ -168,9 +177,6 @@ impl TokenStore {
         let revoked = conn
             .execute("DELETE FROM workspace_tokens WHERE workspace_id = ?1", params![workspace_id])
             .map_err(self.query_err())?;
-        // Forget the write times of rows that may be gone (keeps the map bounded by live tokens;
-        // the next use of a surviving token just records its use again).
-        self.last_written.lock().unwrap_or_else(PoisonError::into_inner).clear();
         Ok(revoked)
     }
 
@@ -178,8 +184,11 @@ impl TokenStore {
     /// `use` is `Some` when its last use is due to be recorded (see [`TokenStore::record_use`]).
     pub fn verify(&self, workspace_id: &str, token: &str) -> Result<Option<Option<TokenUse>>, StoreError> {
         let presented = token_hash(token);
-        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut statement = conn
+        let checker = self
+            .checkers
+            .get_or_try(|| Ok::<_, StoreError>(Checker { reader: open_reader(&self.path)?, last_written: RefCell::default() }))?;
+        let mut statement = checker
+            .reader
             .prepare_cached("SELECT id, token_sha256 FROM workspace_tokens WHERE workspace_id = ?1")
             .map_err(self.query_err())?;
         let rows = statement
@@ -195,11 +204,14 @@ impl TokenStore {
             }
         }
         let Some(id) = matched else { return Ok(None) };
-        let mut last_written = self.last_written.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last_written = checker.last_written.borrow_mut();
         let now = Instant::now();
         let due = match last_written.get(&id) {
             Some(at) if now.duration_since(*at) < LAST_USED_WRITE_INTERVAL => false,
             _ => {
+                if last_written.len() >= LAST_WRITTEN_PRUNE_AT {
+                    last_written.retain(|_, at| now.duration_since(*at) < LAST_USED_WRITE_INTERVAL);
+                }
                 last_written.insert(id, now);
                 true
             }
@@ -235,6 +247,14 @@ impl TokenStore {
             .map(drop)
             .map_err(self.query_err())
     }
+}
+
+/// A connection for reads; opened after [`migrate`], so the schema is there.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |err| StoreError::Open { path: path.to_owned(), err };
+    let reader = Connection::open(path).map_err(open_err)?;
+    reader.busy_timeout(READ_BUSY_TIMEOUT).map_err(open_err)?;
+    Ok(reader)
 }
 
 /// Applies the migrations the database has not seen, each in its own transaction.

@@ -38,6 +38,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     match &state.metrics {
         Some(handle) => {
+            crate::metrics::flush();
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
         }
         None => super::ApiError::Unavailable("metrics are not recorded in this process").into_response(),

@@ -8,7 +8,8 @@
 //! or refreshes its token is seen within the TTL. Errors are never cached, and a reload
 //! (another plugin set, however it was loaded) or the token's expiry ends the reuse at once.
 
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::cell::RefCell;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::State;
@@ -16,26 +17,42 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
+use thread_local::ThreadLocal;
 
 use super::{Admin, ApiError, AppState, WorkspaceId, auth};
-use crate::registry::{PluginSet, ServedToken, TokenError};
+use crate::registry::{ServedToken, TokenError};
 
 /// Default `token_cache_ms`.
 pub const DEFAULT_TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// The last token served, for the plugin set that served it.
+///
+/// Two levels: the answer every thread sees, and each thread's own copy of it. A hit reads only
+/// the thread's copy, so under load no cache line moves between cores per request (a shared
+/// lock or reference count would, on every hit); a thread goes to the shared answer once per
+/// answer, and to the provider only when that is stale too.
 pub struct TokenCache {
     ttl: Duration,
-    entry: RwLock<Option<CachedToken>>,
+    shared: RwLock<Option<CachedToken>>,
+    per_thread: ThreadLocal<RefCell<Option<CachedToken>>>,
 }
 
+#[derive(Clone)]
 struct CachedToken {
-    /// Weak: a cached answer must not keep a replaced plugin set alive.
-    set: Weak<PluginSet>,
-    expires_at: SystemTime,
-    fetched_at: Instant,
+    /// The registry generation that served it ([`crate::registry::Registry::generation`]).
+    generation: u64,
+    /// The end of the TTL or the token's expiry, whichever comes first. Monotonic: the
+    /// remaining life of the token is measured once, so a wall clock stepping forward cannot
+    /// stretch it (the TTL bounds the error to its own length anyway).
+    valid_until: Instant,
     /// The serialised answer, so a hit costs a reference count instead of formatting.
     body: SecretBody,
+}
+
+impl CachedToken {
+    fn is_fresh(&self, generation: u64, now: Instant) -> bool {
+        self.generation == generation && now < self.valid_until
+    }
 }
 
 /// A response body holding a token. `Debug` never shows it.
@@ -50,34 +67,37 @@ impl std::fmt::Debug for SecretBody {
 
 impl TokenCache {
     pub fn new(ttl: Duration) -> TokenCache {
-        TokenCache { ttl, entry: RwLock::new(None) }
+        TokenCache { ttl, shared: RwLock::new(None), per_thread: ThreadLocal::new() }
     }
 
-    /// The cached answer if `set` (the running set) served it, it is younger than the TTL and
-    /// its token unexpired.
-    fn fresh(&self, set: &Arc<PluginSet>) -> Option<SecretBody> {
-        let entry = self.entry.read().unwrap_or_else(PoisonError::into_inner);
-        let cached = entry.as_ref()?;
-        // The weak reference keeps the allocation, so a new set cannot reuse its address.
-        let fresh = std::ptr::eq(cached.set.as_ptr(), Arc::as_ptr(set))
-            && cached.fetched_at.elapsed() < self.ttl
-            && cached.expires_at > SystemTime::now();
-        fresh.then(|| cached.body.clone())
+    /// The cached answer if the running set (`generation`) served it, it is younger than the
+    /// TTL and its token unexpired.
+    fn fresh(&self, generation: u64) -> Option<SecretBody> {
+        let now = Instant::now();
+        let mine = self.per_thread.get_or_default();
+        if let Some(cached) = mine.borrow().as_ref().filter(|c| c.is_fresh(generation, now)) {
+            return Some(cached.body.clone());
+        }
+        let shared = self.shared.read().unwrap_or_else(PoisonError::into_inner);
+        let cached = shared.as_ref().filter(|c| c.is_fresh(generation, now))?;
+        // The thread's own copy of the bytes: its reference count is then this thread's alone.
+        let copy = CachedToken { body: SecretBody(axum::body::Bytes::copy_from_slice(&cached.body.0)), ..*cached };
+        drop(shared);
+        let body = copy.body.clone();
+        *mine.borrow_mut() = Some(copy);
+        Some(body)
     }
 
-    /// Keeps an answer of `set`, the set that was running when the provider was asked (an
+    /// Keeps an answer of the set of `generation`, read before the provider was asked (an
     /// answer racing a reload is tied to the replaced set, so it is never reused).
-    fn store(&self, set: &Arc<PluginSet>, token: &ServedToken, body: &SecretBody) {
+    fn store(&self, generation: u64, token: &ServedToken, body: &SecretBody) {
         if self.ttl.is_zero() {
             return;
         }
-        let entry = CachedToken {
-            set: Arc::downgrade(set),
-            expires_at: token.expires_at,
-            fetched_at: Instant::now(),
-            body: body.clone(),
-        };
-        *self.entry.write().unwrap_or_else(PoisonError::into_inner) = Some(entry);
+        let now = Instant::now();
+        let life = token.expires_at.duration_since(SystemTime::now()).unwrap_or_default();
+        let entry = CachedToken { generation, valid_until: now + self.ttl.min(life), body: body.clone() };
+        *self.shared.write().unwrap_or_else(PoisonError::into_inner) = Some(entry);
     }
 }
 
@@ -108,13 +128,13 @@ pub async fn for_workspace(
 
 async fn serve_token(state: &AppState) -> Result<Response, ApiError> {
     let registry = state.registry()?;
-    let set = registry.snapshot();
-    let body = match state.token_cache.fresh(&set) {
+    let generation = registry.generation();
+    let body = match state.token_cache.fresh(generation) {
         Some(body) => body,
         None => {
             let served = registry.token().await.map_err(token_error)?;
             let body = serialize(&served)?;
-            state.token_cache.store(&set, &served, &body);
+            state.token_cache.store(generation, &served, &body);
             body
         }
     };

@@ -315,6 +315,16 @@ impl Server {
         reply
     }
 
+    /// `requests` calls of `call` from each of `threads` threads at once, on their own
+    /// connections, so that every worker of the server answers some; every reply, in no order.
+    pub fn concurrently(&self, threads: usize, requests: usize, call: impl Fn(&Server) -> Reply + Sync) -> Vec<Reply> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                (0..threads).map(|_| scope.spawn(|| (0..requests).map(|_| call(self)).collect::<Vec<_>>())).collect();
+            handles.into_iter().flat_map(|handle| handle.join().unwrap()).collect()
+        })
+    }
+
     pub fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
         self.request("GET", path, bearer, None)
     }

@@ -39,3 +39,18 @@ fn metrics_has_every_family() {
     assert!(body.contains(r#"plughost_token_provider_seconds_bucket{plugin="test-token-provider",le="#), "{body}");
     assert!(!body.contains("ws-metrics-42"), "a workspace id became a label value");
 }
+
+#[test]
+fn requests_answered_on_every_worker_are_all_counted() {
+    // Counts are kept per thread and merged at scrape time: none may be missing or doubled.
+    let s = server().start();
+    let replies = s.concurrently(8, 50, |s| s.get("/healthz", None));
+    assert!(replies.iter().all(|r| r.status == 200));
+    let body = s.get("/metrics", None).body;
+    assert!(body.contains(r#"plughost_http_requests_total{route="/healthz",method="GET",status="200"} 400"#), "{body}");
+    assert!(body.contains(r#"plughost_http_request_duration_seconds_count{route="/healthz"} 400"#), "{body}");
+    // A second scrape counts the first one and nothing twice.
+    let body = s.get("/metrics", None).body;
+    assert!(body.contains(r#"plughost_http_requests_total{route="/healthz",method="GET",status="200"} 400"#), "{body}");
+    assert!(body.contains(r#"plughost_http_requests_total{route="/metrics",method="GET",status="200"} 1"#), "{body}");
+}

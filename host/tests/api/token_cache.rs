@@ -36,3 +36,19 @@ fn a_reload_ends_the_reuse() {
     assert_eq!(s.post("/admin/plugins/reload", Some(ADMIN), None).status, 200);
     assert_eq!(token(&s), "ghs_after");
 }
+
+#[test]
+fn a_reload_ends_the_reuse_on_every_worker() {
+    // Each worker thread keeps its own copy of the cached answer: all of them must drop it.
+    let s = server().config("token_cache_ms = 60000\n").token_provider("token = \"ghs_before\"\n").start();
+    let fetch = |s: &crate::harness::Server| s.get("/admin/github-installation-token", Some(ADMIN));
+    let tokens = |replies: Vec<crate::harness::Reply>| {
+        let mut seen: Vec<String> = replies.iter().map(|r| r.json()["token"].as_str().unwrap().to_owned()).collect();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(tokens(s.concurrently(8, 25, fetch)), ["ghs_before"]);
+    std::fs::write(s.plugin_dir().join("libtest_token_provider.toml"), "token = \"ghs_after\"\n").unwrap();
+    assert_eq!(s.post("/admin/plugins/reload", Some(ADMIN), None).status, 200);
+    assert_eq!(tokens(s.concurrently(8, 25, fetch)), ["ghs_after"], "a worker kept the replaced set's answer");
+}

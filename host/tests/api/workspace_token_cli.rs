@@ -42,6 +42,21 @@ fn cli_issue_and_revoke_take_effect_on_the_running_server() {
 }
 
 #[test]
+fn a_cli_revocation_reaches_every_worker_at_once() {
+    // Each worker checks tokens on its own database connection; a revocation written by another
+    // process must reach all of them before the next request.
+    let s = server().token_provider("token = \"ghs_cli\"\n").start();
+    let token = s.issue("ws-many");
+    let fetch = |s: &crate::harness::Server| s.get("/workspaces/ws-many/github-installation-token", Some(&token));
+    assert!(s.concurrently(8, 25, fetch).iter().all(|r| r.status == 200));
+    let (status, _, stderr) =
+        s.cli(&["workspace-token", "revoke", "ws-many", "--state-dir", &s.state_dir().display().to_string()]);
+    assert!(status.success(), "{stderr}");
+    let statuses: Vec<u16> = s.concurrently(8, 25, fetch).iter().map(|r| r.status).collect();
+    assert!(statuses.iter().all(|&status| status == 401), "{statuses:?}");
+}
+
+#[test]
 fn last_use_is_recorded() {
     let s = server().token_provider("").start();
     let token = s.issue("ws-used");
