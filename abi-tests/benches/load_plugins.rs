@@ -21,7 +21,8 @@ fn main() {
     let fixtures = abi_tests::workspace_fixtures();
     let original = std::fs::read(&fixtures.numbered).unwrap();
     let needle = abi_tests::NUMBERED_NAME.as_bytes();
-    let positions: Vec<usize> = original.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i).collect();
+    let positions: Vec<usize> =
+        original.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i).collect();
     assert!(!positions.is_empty(), "name literal not found in the numbered fixture");
 
     let rounds = if smoke { 1 } else { ROUNDS };

@@ -109,11 +109,7 @@ fn cargo(args: &[&str], target_dir: &Path, profile: &str, what: &str) {
         cmd.arg("--release");
     }
     let out = cmd.output().unwrap_or_else(|e| panic!("running cargo to build {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "building {what} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "building {what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn build_workspace_fixtures() -> WorkspaceFixtures {
@@ -180,12 +176,5 @@ fn build_all() -> Fixtures {
     let [sdk_copy, sdk_1_1, probe_host_1_1, sdk_2_0, layout_mismatch] =
         <[PathBuf; 5]>::try_from(built).expect("five variant artifacts");
 
-    Fixtures {
-        workspace: ws,
-        sdk_copy,
-        sdk_1_1,
-        sdk_2_0,
-        layout_mismatch,
-        probe_host_1_1,
-    }
+    Fixtures { workspace: ws, sdk_copy, sdk_1_1, sdk_2_0, layout_mismatch, probe_host_1_1 }
 }

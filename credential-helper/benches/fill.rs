@@ -60,11 +60,7 @@ fn main() {
     let sandbox = Sandbox::new(&server.url);
     let fill = || {
         let out = run(&mut sandbox.git(&["credential", "fill"]), GET);
-        assert!(
-            password(&out).is_some(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(password(&out).is_some(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     let helper_get = || {
         let out = sandbox.helper(&["get"], GET);
@@ -73,27 +69,11 @@ fn main() {
 
     fill();
     let before = server.requests();
-    report(
-        "git credential fill, warm cache",
-        measure(runs, || {}, fill),
-    );
-    report(
-        "helper only (get), warm cache",
-        measure(runs, || {}, helper_get),
-    );
+    report("git credential fill, warm cache", measure(runs, || {}, fill));
+    report("helper only (get), warm cache", measure(runs, || {}, helper_get));
     assert_eq!(server.requests(), before, "warm runs never ask the server");
 
-    report(
-        "git credential fill, cold cache",
-        measure(runs, || clear_cached_tokens(&sandbox), fill),
-    );
-    report(
-        "helper only (get), cold cache",
-        measure(runs, || clear_cached_tokens(&sandbox), helper_get),
-    );
-    assert_eq!(
-        server.requests(),
-        before + 2 * runs,
-        "every cold run asks the server once"
-    );
+    report("git credential fill, cold cache", measure(runs, || clear_cached_tokens(&sandbox), fill));
+    report("helper only (get), cold cache", measure(runs, || clear_cached_tokens(&sandbox), helper_get));
+    assert_eq!(server.requests(), before + 2 * runs, "every cold run asks the server once");
 }

@@ -37,13 +37,7 @@ pub struct CacheKey {
 
 impl CacheKey {
     fn file_stem(&self) -> String {
-        let digest = sha256_hex(
-            format!(
-                "{}\0{}\0{}",
-                self.platform_url, self.workspace_id, self.host
-            )
-            .as_bytes(),
-        );
+        let digest = sha256_hex(format!("{}\0{}\0{}", self.platform_url, self.workspace_id, self.host).as_bytes());
         format!("token-{}", &digest[..32])
     }
 }
@@ -95,9 +89,7 @@ impl Cache {
     /// Creates the directory if needed and makes it 0700.
     pub fn open(dir: &Path) -> Result<Self, PathError> {
         fsutil::private_dir(dir)?;
-        Ok(Self {
-            dir: dir.to_owned(),
-        })
+        Ok(Self { dir: dir.to_owned() })
     }
 
     /// The directory.
@@ -113,16 +105,10 @@ impl Cache {
     pub fn load(&self, key: &CacheKey) -> Option<CachedToken> {
         let bytes = fs::read(self.token_path(key)).ok()?;
         let file: TokenFile = serde_json::from_slice(&bytes).ok()?;
-        if file.platform_url != key.platform_url
-            || file.workspace_id != key.workspace_id
-            || file.host != key.host
-        {
+        if file.platform_url != key.platform_url || file.workspace_id != key.workspace_id || file.host != key.host {
             return None;
         }
-        Some(CachedToken {
-            token: Secret::new(file.token).ok()?,
-            expires_at: file.expires_at,
-        })
+        Some(CachedToken { token: Secret::new(file.token).ok()?, expires_at: file.expires_at })
     }
 
     /// Replaces the cached token for `key`.
@@ -135,8 +121,7 @@ impl Cache {
             expires_at: token.expires_at,
             fetched_at: now,
         };
-        let json =
-            serde_json::to_vec_pretty(&file).expect("a struct of strings and integers serialises");
+        let json = serde_json::to_vec_pretty(&file).expect("a struct of strings and integers serialises");
         fsutil::write_atomic(&self.token_path(key), &json)
     }
 
@@ -144,9 +129,7 @@ impl Cache {
     pub fn remove(&self, key: &CacheKey) -> Result<(), PathError> {
         let path = self.token_path(key);
         match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(PathError::new("cannot remove", &path, e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PathError::new("cannot remove", &path, e)),
             _ => Ok(()),
         }
     }
@@ -180,20 +163,12 @@ impl Cache {
     }
 
     fn read_seen(&self) -> SeenFile {
-        fs::read(self.dir.join("seen.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        fs::read(self.dir.join("seen.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
-    fn update_seen(
-        &self,
-        now: u64,
-        change: impl FnOnce(&mut BTreeMap<String, Seen>),
-    ) -> Result<(), PathError> {
+    fn update_seen(&self, now: u64, change: impl FnOnce(&mut BTreeMap<String, Seen>)) -> Result<(), PathError> {
         // Bounded wait: losing one "seen" record is better than stalling git.
-        let _guard =
-            fsutil::lock_with_timeout(&self.dir.join("seen.lock"), Duration::from_secs(2))?;
+        let _guard = fsutil::lock_with_timeout(&self.dir.join("seen.lock"), Duration::from_secs(2))?;
         let mut seen = self.read_seen();
         change(&mut seen.tokens);
         seen.tokens.retain(|_, s| {
@@ -201,16 +176,9 @@ impl Cache {
             last_relevant + SEEN_RETENTION_SECS > now
         });
         if seen.tokens.len() > SEEN_MAX_ENTRIES {
-            let mut by_age: Vec<(u64, String)> = seen
-                .tokens
-                .iter()
-                .map(|(k, s)| (s.updated_at, k.clone()))
-                .collect();
+            let mut by_age: Vec<(u64, String)> = seen.tokens.iter().map(|(k, s)| (s.updated_at, k.clone())).collect();
             by_age.sort();
-            for (_, key) in by_age
-                .into_iter()
-                .take(seen.tokens.len() - SEEN_MAX_ENTRIES)
-            {
+            for (_, key) in by_age.into_iter().take(seen.tokens.len() - SEEN_MAX_ENTRIES) {
                 seen.tokens.remove(&key);
             }
         }
@@ -224,11 +192,7 @@ mod tests {
     use super::*;
 
     fn key(host: &str) -> CacheKey {
-        CacheKey {
-            platform_url: "http://p".into(),
-            workspace_id: "ws".into(),
-            host: host.into(),
-        }
+        CacheKey { platform_url: "http://p".into(), workspace_id: "ws".into(), host: host.into() }
     }
 
     #[test]
@@ -236,15 +200,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&dir.path().join("c")).unwrap();
         assert!(cache.load(&key("github.com")).is_none());
-        let t = CachedToken {
-            token: Secret::new("ghs_1").unwrap(),
-            expires_at: 99,
-        };
+        let t = CachedToken { token: Secret::new("ghs_1").unwrap(), expires_at: 99 };
         cache.store(&key("github.com"), &t, 1).unwrap();
-        assert_eq!(
-            cache.load(&key("github.com")).unwrap().token.expose(),
-            "ghs_1"
-        );
+        assert_eq!(cache.load(&key("github.com")).unwrap().token.expose(), "ghs_1");
         assert!(cache.load(&key("ghe.example.com")).is_none());
         cache.remove(&key("github.com")).unwrap();
         cache.remove(&key("github.com")).unwrap();
@@ -263,9 +221,7 @@ mod tests {
         assert_eq!((seen.expires_at, seen.rejected), (Some(1000), true));
         let text = fs::read_to_string(dir.path().join("seen.json")).unwrap();
         assert!(!text.contains("ghs_secret_value"));
-        cache
-            .remember_issued("other", 5, 1000 + SEEN_RETENTION_SECS + 1)
-            .unwrap();
+        cache.remember_issued("other", 5, 1000 + SEEN_RETENTION_SECS + 1).unwrap();
         assert!(cache.seen(&hash).is_none(), "old entries are pruned");
     }
 }

@@ -96,17 +96,11 @@ impl Config {
 
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let seconds = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(var) {
                 None => Ok(default),
-                Some(value) => value
-                    .parse()
-                    .map_err(|_| ConfigError::NotSeconds { var, value }),
+                Some(value) => value.parse().map_err(|_| ConfigError::NotSeconds { var, value }),
             }
         };
 
@@ -120,11 +114,7 @@ impl Config {
                 Some(url.trim_end_matches('/').to_owned())
             }
         };
-        let hosts = parse_hosts(
-            get("PLUGHOST_CREDENTIAL_HOSTS")
-                .as_deref()
-                .unwrap_or("github.com"),
-        )?;
+        let hosts = parse_hosts(get("PLUGHOST_CREDENTIAL_HOSTS").as_deref().unwrap_or("github.com"))?;
         let home = get("HOME").map(PathBuf::from);
         let cache_dir = get("PLUGHOST_CREDENTIAL_CACHE_DIR")
             .map(PathBuf::from)
@@ -136,30 +126,20 @@ impl Config {
             .or_else(|| home.as_ref().map(|h| h.join(".config/gh")));
         let env_tokens = ["GH_TOKEN", "GITHUB_TOKEN"]
             .into_iter()
-            .filter_map(|var| {
-                Some(EnvToken {
-                    var,
-                    token: Secret::new(get(var)?).ok()?,
-                })
-            })
+            .filter_map(|var| Some(EnvToken { var, token: Secret::new(get(var)?).ok()? }))
             .collect();
         let timeout = seconds("PLUGHOST_CREDENTIAL_TIMEOUT_SECS", DEFAULT_TIMEOUT_SECS)?.max(1);
 
         Ok(Self {
             platform_url,
             workspace_id: get("WORKSPACE_ID"),
-            configs_dir: get("CONFIGS_DIR")
-                .map_or_else(|| PathBuf::from(DEFAULT_CONFIGS_DIR), PathBuf::from),
+            configs_dir: get("CONFIGS_DIR").map_or_else(|| PathBuf::from(DEFAULT_CONFIGS_DIR), PathBuf::from),
             hosts,
             margin_secs: seconds("PLUGHOST_CREDENTIAL_MARGIN_SECS", DEFAULT_MARGIN_SECS)?,
             cache_dir,
             request_timeout: Duration::from_secs(timeout),
             backoff_max: Duration::from_secs(
-                seconds(
-                    "PLUGHOST_CREDENTIAL_BACKOFF_MAX_SECS",
-                    DEFAULT_BACKOFF_MAX_SECS,
-                )?
-                .max(1),
+                seconds("PLUGHOST_CREDENTIAL_BACKOFF_MAX_SECS", DEFAULT_BACKOFF_MAX_SECS)?.max(1),
             ),
             env_tokens,
             gh_config_dir,
@@ -181,10 +161,7 @@ impl Config {
     pub fn token_endpoint(&self) -> Option<String> {
         let base = self.platform_url.as_deref()?;
         Some(match &self.workspace_id {
-            Some(id) => format!(
-                "{base}/workspaces/{}/github-installation-token",
-                percent_encode_segment(id)
-            ),
+            Some(id) => format!("{base}/workspaces/{}/github-installation-token", percent_encode_segment(id)),
             None => format!("{base}/admin/github-installation-token"),
         })
     }
@@ -206,20 +183,13 @@ fn parse_hosts(list: &str) -> Result<Vec<HostRule>, ConfigError> {
         };
         let host = host.trim_end_matches('/');
         let valid = !host.is_empty()
-            && host.chars().all(|c| {
-                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_')
-            });
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
         if !valid {
-            return Err(ConfigError::BadHost {
-                entry: entry.to_owned(),
-            });
+            return Err(ConfigError::BadHost { entry: entry.to_owned() });
         }
         match rules.iter_mut().find(|r| r.host == host) {
             Some(existing) => existing.allow_http |= allow_http,
-            None => rules.push(HostRule {
-                host: host.to_owned(),
-                allow_http,
-            }),
+            None => rules.push(HostRule { host: host.to_owned(), allow_http }),
         }
     }
     Ok(rules)
@@ -245,28 +215,16 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
     #[test]
     fn defaults() {
         let c = config(&[("HOME", "/home/a")]).unwrap();
-        assert_eq!(
-            c.hosts,
-            vec![HostRule {
-                host: "github.com".into(),
-                allow_http: false
-            }]
-        );
+        assert_eq!(c.hosts, vec![HostRule { host: "github.com".into(), allow_http: false }]);
         assert_eq!(c.margin_secs, 300);
-        assert_eq!(
-            c.cache_dir,
-            Some(PathBuf::from("/home/a/.cache/plughost-credential"))
-        );
+        assert_eq!(c.cache_dir, Some(PathBuf::from("/home/a/.cache/plughost-credential")));
         assert_eq!(c.gh_config_dir, Some(PathBuf::from("/home/a/.config/gh")));
         assert_eq!(c.auth_token_path(), PathBuf::from("/configs/.auth_token"));
         assert!(c.token_endpoint().is_none());
@@ -274,30 +232,17 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        let c = config(&[
-            ("PLATFORM_URL", "http://platform:8080/"),
-            ("WORKSPACE_ID", "ws 1/x"),
-        ])
-        .unwrap();
-        assert_eq!(
-            c.token_endpoint().unwrap(),
-            "http://platform:8080/workspaces/ws%201%2Fx/github-installation-token"
-        );
+        let c = config(&[("PLATFORM_URL", "http://platform:8080/"), ("WORKSPACE_ID", "ws 1/x")]).unwrap();
+        assert_eq!(c.token_endpoint().unwrap(), "http://platform:8080/workspaces/ws%201%2Fx/github-installation-token");
         let c = config(&[("PLATFORM_URL", "https://p")]).unwrap();
-        assert_eq!(
-            c.token_endpoint().unwrap(),
-            "https://p/admin/github-installation-token"
-        );
+        assert_eq!(c.token_endpoint().unwrap(), "https://p/admin/github-installation-token");
         assert!(config(&[("PLATFORM_URL", "platform:8080")]).is_err());
     }
 
     #[test]
     fn hosts_and_protocols() {
-        let c = config(&[(
-            "PLUGHOST_CREDENTIAL_HOSTS",
-            " GHE.example.com:8443, http://127.0.0.1:9000 ,github.com,",
-        )])
-        .unwrap();
+        let c = config(&[("PLUGHOST_CREDENTIAL_HOSTS", " GHE.example.com:8443, http://127.0.0.1:9000 ,github.com,")])
+            .unwrap();
         assert!(c.rule_for("https", "ghe.example.com:8443").is_some());
         assert!(c.rule_for("http", "ghe.example.com:8443").is_none());
         assert!(c.rule_for("http", "127.0.0.1:9000").is_some());
@@ -313,12 +258,7 @@ mod tests {
     fn cache_dir_precedence() {
         let c = config(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/x")]).unwrap();
         assert_eq!(c.cache_dir, Some(PathBuf::from("/x/plughost-credential")));
-        let c = config(&[
-            ("HOME", "/h"),
-            ("XDG_CACHE_HOME", "/x"),
-            ("PLUGHOST_CREDENTIAL_CACHE_DIR", "/c"),
-        ])
-        .unwrap();
+        let c = config(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/x"), ("PLUGHOST_CREDENTIAL_CACHE_DIR", "/c")]).unwrap();
         assert_eq!(c.cache_dir, Some(PathBuf::from("/c")));
     }
 

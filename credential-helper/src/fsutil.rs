@@ -23,21 +23,14 @@ pub struct PathError {
 
 impl PathError {
     pub(crate) fn new(action: &'static str, path: &Path, source: io::Error) -> Self {
-        Self {
-            action,
-            path: path.to_owned(),
-            source,
-        }
+        Self { action, path: path.to_owned(), source }
     }
 }
 
 /// Creates `dir` (and parents) and makes it 0700: tokens live inside.
 pub fn private_dir(dir: &Path) -> Result<(), PathError> {
     fs::create_dir_all(dir).map_err(|e| PathError::new("cannot create directory", dir, e))?;
-    let mode = fs::metadata(dir)
-        .map_err(|e| PathError::new("cannot inspect directory", dir, e))?
-        .permissions()
-        .mode();
+    let mode = fs::metadata(dir).map_err(|e| PathError::new("cannot inspect directory", dir, e))?.permissions().mode();
     if mode & 0o777 != 0o700 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| PathError::new("cannot make directory private (0700)", dir, e))?;
@@ -50,17 +43,9 @@ pub fn private_dir(dir: &Path) -> Result<(), PathError> {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), PathError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(
-        ".{name}.{}.{:x}.tmp",
-        std::process::id(),
-        crate::random_u64()
-    ));
+    let tmp = dir.join(format!(".{name}.{}.{:x}.tmp", std::process::id(), crate::random_u64()));
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         file.write_all(contents)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -131,23 +116,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("a/b");
         private_dir(&sub).unwrap();
-        assert_eq!(
-            fs::metadata(&sub).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(&sub).unwrap().permissions().mode() & 0o777, 0o700);
         let f = sub.join("x.json");
         write_atomic(&f, b"one").unwrap();
         write_atomic(&f, b"two").unwrap();
         assert_eq!(fs::read(&f).unwrap(), b"two");
-        assert_eq!(
-            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            fs::read_dir(&sub).unwrap().count(),
-            1,
-            "no temp files left behind"
-        );
+        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read_dir(&sub).unwrap().count(), 1, "no temp files left behind");
     }
 
     #[test]
@@ -156,16 +131,8 @@ mod tests {
         let p = dir.path().join("l.lock");
         let held = try_lock(&p).unwrap().unwrap();
         assert!(try_lock(&p).unwrap().is_none());
-        assert!(
-            lock_with_timeout(&p, Duration::from_millis(50))
-                .unwrap()
-                .is_none()
-        );
+        assert!(lock_with_timeout(&p, Duration::from_millis(50)).unwrap().is_none());
         drop(held);
-        assert!(
-            lock_with_timeout(&p, Duration::from_millis(50))
-                .unwrap()
-                .is_some()
-        );
+        assert!(lock_with_timeout(&p, Duration::from_millis(50)).unwrap().is_some());
     }
 }

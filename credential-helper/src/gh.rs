@@ -59,15 +59,9 @@ fn read_or_empty(path: &Path) -> Result<String, PathError> {
 /// YAML scalar: plain when it is safe, else a double-quoted (JSON-compatible) string.
 fn scalar(value: &str) -> String {
     let plain = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
         && !value.starts_with(['-', '.']);
-    if plain {
-        value.to_owned()
-    } else {
-        serde_json::to_string(value).expect("strings serialise")
-    }
+    if plain { value.to_owned() } else { serde_json::to_string(value).expect("strings serialise") }
 }
 
 /// The top-level key of a YAML line, if the line starts a top-level mapping entry.
@@ -128,14 +122,13 @@ mod tests {
     fn replaces_only_our_host() {
         let old = "# managed\nghe.example.com:\n    user: alice\n    oauth_token: gho_alice\n    git_protocol: ssh\ngithub.com:\n    oauth_token: ghs_old\n    user: x-access-token\nother.host:\n    user: bob\n";
         let new = replace_host_block(old, "github.com", &Secret::new("ghs_new").unwrap());
-        assert!(new.starts_with("# managed\nghe.example.com:\n    user: alice\n    oauth_token: gho_alice\n    git_protocol: ssh\n"));
+        assert!(new.starts_with(
+            "# managed\nghe.example.com:\n    user: alice\n    oauth_token: gho_alice\n    git_protocol: ssh\n"
+        ));
         assert!(new.contains("github.com:\n    users:\n        x-access-token:\n            oauth_token: ghs_new\n    git_protocol: https\n    oauth_token: ghs_new\n    user: x-access-token\n"));
         assert!(new.ends_with("other.host:\n    user: bob\n"));
         assert!(!new.contains("ghs_old"));
-        assert_eq!(
-            replace_host_block(&new, "github.com", &Secret::new("ghs_new").unwrap()),
-            new
-        );
+        assert_eq!(replace_host_block(&new, "github.com", &Secret::new("ghs_new").unwrap()), new);
     }
 
     #[test]
@@ -157,17 +150,7 @@ mod tests {
         let hosts = fs::read_to_string(gh.join("hosts.yml")).unwrap();
         assert_eq!(hosts.matches("ghs_2").count(), 2);
         assert!(!hosts.contains("ghs_1"));
-        assert_eq!(
-            fs::metadata(gh.join("hosts.yml"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
-        assert_eq!(
-            fs::read_to_string(gh.join("config.yml")).unwrap(),
-            "version: \"1\"\neditor: vim\n"
-        );
+        assert_eq!(fs::metadata(gh.join("hosts.yml")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read_to_string(gh.join("config.yml")).unwrap(), "version: \"1\"\neditor: vim\n");
     }
 }

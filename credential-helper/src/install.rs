@@ -44,22 +44,18 @@ pub fn install(config: &Config, start_refresher: bool) -> Report {
     let mut report = Report::default();
     let cache = open_cache(config, &mut report.warnings);
     if let Some(cache) = &cache {
-        report
-            .done
-            .push(format!("cache directory {}", cache.dir().display()));
+        report.done.push(format!("cache directory {}", cache.dir().display()));
     }
 
     configure_git(config, &mut report);
 
     match find_on_path("gh") {
-        Some(gh) => report.done.push(format!(
-            "gh found at {}; the refresher keeps its hosts.yml current",
-            gh.display()
-        )),
-        None => report.warnings.push(
-            "gh not found on PATH; skipping gh checks (the refresher still writes its hosts.yml)"
-                .to_owned(),
-        ),
+        Some(gh) => {
+            report.done.push(format!("gh found at {}; the refresher keeps its hosts.yml current", gh.display()))
+        }
+        None => report
+            .warnings
+            .push("gh not found on PATH; skipping gh checks (the refresher still writes its hosts.yml)".to_owned()),
     }
     for var in ["GH_TOKEN", "GITHUB_TOKEN"] {
         if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
@@ -72,9 +68,7 @@ pub fn install(config: &Config, start_refresher: bool) -> Report {
     if start_refresher {
         match &cache {
             Some(cache) => spawn_refresher(cache, &mut report),
-            None => report
-                .warnings
-                .push("refresher not started: no cache directory".to_owned()),
+            None => report.warnings.push("refresher not started: no cache directory".to_owned()),
         }
     }
     report
@@ -94,59 +88,34 @@ pub fn helper_value() -> Result<String, std::io::Error> {
 /// needs the `!` shell form, single-quoted.
 fn helper_value_for(exe: &Path) -> String {
     let text = exe.to_string_lossy().into_owned();
-    let plain = text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
-    if plain {
-        text
-    } else {
-        format!("!'{}'", text.replace('\'', r"'\''"))
-    }
+    let plain = text.chars().all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
+    if plain { text } else { format!("!'{}'", text.replace('\'', r"'\''")) }
 }
 
 fn configure_git(config: &Config, report: &mut Report) {
-    let git_works = Command::new("git")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let git_works = Command::new("git").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
     if !git_works.is_ok_and(|s| s.success()) {
-        report
-            .warnings
-            .push("git not found on PATH; git is not configured".to_owned());
+        report.warnings.push("git not found on PATH; git is not configured".to_owned());
         return;
     }
     let helper = match helper_value() {
         Ok(h) => h,
         Err(e) => {
-            report.warnings.push(format!(
-                "cannot find this program's own path: {e}; git is not configured"
-            ));
+            report.warnings.push(format!("cannot find this program's own path: {e}; git is not configured"));
             return;
         }
     };
     for rule in &config.hosts {
-        let schemes: &[&str] = if rule.allow_http {
-            &["https", "http"]
-        } else {
-            &["https"]
-        };
+        let schemes: &[&str] = if rule.allow_http { &["https", "http"] } else { &["https"] };
         for scheme in schemes {
             let key = format!("credential.{scheme}://{}.helper", rule.host);
             // Exit status 5 means "nothing to unset": fine on a first install.
-            let steps: [(&[&str], &[i32]); 3] = [
-                (&["--unset-all", &key], &[0, 5]),
-                (&["--add", &key, ""], &[0]),
-                (&["--add", &key, &helper], &[0]),
-            ];
-            let failed = steps
-                .iter()
-                .find_map(|(args, ok)| git_config(args, ok).err());
+            let steps: [(&[&str], &[i32]); 3] =
+                [(&["--unset-all", &key], &[0, 5]), (&["--add", &key, ""], &[0]), (&["--add", &key, &helper], &[0])];
+            let failed = steps.iter().find_map(|(args, ok)| git_config(args, ok).err());
             match failed {
                 None => report.done.push(format!("git: {key} = '' then {helper}")),
-                Some(e) => report
-                    .warnings
-                    .push(format!("git config --global {key}: {e}")),
+                Some(e) => report.warnings.push(format!("git config --global {key}: {e}")),
             }
         }
     }
@@ -161,25 +130,18 @@ fn git_config(args: &[&str], ok_codes: &[i32]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     match out.status.code() {
         Some(code) if ok_codes.contains(&code) => Ok(()),
-        _ => Err(format!(
-            "{} ({})",
-            String::from_utf8_lossy(&out.stderr).trim(),
-            out.status
-        )),
+        _ => Err(format!("{} ({})", String::from_utf8_lossy(&out.stderr).trim(), out.status)),
     }
 }
 
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn spawn_refresher(cache: &crate::cache::Cache, report: &mut Report) {
@@ -195,42 +157,26 @@ fn spawn_refresher(cache: &crate::cache::Cache, report: &mut Report) {
         }
     }
     let log_path = cache.dir().join("refresher.log");
-    if log_path
-        .metadata()
-        .is_ok_and(|m| m.len() > LOG_ROTATE_BYTES)
-    {
+    if log_path.metadata().is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
         let _ = std::fs::rename(&log_path, cache.dir().join("refresher.log.1"));
     }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path);
+    let log = OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path);
     let (log_out, log_err) = match log.and_then(|f| Ok((f.try_clone()?, f))) {
         Ok(pair) => pair,
         Err(e) => {
-            report.warnings.push(format!(
-                "refresher not started: cannot open {}: {e}",
-                log_path.display()
-            ));
+            report.warnings.push(format!("refresher not started: cannot open {}: {e}", log_path.display()));
             return;
         }
     };
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
-            report.warnings.push(format!(
-                "refresher not started: cannot find this program's own path: {e}"
-            ));
+            report.warnings.push(format!("refresher not started: cannot find this program's own path: {e}"));
             return;
         }
     };
     let mut command = Command::new(&exe);
-    command
-        .arg(OsStr::new("refresh"))
-        .stdin(Stdio::null())
-        .stdout(log_out)
-        .stderr(log_err);
+    command.arg(OsStr::new("refresh")).stdin(Stdio::null()).stdout(log_out).stderr(log_err);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it runs in
     // the forked child before exec. A new session detaches the refresher from the terminal
     // and process group of whoever ran `install`, so their exit or Ctrl-C does not stop it.
@@ -243,11 +189,7 @@ fn spawn_refresher(cache: &crate::cache::Cache, report: &mut Report) {
         });
     }
     match command.spawn() {
-        Ok(child) => report.done.push(format!(
-            "refresher started (pid {}, log {})",
-            child.id(),
-            log_path.display()
-        )),
+        Ok(child) => report.done.push(format!("refresher started (pid {}, log {})", child.id(), log_path.display())),
         Err(e) => report.warnings.push(format!("refresher not started: {e}")),
     }
 }
@@ -262,9 +204,6 @@ mod tests {
             helper_value_for(Path::new("/usr/local/bin/git-credential-plughost")),
             "/usr/local/bin/git-credential-plughost"
         );
-        assert_eq!(
-            helper_value_for(Path::new("/opt/my tools/it's")),
-            r"!'/opt/my tools/it'\''s'"
-        );
+        assert_eq!(helper_value_for(Path::new("/opt/my tools/it's")), r"!'/opt/my tools/it'\''s'");
     }
 }

@@ -90,9 +90,7 @@ pub use error::Error;
 pub use fsutil::PathError;
 pub use platform::{FetchError, IssuedToken, fetch_token};
 pub use protocol::{Request, USERNAME, write_credential};
-pub use resolve::{
-    Credential, Failure, NoCredential, Obtained, Source, cache_key, credential_for, erase, obtain,
-};
+pub use resolve::{Credential, Failure, NoCredential, Obtained, Source, cache_key, credential_for, erase, obtain};
 pub use secret::{InvalidSecret, Secret};
 
 /// A random number for jitter and temp-file names; not for secrets.
@@ -102,10 +100,6 @@ pub use secret::{InvalidSecret, Secret};
 pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     hasher.finish()
 }

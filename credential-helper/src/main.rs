@@ -5,9 +5,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use git_credential_plughost::{
-    Config, Error, Request, credential_for, erase, install, refresher, write_credential,
-};
+use git_credential_plughost::{Config, Error, Request, credential_for, erase, install, refresher, write_credential};
 
 /// git credential helper, token refresher and installer for plughost workspaces.
 #[derive(Parser)]
@@ -45,34 +43,22 @@ enum Command {
     },
     /// Actions git may add in the future: ignored, as gitcredentials(7) asks.
     #[command(external_subcommand)]
-    Other(
-        #[allow(
-            dead_code,
-            reason = "clap needs a field to collect the action into; it is ignored"
-        )]
-        Vec<OsString>,
-    ),
+    Other(#[allow(dead_code, reason = "clap needs a field to collect the action into; it is ignored")] Vec<OsString>),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Other(_) | Command::Store => Ok(()),
-        Command::Get => Config::from_env()
-            .map_err(Error::from)
-            .and_then(|c| get(&c)),
-        Command::Erase => Config::from_env()
-            .map_err(Error::from)
-            .and_then(|c| erase_cmd(&c)),
-        Command::Refresh { once } => Config::from_env()
-            .map_err(Error::from)
-            .and_then(|c| Ok(refresher::run(&c, once)?)),
+        Command::Get => Config::from_env().map_err(Error::from).and_then(|c| get(&c)),
+        Command::Erase => Config::from_env().map_err(Error::from).and_then(|c| erase_cmd(&c)),
+        Command::Refresh { once } => {
+            Config::from_env().map_err(Error::from).and_then(|c| Ok(refresher::run(&c, once)?))
+        }
         Command::Install { no_refresher } => {
             install_cmd(!no_refresher);
             Ok(())
         }
-        Command::GhToken { host } => Config::from_env()
-            .map_err(Error::from)
-            .and_then(|c| gh_token(&c, host)),
+        Command::GhToken { host } => Config::from_env().map_err(Error::from).and_then(|c| gh_token(&c, host)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,16 +76,12 @@ fn print_warnings(warnings: &[String]) {
 }
 
 fn read_request() -> Result<Request, Error> {
-    Request::read(io::stdin().lock()).map_err(|source| Error::Io {
-        action: "read git's request",
-        source,
-    })
+    Request::read(io::stdin().lock()).map_err(|source| Error::Io { action: "read git's request", source })
 }
 
 fn get(config: &Config) -> Result<(), Error> {
     let request = read_request()?;
-    let (Some(protocol), Some(host)) = (request.protocol.as_deref(), request.host.as_deref())
-    else {
+    let (Some(protocol), Some(host)) = (request.protocol.as_deref(), request.host.as_deref()) else {
         return Ok(());
     };
     let Some(rule) = config.rule_for(protocol, host) else {
@@ -109,24 +91,15 @@ fn get(config: &Config) -> Result<(), Error> {
     let result = credential_for(config, &rule.host, &mut warnings);
     print_warnings(&warnings);
     let credential = result?;
-    write_credential(
-        io::stdout().lock(),
-        &credential.token,
-        credential.expires_at,
-    )
-    .map_err(|source| Error::Io {
-        action: "write the credential to git",
-        source,
-    })
+    write_credential(io::stdout().lock(), &credential.token, credential.expires_at)
+        .map_err(|source| Error::Io { action: "write the credential to git", source })
 }
 
 fn erase_cmd(config: &Config) -> Result<(), Error> {
     let request = read_request()?;
-    let (Some(protocol), Some(host), Some(password)) = (
-        request.protocol.as_deref(),
-        request.host.as_deref(),
-        request.password.as_ref(),
-    ) else {
+    let (Some(protocol), Some(host), Some(password)) =
+        (request.protocol.as_deref(), request.host.as_deref(), request.password.as_ref())
+    else {
         return Ok(());
     };
     let Some(rule) = config.rule_for(protocol, host) else {
@@ -159,11 +132,7 @@ fn install_cmd(start_refresher: bool) {
 fn gh_token(config: &Config, host: Option<String>) -> Result<(), Error> {
     let host = match host {
         Some(h) => h.to_ascii_lowercase(),
-        None => config
-            .hosts
-            .first()
-            .map(|r| r.host.clone())
-            .ok_or(Error::NoHosts)?,
+        None => config.hosts.first().map(|r| r.host.clone()).ok_or(Error::NoHosts)?,
     };
     let mut warnings = Vec::new();
     let result = credential_for(config, &host, &mut warnings);
@@ -172,8 +141,5 @@ fn gh_token(config: &Config, host: Option<String>) -> Result<(), Error> {
     let mut out = io::stdout().lock();
     writeln!(out, "{}", credential.token.expose())
         .and_then(|()| out.flush())
-        .map_err(|source| Error::Io {
-            action: "write the token",
-            source,
-        })
+        .map_err(|source| Error::Io { action: "write the token", source })
 }

@@ -110,25 +110,17 @@ pub fn fetch_token(config: &Config, now: u64) -> Result<IssuedToken, FetchError>
     let url = config.token_endpoint().ok_or(FetchError::NotConfigured)?;
     let token_path = config.auth_token_path();
     let bearer = fs::read_to_string(&token_path)
-        .map_err(|e| FetchError::Bearer {
-            path: token_path.clone(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| FetchError::Bearer { path: token_path.clone(), reason: e.to_string() })
         .and_then(|text| {
-            Secret::new(text).map_err(|e: InvalidSecret| FetchError::Bearer {
-                path: token_path.clone(),
-                reason: e.to_string(),
-            })
+            Secret::new(text)
+                .map_err(|e: InvalidSecret| FetchError::Bearer { path: token_path.clone(), reason: e.to_string() })
         })?;
 
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(config.request_timeout))
         .timeout_connect(Some(CONNECT_TIMEOUT.min(config.request_timeout)))
         .http_status_as_error(false)
-        .user_agent(concat!(
-            "git-credential-plughost/",
-            env!("CARGO_PKG_VERSION")
-        ))
+        .user_agent(concat!("git-credential-plughost/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
     let mut response = agent
@@ -136,10 +128,7 @@ pub fn fetch_token(config: &Config, now: u64) -> Result<IssuedToken, FetchError>
         .header("Authorization", &format!("Bearer {}", bearer.expose()))
         .header("Accept", "application/json")
         .call()
-        .map_err(|e| FetchError::Unreachable {
-            url: url.clone(),
-            source: Box::new(e),
-        })?;
+        .map_err(|e| FetchError::Unreachable { url: url.clone(), source: Box::new(e) })?;
 
     let status = response.status().as_u16();
     let mut body = Vec::new();
@@ -148,40 +137,25 @@ pub fn fetch_token(config: &Config, now: u64) -> Result<IssuedToken, FetchError>
         .as_reader()
         .take(MAX_BODY)
         .read_to_end(&mut body)
-        .map_err(|e| FetchError::Unreachable {
-            url: url.clone(),
-            source: Box::new(ureq::Error::Io(e)),
-        })?;
+        .map_err(|e| FetchError::Unreachable { url: url.clone(), source: Box::new(ureq::Error::Io(e)) })?;
 
     match status {
         200 => {}
         401 | 403 => {
-            return Err(FetchError::Unauthorized {
-                url,
-                status,
-                token_path,
-            });
+            return Err(FetchError::Unauthorized { url, status, token_path });
         }
         _ => {
             let message = serde_json::from_slice::<ErrorBody>(&body)
                 .map(|b| sanitise(&b.error))
                 .unwrap_or_else(|_| "no error message".to_owned());
-            return Err(FetchError::Status {
-                url,
-                status,
-                message,
-            });
+            return Err(FetchError::Status { url, status, message });
         }
     }
-    let bad = |reason: &str| FetchError::BadResponse {
-        url: url.clone(),
-        reason: reason.to_owned(),
-    };
-    let parsed: TokenBody = serde_json::from_slice(&body)
-        .map_err(|_| bad("body is not {\"token\",\"expires_at\"} JSON"))?;
+    let bad = |reason: &str| FetchError::BadResponse { url: url.clone(), reason: reason.to_owned() };
+    let parsed: TokenBody =
+        serde_json::from_slice(&body).map_err(|_| bad("body is not {\"token\",\"expires_at\"} JSON"))?;
     let token = Secret::new(parsed.token).map_err(|e| bad(&format!("token: {e}")))?;
-    let expires_at = parse_rfc3339(&parsed.expires_at)
-        .ok_or_else(|| bad("expires_at is not an RFC 3339 time"))?;
+    let expires_at = parse_rfc3339(&parsed.expires_at).ok_or_else(|| bad("expires_at is not an RFC 3339 time"))?;
     if expires_at <= now {
         return Err(FetchError::Expired { url, expires_at });
     }
@@ -190,10 +164,7 @@ pub fn fetch_token(config: &Config, now: u64) -> Result<IssuedToken, FetchError>
 
 /// Keeps a server message printable on one line and short.
 fn sanitise(message: &str) -> String {
-    let one_line: String = message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let one_line: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     match one_line.char_indices().nth(200) {
         Some((cut, _)) => format!("{}...", &one_line[..cut]),
         None => one_line,
@@ -206,10 +177,7 @@ mod tests {
 
     #[test]
     fn sanitise_keeps_messages_on_one_short_line() {
-        assert_eq!(
-            sanitise("no GitHub App\nconfigured"),
-            "no GitHub App configured"
-        );
+        assert_eq!(sanitise("no GitHub App\nconfigured"), "no GitHub App configured");
         assert_eq!(sanitise(&"é".repeat(300)).chars().count(), 203);
     }
 }

@@ -40,10 +40,7 @@ impl Request {
             let line = line?;
             total += line.len() + 1;
             if total > MAX_REQUEST {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "credential request longer than 64 KiB",
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "credential request longer than 64 KiB"));
             }
             let line = String::from_utf8_lossy(&line);
             let line = line.strip_suffix('\r').unwrap_or(&line);
@@ -68,11 +65,7 @@ impl Request {
 
 /// Writes the answer to `get`: the username, the token and, when known, its expiry so
 /// that git (2.40+) never reuses it after that moment.
-pub fn write_credential(
-    mut out: impl Write,
-    token: &Secret,
-    expires_at: Option<u64>,
-) -> io::Result<()> {
+pub fn write_credential(mut out: impl Write, token: &Secret, expires_at: Option<u64>) -> io::Result<()> {
     let mut text = format!("username={USERNAME}\npassword={}\n", token.expose());
     if let Some(at) = expires_at {
         text.push_str(&format!("password_expiry_utc={at}\n"));
@@ -116,9 +109,6 @@ mod tests {
     fn writes_expiry() {
         let mut out = Vec::new();
         write_credential(&mut out, &Secret::new("ghs_x").unwrap(), Some(42)).unwrap();
-        assert_eq!(
-            out,
-            b"username=x-access-token\npassword=ghs_x\npassword_expiry_utc=42\n\n"
-        );
+        assert_eq!(out, b"username=x-access-token\npassword=ghs_x\npassword_expiry_utc=42\n\n");
     }
 }

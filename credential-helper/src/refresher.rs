@@ -80,19 +80,14 @@ pub fn claim_pid_file(cache: &Cache) -> Result<LockGuard, RefreshError> {
         }
         None => Err(RefreshError::AlreadyRunning {
             dir: cache.dir().display().to_string(),
-            pid: std::fs::read_to_string(&path)
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_else(|_| "?".into()),
+            pid: std::fs::read_to_string(&path).map(|s| s.trim().to_owned()).unwrap_or_else(|_| "?".into()),
         }),
     }
 }
 
 /// One line on stderr, with a UTC timestamp.
 fn log(message: &str) {
-    let line = format!(
-        "{} git-credential-plughost refresh: {message}\n",
-        format_rfc3339(now_unix())
-    );
+    let line = format!("{} git-credential-plughost refresh: {message}\n", format_rfc3339(now_unix()));
     // A closed stderr must not kill the refresher.
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
@@ -150,15 +145,8 @@ pub fn run(config: &Config, once: bool) -> Result<(), RefreshError> {
         log("PLATFORM_URL is not set: every refresh will fail until it is");
     }
     let now = now_unix();
-    let mut states: Vec<HostState> = hosts
-        .into_iter()
-        .map(|host| HostState {
-            host,
-            next_at: now,
-            failures: 0,
-            known_expiry: 0,
-        })
-        .collect();
+    let mut states: Vec<HostState> =
+        hosts.into_iter().map(|host| HostState { host, next_at: now, failures: 0, known_expiry: 0 }).collect();
 
     let result = loop {
         let now = now_unix();
@@ -169,28 +157,14 @@ pub fn run(config: &Config, once: bool) -> Result<(), RefreshError> {
             }
         }
         if once {
-            break if failed == 0 {
-                Ok(())
-            } else {
-                Err(RefreshError::Failed {
-                    failed,
-                    total: states.len(),
-                })
-            };
+            break if failed == 0 { Ok(()) } else { Err(RefreshError::Failed { failed, total: states.len() }) };
         }
         let next = states.iter().map(|s| s.next_at).min().unwrap_or(now + 3600);
         let wait = Duration::from_secs(next.saturating_sub(now_unix()));
         match rx.recv_timeout(wait) {
             Ok(SIGHUP) => log("ignoring SIGHUP"),
             Ok(signal) => {
-                log(&format!(
-                    "received {}, exiting",
-                    if signal == SIGINT {
-                        "SIGINT"
-                    } else {
-                        "SIGTERM"
-                    }
-                ));
+                log(&format!("received {}, exiting", if signal == SIGINT { "SIGINT" } else { "SIGTERM" }));
                 break Ok(());
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -216,11 +190,7 @@ fn refresh_host(config: &Config, cache: &Cache, state: &mut HostState) -> bool {
             let expires_at = got.token.expires_at;
             state.known_expiry = expires_at;
             let when = refresh_at(expires_at, config.margin_secs, now);
-            let origin = if got.fetched {
-                "new token from plughost"
-            } else {
-                "cached token (refreshed elsewhere)"
-            };
+            let origin = if got.fetched { "new token from plughost" } else { "cached token (refreshed elsewhere)" };
             if let Some(dir) = &config.gh_config_dir {
                 if let Err(e) = gh::write_token(dir, &state.host, &got.token.token) {
                     log(&format!("{}: cannot update gh hosts file: {e}", state.host));
@@ -256,10 +226,7 @@ fn refresh_host(config: &Config, cache: &Cache, state: &mut HostState) -> bool {
             let delay = backoff(state.failures, config.backoff_max).as_secs().max(1);
             state.next_at = now + delay;
             let cached = match still_valid {
-                Some(c) => format!(
-                    "; cached token still valid until {}",
-                    format_rfc3339(c.expires_at)
-                ),
+                Some(c) => format!("; cached token still valid until {}", format_rfc3339(c.expires_at)),
                 None => String::new(),
             };
             log(&format!(

@@ -83,12 +83,11 @@ pub fn cache_key(config: &Config, host: &str) -> Option<CacheKey> {
 /// Opens the configured cache directory; a failure becomes a warning and no cache.
 pub fn open_cache(config: &Config, warnings: &mut Vec<String>) -> Option<Cache> {
     let dir = config.cache_dir.as_ref().or_else(|| {
-        warnings.push("no cache directory (set HOME or PLUGHOST_CREDENTIAL_CACHE_DIR); every call asks plughost".into());
+        warnings
+            .push("no cache directory (set HOME or PLUGHOST_CREDENTIAL_CACHE_DIR); every call asks plughost".into());
         None
     })?;
-    Cache::open(dir)
-        .map_err(|e| warnings.push(format!("cache disabled: {e}")))
-        .ok()
+    Cache::open(dir).map_err(|e| warnings.push(format!("cache disabled: {e}"))).ok()
 }
 
 /// A token that expires after `need_after` (Unix seconds): from the cache if it has one,
@@ -108,23 +107,11 @@ pub fn obtain(
     let (Some(cache), Some(key)) = (cache, key) else {
         let now = now_unix();
         return fetch_token(config, now)
-            .map(|t| Obtained {
-                token: CachedToken {
-                    token: t.token,
-                    expires_at: t.expires_at,
-                },
-                fetched: true,
-            })
-            .map_err(|error| Failure {
-                error,
-                still_valid: None,
-            });
+            .map(|t| Obtained { token: CachedToken { token: t.token, expires_at: t.expires_at }, fetched: true })
+            .map_err(|error| Failure { error, still_valid: None });
     };
     if let Some(hit) = cache.load(&key).filter(|c| c.expires_at > need_after) {
-        return Ok(Obtained {
-            token: hit,
-            fetched: false,
-        });
+        return Ok(Obtained { token: hit, fetched: false });
     }
 
     // Longer than one whole request, so a waiter normally sees the holder's result.
@@ -132,10 +119,8 @@ pub fn obtain(
     let _guard = match cache.lock(&key, lock_wait) {
         Ok(Some(guard)) => Some(guard),
         Ok(None) => {
-            warnings.push(format!(
-                "the cache lock stayed taken for {}s; asking plughost without it",
-                lock_wait.as_secs()
-            ));
+            warnings
+                .push(format!("the cache lock stayed taken for {}s; asking plughost without it", lock_wait.as_secs()));
             None
         }
         Err(e) => {
@@ -144,40 +129,27 @@ pub fn obtain(
         }
     };
     if let Some(hit) = cache.load(&key).filter(|c| c.expires_at > need_after) {
-        return Ok(Obtained {
-            token: hit,
-            fetched: false,
-        });
+        return Ok(Obtained { token: hit, fetched: false });
     }
 
     let now = now_unix();
     match fetch_token(config, now) {
         Ok(issued) => {
-            let token = CachedToken {
-                token: issued.token,
-                expires_at: issued.expires_at,
-            };
+            let token = CachedToken { token: issued.token, expires_at: issued.expires_at };
             if let Err(e) = cache.store(&key, &token, now) {
                 warnings.push(e.to_string());
             }
-            if let Err(e) = cache.remember_issued(&token.token.sha256_hex(), token.expires_at, now)
-            {
+            if let Err(e) = cache.remember_issued(&token.token.sha256_hex(), token.expires_at, now) {
                 warnings.push(e.to_string());
             }
-            Ok(Obtained {
-                token,
-                fetched: true,
-            })
+            Ok(Obtained { token, fetched: true })
         }
         Err(error) if error.is_refusal() => {
             // The workspace lost its right to tokens: what we hold for it goes too.
             if let Err(e) = cache.remove(&key) {
                 warnings.push(e.to_string());
             }
-            Err(Failure {
-                error,
-                still_valid: None,
-            })
+            Err(Failure { error, still_valid: None })
         }
         Err(error) => {
             let still_valid = cache.load(&key).filter(|c| c.expires_at > now_unix());
@@ -189,11 +161,7 @@ pub fn obtain(
 /// The credential for `host` as `get` answers it: cache beyond the margin, else plughost,
 /// else (plughost unavailable, not refusing) a still-valid cached token, else an
 /// environment token not known to be expired or rejected.
-pub fn credential_for(
-    config: &Config,
-    host: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Credential, NoCredential> {
+pub fn credential_for(config: &Config, host: &str, warnings: &mut Vec<String>) -> Result<Credential, NoCredential> {
     let cache = open_cache(config, warnings);
     let need_after = now_unix() + config.margin_secs;
     let failure = match obtain(config, cache.as_ref(), host, need_after, warnings) {
@@ -206,37 +174,18 @@ pub fn credential_for(
                     config.margin_secs
                 ));
             }
-            let source = if got.fetched {
-                Source::Platform
-            } else {
-                Source::Cache
-            };
-            return Ok(Credential {
-                token: got.token.token,
-                expires_at: Some(got.token.expires_at),
-                source,
-            });
+            let source = if got.fetched { Source::Platform } else { Source::Cache };
+            return Ok(Credential { token: got.token.token, expires_at: Some(got.token.expires_at), source });
         }
         Err(failure) => failure,
     };
     let Failure { error, still_valid } = failure;
     if error.is_refusal() {
-        return Err(NoCredential {
-            host: host.to_owned(),
-            cause: error,
-            notes: Vec::new(),
-        });
+        return Err(NoCredential { host: host.to_owned(), cause: error, notes: Vec::new() });
     }
     if let Some(cached) = still_valid {
-        warnings.push(format!(
-            "{error}; using the cached token, valid until {}",
-            format_rfc3339(cached.expires_at)
-        ));
-        return Ok(Credential {
-            token: cached.token,
-            expires_at: Some(cached.expires_at),
-            source: Source::Cache,
-        });
+        warnings.push(format!("{error}; using the cached token, valid until {}", format_rfc3339(cached.expires_at)));
+        return Ok(Credential { token: cached.token, expires_at: Some(cached.expires_at), source: Source::Cache });
     }
 
     let now = now_unix();
@@ -245,10 +194,7 @@ pub fn credential_for(
         let seen = cache.as_ref().and_then(|c| c.seen(&env.token.sha256_hex()));
         match seen {
             Some(s) if s.rejected => notes.push(format!("${} was rejected by git before", env.var)),
-            Some(Seen {
-                expires_at: Some(at),
-                ..
-            }) if at <= now => {
+            Some(Seen { expires_at: Some(at), .. }) if at <= now => {
                 notes.push(format!("${} expired at {}", env.var, format_rfc3339(at)));
             }
             _ => {
@@ -268,11 +214,7 @@ pub fn credential_for(
     if config.env_tokens.is_empty() {
         notes.push("GH_TOKEN and GITHUB_TOKEN are not set".to_owned());
     }
-    Err(NoCredential {
-        host: host.to_owned(),
-        cause: error,
-        notes,
-    })
+    Err(NoCredential { host: host.to_owned(), cause: error, notes })
 }
 
 /// `erase`: drops the cached token for `host` only if it is the one git rejected, and
@@ -286,10 +228,7 @@ pub fn erase(config: &Config, host: &str, rejected_password: &str, warnings: &mu
         if let Err(e) = &guard {
             warnings.push(e.to_string());
         }
-        if cache
-            .load(&key)
-            .is_some_and(|c| c.token.matches(rejected_password))
-        {
+        if cache.load(&key).is_some_and(|c| c.token.matches(rejected_password)) {
             if let Err(e) = cache.remove(&key) {
                 warnings.push(e.to_string());
             }

@@ -68,10 +68,7 @@ impl Secret {
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl fmt::Debug for Secret {
@@ -101,15 +98,9 @@ mod tests {
     #[test]
     fn rejects_values_that_would_break_the_line_protocol() {
         assert_eq!(Secret::new("  ").unwrap_err(), InvalidSecret::Empty);
-        assert_eq!(
-            Secret::new("a\nquit=1").unwrap_err(),
-            InvalidSecret::BadCharacter
-        );
+        assert_eq!(Secret::new("a\nquit=1").unwrap_err(), InvalidSecret::BadCharacter);
         assert_eq!(Secret::new("a b").unwrap_err(), InvalidSecret::BadCharacter);
-        assert_eq!(
-            Secret::new("x".repeat(9000)).unwrap_err(),
-            InvalidSecret::TooLong
-        );
+        assert_eq!(Secret::new("x".repeat(9000)).unwrap_err(), InvalidSecret::TooLong);
         assert_eq!(Secret::new(" tok\n").unwrap().expose(), "tok");
     }
 

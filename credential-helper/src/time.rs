@@ -7,10 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch, now.
 pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Parses an RFC 3339 date-time into Unix seconds (fractions dropped).
@@ -78,12 +75,7 @@ pub fn format_rfc3339(unix: u64) -> String {
     let secs = i64::try_from(unix).unwrap_or(i64::MAX / 2);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn is_leap(year: i64) -> bool {
@@ -131,18 +123,9 @@ mod tests {
     fn parses_the_forms_servers_send() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2026-11-23T07:33:53Z"), Some(1_795_419_233));
-        assert_eq!(
-            parse_rfc3339("2026-11-23T07:33:53.987654Z"),
-            Some(1_795_419_233)
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-23T08:33:53+01:00"),
-            Some(1_795_419_233)
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-23T06:03:53-01:30"),
-            Some(1_795_419_233)
-        );
+        assert_eq!(parse_rfc3339("2026-11-23T07:33:53.987654Z"), Some(1_795_419_233));
+        assert_eq!(parse_rfc3339("2026-11-23T08:33:53+01:00"), Some(1_795_419_233));
+        assert_eq!(parse_rfc3339("2026-11-23T06:03:53-01:30"), Some(1_795_419_233));
         assert_eq!(parse_rfc3339("2024-02-29T12:00:00Z"), Some(1_709_208_000));
     }
 

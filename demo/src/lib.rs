@@ -108,7 +108,11 @@ impl Story {
         let key = github_emulator::shared_test_key();
         let emulator = Emulator::start(EmulatorConfig::with_test_app(&key.public_pem).token_ttl(options.token_ttl))
             .context("starting the GitHub API emulator")?;
-        writeln!(out, "1. GitHub API emulator at {} (an emulator, NOT GitHub: it checks App JWTs as GitHub does and mints tokens valid only here)", emulator.base_url())?;
+        writeln!(
+            out,
+            "1. GitHub API emulator at {} (an emulator, NOT GitHub: it checks App JWTs as GitHub does and mints tokens valid only here)",
+            emulator.base_url()
+        )?;
 
         // 2. The host with both plugins.
         let plugin_dir = root.join("plugins");
@@ -138,7 +142,14 @@ impl Story {
         let plugins: serde_json::Value = get_json(&format!("{host_url}/admin/plugins"), &admin_token)?;
         writeln!(out, "2. plughost serving at {host_url}; plugins loaded:")?;
         for p in plugins["plugins"].as_array().into_iter().flatten() {
-            writeln!(out, "     {} {} ({}) from {}", p["name"].as_str().unwrap_or("?"), p["version"].as_str().unwrap_or("?"), p["capabilities"], p["file"].as_str().unwrap_or("?"))?;
+            writeln!(
+                out,
+                "     {} {} ({}) from {}",
+                p["name"].as_str().unwrap_or("?"),
+                p["version"].as_str().unwrap_or("?"),
+                p["capabilities"],
+                p["file"].as_str().unwrap_or("?")
+            )?;
         }
 
         // 3. A workspace token, through the CLI against the same state directory.
@@ -149,7 +160,11 @@ impl Story {
             .context("running plughost workspace-token issue")?;
         ensure!(issued.status.success(), "workspace-token issue failed: {}", String::from_utf8_lossy(&issued.stderr));
         let workspace_token = String::from_utf8(issued.stdout)?.trim().to_owned();
-        writeln!(out, "3. workspace token issued for {} (shown once; only its SHA-256 is stored)", options.workspace_id)?;
+        writeln!(
+            out,
+            "3. workspace token issued for {} (shown once; only its SHA-256 is stored)",
+            options.workspace_id
+        )?;
 
         // 4. The provisioning env chain, then the token endpoint with the workspace's bearer.
         let env: serde_json::Value = ureq::post(&format!("{host_url}/admin/workspaces/{}/env", options.workspace_id))
@@ -157,13 +172,19 @@ impl Story {
             .send_json(serde_json::json!({"env": {"HOME": "/home/agent"}}))?
             .body_mut()
             .read_json()?;
-        let names: Vec<&str> = env["env"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+        let names: Vec<&str> =
+            env["env"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
         writeln!(out, "4. provisioning env after the chain: {names:?} (values not shown: GH_TOKEN is a secret)")?;
         let served: serde_json::Value = get_json(
             &format!("{host_url}/workspaces/{}/github-installation-token", options.workspace_id),
             &workspace_token,
         )?;
-        writeln!(out, "   token endpoint: a {}-character token, expires_at {}", served["token"].as_str().map_or(0, str::len), served["expires_at"])?;
+        writeln!(
+            out,
+            "   token endpoint: a {}-character token, expires_at {}",
+            served["token"].as_str().map_or(0, str::len),
+            served["expires_at"]
+        )?;
 
         let story = Story {
             emulator,
@@ -263,9 +284,18 @@ impl Story {
         writeln!(out, "\nThe host keeps serving. Try:")?;
         writeln!(out, "  export PLUGHOST_ADMIN_TOKEN={}", self.admin_token)?;
         writeln!(out, "  curl -s -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" {url}/admin/plugins")?;
-        writeln!(out, "  curl -s -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" {url}/admin/github-installation-token")?;
-        writeln!(out, "  curl -s -X POST -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" -d '{{\"env\":{{}}}}' {url}/admin/workspaces/ws-1/env")?;
-        writeln!(out, "  curl -s -X POST -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" {url}/admin/workspaces/ws-1/tokens")?;
+        writeln!(
+            out,
+            "  curl -s -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" {url}/admin/github-installation-token"
+        )?;
+        writeln!(
+            out,
+            "  curl -s -X POST -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" -d '{{\"env\":{{}}}}' {url}/admin/workspaces/ws-1/env"
+        )?;
+        writeln!(
+            out,
+            "  curl -s -X POST -H \"Authorization: Bearer $PLUGHOST_ADMIN_TOKEN\" {url}/admin/workspaces/ws-1/tokens"
+        )?;
         writeln!(out, "  curl -s {url}/metrics | grep plughost_")?;
         writeln!(out, "Host log: {}", self.server_log.display())?;
         Ok(())
@@ -281,7 +311,11 @@ pub struct Filled {
 
 impl std::fmt::Debug for Filled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filled").field("username", &self.username).field("password", &"[REDACTED]").field("expiry_utc", &self.expiry_utc).finish()
+        f.debug_struct("Filled")
+            .field("username", &self.username)
+            .field("password", &"[REDACTED]")
+            .field("expiry_utc", &self.expiry_utc)
+            .finish()
     }
 }
 

@@ -19,7 +19,17 @@ fn artifacts() -> Artifacts {
         let target_dir = profile_dir.parent().unwrap();
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-p", "plughost", "-p", "git-credential-plughost", "-p", "github-app-auth", "-p", "static-env"])
+            .args([
+                "build",
+                "-p",
+                "plughost",
+                "-p",
+                "git-credential-plughost",
+                "-p",
+                "github-app-auth",
+                "-p",
+                "static-env",
+            ])
             .arg("--manifest-path")
             .arg(&manifest)
             .arg("--target-dir")
@@ -34,9 +44,8 @@ fn artifacts() -> Artifacts {
 
 fn run(options: Options) -> (Story, String) {
     let mut narration = Vec::new();
-    let story = Story::run(artifacts(), options, &mut narration).unwrap_or_else(|e| {
-        panic!("story failed: {e:#}\n{}", String::from_utf8_lossy(&narration))
-    });
+    let story = Story::run(artifacts(), options, &mut narration)
+        .unwrap_or_else(|e| panic!("story failed: {e:#}\n{}", String::from_utf8_lossy(&narration)));
     (story, String::from_utf8(narration).unwrap())
 }
 
@@ -119,7 +128,10 @@ fn cached_token_survives_the_host_going_away_and_a_revoked_workspace_fails_clear
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "git got credentials with a revoked workspace token");
-    assert!(stderr.contains("401") || stderr.to_lowercase().contains("unauthorized") || stderr.contains("rejected"), "{stderr}");
+    assert!(
+        stderr.contains("401") || stderr.to_lowercase().contains("unauthorized") || stderr.contains("rejected"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(&cached.password));
 
     // Host down with a fresh cache: the cached token is used.

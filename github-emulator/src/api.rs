@@ -22,8 +22,7 @@ pub(crate) const GHES_PREFIX: &str = "/api/v3";
 /// Real new tokens may be scoped to at most this many repositories.
 const MAX_REPOSITORIES: usize = 500;
 
-const TOKEN_DOCS: &str =
-    "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app";
+const TOKEN_DOCS: &str = "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app";
 const REST_DOCS: &str = "https://docs.github.com/rest";
 
 /// GitHub's error body: `{"message": ..., "documentation_url": ...}`.
@@ -36,11 +35,7 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: &str, documentation_url: &'static str) -> Self {
-        ApiError {
-            status,
-            message: message.to_owned(),
-            documentation_url,
-        }
+        ApiError { status, message: message.to_owned(), documentation_url }
     }
 
     pub fn not_found() -> Self {
@@ -78,10 +73,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/app", get(get_app))
         .route("/app/installations", get(list_installations))
         .route("/app/installations/{id}", get(get_installation))
-        .route(
-            "/app/installations/{id}/access_tokens",
-            post(create_access_token),
-        )
+        .route("/app/installations/{id}/access_tokens", post(create_access_token))
         .route("/orgs/{org}/installation", get(org_installation))
         .route("/repos/{owner}/{repo}/installation", get(repo_installation))
         .route("/users/{user}/installation", get(user_installation))
@@ -95,15 +87,8 @@ pub(crate) async fn fallback() -> ApiError {
 
 /// The API root as the client addressed it, so URLs in bodies lead back here (GHES included).
 fn api_base(headers: &HeaderMap, uri: &OriginalUri) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let prefix = if uri.path().starts_with(GHES_PREFIX) {
-        GHES_PREFIX
-    } else {
-        ""
-    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let prefix = if uri.path().starts_with(GHES_PREFIX) { GHES_PREFIX } else { "" };
     format!("http://{host}{prefix}")
 }
 
@@ -134,20 +119,11 @@ fn installation_json(shared: &Shared, inst: &InstallationConfig, base: &str) -> 
     })
 }
 
-fn installations_of<'a>(
-    shared: &'a Shared,
-    app: &'a App,
-) -> impl Iterator<Item = &'a InstallationConfig> {
-    shared
-        .installations
-        .iter()
-        .filter(move |i| i.app_id == app.config.id)
+fn installations_of<'a>(shared: &'a Shared, app: &'a App) -> impl Iterator<Item = &'a InstallationConfig> {
+    shared.installations.iter().filter(move |i| i.app_id == app.config.id)
 }
 
-async fn get_app(
-    State(shared): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+async fn get_app(State(shared): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let app = auth::app_from_jwt(&shared, &headers)?;
     Ok(Json(json!({
         "id": app.config.id,
@@ -165,9 +141,7 @@ async fn list_installations(
 ) -> Result<Json<Value>, ApiError> {
     let app = auth::app_from_jwt(&shared, &headers)?;
     let base = api_base(&headers, &uri);
-    let list: Vec<Value> = installations_of(&shared, app)
-        .map(|i| installation_json(&shared, i, &base))
-        .collect();
+    let list: Vec<Value> = installations_of(&shared, app).map(|i| installation_json(&shared, i, &base)).collect();
     Ok(Json(Value::Array(list)))
 }
 
@@ -176,16 +150,9 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
 }
 
 /// The installation `id` of `app`; another App's installation is as unknown as a missing one.
-fn own_installation<'a>(
-    shared: &'a Shared,
-    app: &App,
-    id: &str,
-) -> Result<&'a InstallationConfig, ApiError> {
+fn own_installation<'a>(shared: &'a Shared, app: &App, id: &str) -> Result<&'a InstallationConfig, ApiError> {
     let id = parse_id(id)?;
-    shared
-        .installation(id)
-        .filter(|i| i.app_id == app.config.id)
-        .ok_or_else(ApiError::not_found)
+    shared.installation(id).filter(|i| i.app_id == app.config.id).ok_or_else(ApiError::not_found)
 }
 
 async fn get_installation(
@@ -196,11 +163,7 @@ async fn get_installation(
 ) -> Result<Json<Value>, ApiError> {
     let app = auth::app_from_jwt(&shared, &headers)?;
     let inst = own_installation(&shared, app, &id)?;
-    Ok(Json(installation_json(
-        &shared,
-        inst,
-        &api_base(&headers, &uri),
-    )))
+    Ok(Json(installation_json(&shared, inst, &api_base(&headers, &uri))))
 }
 
 async fn org_installation(
@@ -231,11 +194,7 @@ fn account_installation(
     let inst = installations_of(shared, app)
         .find(|i| i.account.eq_ignore_ascii_case(account))
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(installation_json(
-        shared,
-        inst,
-        &api_base(headers, uri),
-    )))
+    Ok(Json(installation_json(shared, inst, &api_base(headers, uri))))
 }
 
 async fn repo_installation(
@@ -247,17 +206,10 @@ async fn repo_installation(
     let app = auth::app_from_jwt(&shared, &headers)?;
     let inst = installations_of(&shared, app)
         .find(|i| {
-            i.account.eq_ignore_ascii_case(&owner)
-                && i.repositories
-                    .iter()
-                    .any(|r| r.name.eq_ignore_ascii_case(&repo))
+            i.account.eq_ignore_ascii_case(&owner) && i.repositories.iter().any(|r| r.name.eq_ignore_ascii_case(&repo))
         })
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(installation_json(
-        &shared,
-        inst,
-        &api_base(&headers, &uri),
-    )))
+    Ok(Json(installation_json(&shared, inst, &api_base(&headers, &uri))))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,9 +239,8 @@ async fn create_access_token(
     let request: AccessTokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
         AccessTokenRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            ApiError::new(StatusCode::BAD_REQUEST, "Problems parsing JSON", TOKEN_DOCS)
-        })?
+        serde_json::from_slice(&body)
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "Problems parsing JSON", TOKEN_DOCS))?
     };
 
     let by_name = request.repositories.unwrap_or_default();
@@ -300,7 +251,8 @@ async fn create_access_token(
         )));
     }
     let mut selected: Vec<String> = Vec::new();
-    let unknown = "There is at least one repository that does not exist or is not accessible to the parent installation.";
+    let unknown =
+        "There is at least one repository that does not exist or is not accessible to the parent installation.";
     for name in &by_name {
         // GitHub wants bare names; `owner/name` of the installation's own account is accepted too.
         let bare = match name.split_once('/') {
@@ -316,11 +268,7 @@ async fn create_access_token(
         selected.push(repo.name.clone());
     }
     for rid in &by_id {
-        let repo = inst
-            .repositories
-            .iter()
-            .find(|r| r.id == *rid)
-            .ok_or_else(|| ApiError::unprocessable(unknown))?;
+        let repo = inst.repositories.iter().find(|r| r.id == *rid).ok_or_else(|| ApiError::unprocessable(unknown))?;
         selected.push(repo.name.clone());
     }
     selected.sort();
@@ -345,11 +293,7 @@ async fn create_access_token(
     };
 
     let scoped = !selected.is_empty();
-    let (token, expires_at) = shared.mint(
-        inst.id,
-        permissions.clone(),
-        scoped.then(|| selected.clone()),
-    );
+    let (token, expires_at) = shared.mint(inst.id, permissions.clone(), scoped.then(|| selected.clone()));
     let mut body = json!({
         "token": token,
         "expires_at": humantime::format_rfc3339_seconds(expires_at).to_string(),
@@ -372,19 +316,12 @@ async fn create_access_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn revoke_token(
-    State(shared): State<AppState>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
+async fn revoke_token(State(shared): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     let (token, _) = auth::installation_token(&shared, &headers)?;
     if shared.revoke(&token) {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Bad credentials",
-            REST_DOCS,
-        ))
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, "Bad credentials", REST_DOCS))
     }
 }
 
@@ -393,9 +330,7 @@ async fn installation_repositories(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (_, record) = auth::installation_token(&shared, &headers)?;
-    let inst = shared
-        .installation(record.installation_id)
-        .ok_or_else(ApiError::not_found)?;
+    let inst = shared.installation(record.installation_id).ok_or_else(ApiError::not_found)?;
     let repos: Vec<Value> = inst
         .repositories
         .iter()

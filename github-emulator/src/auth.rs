@@ -22,18 +22,12 @@ fn unauthorized(message: &str) -> ApiError {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credentials) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| credentials.trim())
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
 }
 
 /// Checks `Authorization: Bearer <JWT>` and returns the App it authenticates.
-pub(crate) fn app_from_jwt<'a>(
-    shared: &'a Shared,
-    headers: &HeaderMap,
-) -> Result<&'a App, ApiError> {
-    let jwt =
-        bearer(headers).ok_or_else(|| unauthorized("A JSON web token could not be decoded"))?;
+pub(crate) fn app_from_jwt<'a>(shared: &'a Shared, headers: &HeaderMap) -> Result<&'a App, ApiError> {
+    let jwt = bearer(headers).ok_or_else(|| unauthorized("A JSON web token could not be decoded"))?;
 
     // The issuer picks the key, so read it before the signature can be checked.
     let mut peek = Validation::new(Algorithm::RS256);
@@ -41,27 +35,21 @@ pub(crate) fn app_from_jwt<'a>(
     peek.validate_exp = false;
     peek.validate_aud = false;
     peek.required_spec_claims = HashSet::new();
-    let header = jsonwebtoken::decode_header(jwt)
-        .map_err(|_| unauthorized("A JSON web token could not be decoded"))?;
+    let header = jsonwebtoken::decode_header(jwt).map_err(|_| unauthorized("A JSON web token could not be decoded"))?;
     if header.alg != Algorithm::RS256 {
         return Err(unauthorized("A JSON web token could not be decoded"));
     }
-    let claims =
-        jsonwebtoken::decode::<Value>(jwt, &jsonwebtoken::DecodingKey::from_secret(&[]), &peek)
-            .map_err(|_| unauthorized("A JSON web token could not be decoded"))?
-            .claims;
+    let claims = jsonwebtoken::decode::<Value>(jwt, &jsonwebtoken::DecodingKey::from_secret(&[]), &peek)
+        .map_err(|_| unauthorized("A JSON web token could not be decoded"))?
+        .claims;
     let iss = match claims.get("iss") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) if n.is_u64() => n.to_string(),
         _ => {
-            return Err(unauthorized(
-                "'Issuer' claim ('iss') must be an Integer or a client ID",
-            ));
+            return Err(unauthorized("'Issuer' claim ('iss') must be an Integer or a client ID"));
         }
     };
-    let app = shared
-        .app_by_issuer(&iss)
-        .ok_or_else(|| unauthorized("Integration not found"))?;
+    let app = shared.app_by_issuer(&iss).ok_or_else(|| unauthorized("Integration not found"))?;
 
     let mut verify = Validation::new(Algorithm::RS256);
     // Time claims are checked below against the emulator's own (possibly skewed) clock.
@@ -87,14 +75,8 @@ fn check_times(claims: &Value, now: SystemTime, leeway: Duration) -> Result<(), 
     let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
     let iat_msg = "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
     let exp_msg = "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
-    let iat = claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| unauthorized(iat_msg))?;
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| unauthorized(exp_msg))?;
+    let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| unauthorized(iat_msg))?;
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| unauthorized(exp_msg))?;
     if iat > now + leeway {
         return Err(unauthorized(iat_msg));
     }
@@ -103,23 +85,15 @@ fn check_times(claims: &Value, now: SystemTime, leeway: Duration) -> Result<(), 
     }
     let max = i64::try_from(MAX_JWT_LIFETIME.as_secs()).unwrap_or(i64::MAX) + leeway;
     if exp - iat > max || exp - now > max {
-        return Err(unauthorized(
-            "'Expiration time' claim ('exp') is too far in the future",
-        ));
+        return Err(unauthorized("'Expiration time' claim ('exp') is too far in the future"));
     }
     Ok(())
 }
 
 /// Checks `Authorization: token <t>` (or `Bearer <t>`) carrying a live installation token.
-pub(crate) fn installation_token(
-    shared: &Shared,
-    headers: &HeaderMap,
-) -> Result<(String, TokenRecord), ApiError> {
+pub(crate) fn installation_token(shared: &Shared, headers: &HeaderMap) -> Result<(String, TokenRecord), ApiError> {
     let bad = || ApiError::new(StatusCode::UNAUTHORIZED, "Bad credentials", JWT_DOCS);
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(bad)?;
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(bad)?;
     let (scheme, token) = value.split_once(' ').ok_or_else(bad)?;
     if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")) {
         return Err(bad());

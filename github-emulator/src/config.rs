@@ -50,16 +50,8 @@ impl EmulatorConfig {
         let app = AppConfig::new(TEST_APP_ID, TEST_CLIENT_ID, public_key_pem);
         let installation = InstallationConfig::new(TEST_INSTALLATION_ID, TEST_APP_ID, TEST_ORG)
             .with_repos(["widgets", "gadgets", "docs"])
-            .with_permissions([
-                ("contents", "write"),
-                ("metadata", "read"),
-                ("pull_requests", "write"),
-            ]);
-        EmulatorConfig {
-            apps: vec![app],
-            installations: vec![installation],
-            ..Default::default()
-        }
+            .with_permissions([("contents", "write"), ("metadata", "read"), ("pull_requests", "write")]);
+        EmulatorConfig { apps: vec![app], installations: vec![installation], ..Default::default() }
     }
 
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
@@ -142,31 +134,18 @@ impl InstallationConfig {
     pub fn with_repos<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
         for name in names {
             let id = self.id * 1000 + self.repositories.len() as u64 + 1;
-            self.repositories.push(RepoConfig {
-                id,
-                name: name.to_owned(),
-            });
+            self.repositories.push(RepoConfig { id, name: name.to_owned() });
         }
         self
     }
 
-    pub fn with_permissions<'a>(
-        mut self,
-        perms: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Self {
-        self.permissions = perms
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+    pub fn with_permissions<'a>(mut self, perms: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        self.permissions = perms.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         self
     }
 
     pub(crate) fn repository_selection(&self) -> &'static str {
-        if self.all_repositories {
-            "all"
-        } else {
-            "selected"
-        }
+        if self.all_repositories { "all" } else { "selected" }
     }
 }
 

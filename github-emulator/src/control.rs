@@ -36,10 +36,7 @@ async fn stats(State(shared): State<AppState>) -> Json<Stats> {
     })
 }
 
-async fn add_fault(
-    State(shared): State<AppState>,
-    Json(request): Json<FaultRequest>,
-) -> StatusCode {
+async fn add_fault(State(shared): State<AppState>, Json(request): Json<FaultRequest>) -> StatusCode {
     shared.push_fault(Fault::from(request.kind), request.count);
     StatusCode::NO_CONTENT
 }

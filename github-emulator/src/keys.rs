@@ -27,25 +27,15 @@ impl TestKeyPair {
     pub fn generate() -> Result<Self, KeyError> {
         let mut rng = rand::thread_rng();
         let key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| KeyError(e.to_string()))?;
-        let private_pem = key
-            .to_pkcs1_pem(LineEnding::LF)
-            .map_err(|e| KeyError(e.to_string()))?;
-        let public_pem = key
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| KeyError(e.to_string()))?;
-        Ok(TestKeyPair {
-            private_pem: private_pem.to_string(),
-            public_pem,
-        })
+        let private_pem = key.to_pkcs1_pem(LineEnding::LF).map_err(|e| KeyError(e.to_string()))?;
+        let public_pem = key.to_public_key().to_public_key_pem(LineEnding::LF).map_err(|e| KeyError(e.to_string()))?;
+        Ok(TestKeyPair { private_pem: private_pem.to_string(), public_pem })
     }
 }
 
 impl fmt::Debug for TestKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestKeyPair")
-            .field("private_pem", &"[REDACTED]")
-            .finish_non_exhaustive()
+        f.debug_struct("TestKeyPair").field("private_pem", &"[REDACTED]").finish_non_exhaustive()
     }
 }
 

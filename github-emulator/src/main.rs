@@ -31,11 +31,7 @@ struct Args {
     #[arg(long, default_value = github_emulator::TEST_CLIENT_ID)]
     client_id: String,
     /// PEM file with the App's RSA public key.
-    #[arg(
-        long,
-        conflicts_with = "generate_key_to",
-        required_unless_present = "generate_key_to"
-    )]
+    #[arg(long, conflicts_with = "generate_key_to", required_unless_present = "generate_key_to")]
     public_key: Option<PathBuf>,
     /// Generate a key pair, write the PRIVATE key (PKCS#1 PEM) to this file for the client, and
     /// verify JWTs with its public half.
@@ -69,8 +65,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let public_pem = match (&args.public_key, &args.generate_key_to) {
-        (Some(path), _) => std::fs::read_to_string(path)
-            .map_err(|e| format!("--public-key: cannot read {}: {e}", path.display()))?,
+        (Some(path), _) => {
+            std::fs::read_to_string(path).map_err(|e| format!("--public-key: cannot read {}: {e}", path.display()))?
+        }
         (None, Some(path)) => {
             let pair = TestKeyPair::generate().map_err(|e| e.to_string())?;
             write_private(path, &pair.private_pem)
@@ -81,11 +78,7 @@ fn run(args: Args) -> Result<(), String> {
     };
     let installation = InstallationConfig::new(args.installation_id, args.app_id, &args.org)
         .with_repos(args.repos.iter().map(String::as_str))
-        .with_permissions([
-            ("contents", "write"),
-            ("metadata", "read"),
-            ("pull_requests", "write"),
-        ]);
+        .with_permissions([("contents", "write"), ("metadata", "read"), ("pull_requests", "write")]);
     let config = EmulatorConfig {
         listen: args.listen,
         apps: vec![AppConfig::new(args.app_id, &args.client_id, &public_pem)],
@@ -95,29 +88,16 @@ fn run(args: Args) -> Result<(), String> {
         ..EmulatorConfig::default()
     };
     let handle = Emulator::start(config).map_err(|e| e.to_string())?;
-    println!(
-        "github-emulator: an EMULATOR of GitHub's App API, not GitHub. Tokens it mints work nowhere else."
-    );
+    println!("github-emulator: an EMULATOR of GitHub's App API, not GitHub. Tokens it mints work nowhere else.");
     println!("  api_url (github.com style): {}", handle.base_url());
     println!("  api_url (GHES style):       {}", handle.ghes_base_url());
     println!("  app id {} / client id {}", args.app_id, args.client_id);
-    println!(
-        "  installation {} on {} with repositories {}",
-        args.installation_id,
-        args.org,
-        args.repos.join(", ")
-    );
+    println!("  installation {} on {} with repositories {}", args.installation_id, args.org, args.repos.join(", "));
     if let Some(path) = &args.generate_key_to {
         println!("  App private key (generated): {}", path.display());
     }
-    println!(
-        "  token lifetime {} s, clock skew {} s",
-        args.token_ttl_secs, args.clock_skew_secs
-    );
-    println!(
-        "  control: {}/_emulator/stats, /_emulator/faults, /_emulator/clock-skew",
-        handle.base_url()
-    );
+    println!("  token lifetime {} s, clock skew {} s", args.token_ttl_secs, args.clock_skew_secs);
+    println!("  control: {}/_emulator/stats, /_emulator/faults, /_emulator/clock-skew", handle.base_url());
     handle.wait();
     Ok(())
 }

@@ -76,18 +76,10 @@ impl Emulator {
     /// until the handle is dropped. Works from sync and async code alike.
     pub fn start(config: EmulatorConfig) -> Result<EmulatorHandle, StartError> {
         let shared = Arc::new(Shared::new(&config).map_err(StartError::Config)?);
-        let listener =
-            std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let listener = std::net::TcpListener::bind(config.listen)
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        listener.set_nonblocking(true).map_err(|source| StartError::Bind { addr, source })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("github-emulator")
@@ -109,12 +101,7 @@ impl Emulator {
                 runtime.shutdown_background();
             })
             .map_err(StartError::Runtime)?;
-        Ok(EmulatorHandle {
-            shared,
-            addr,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
+        Ok(EmulatorHandle { shared, addr, stop: Some(stop_tx), thread: Some(thread) })
     }
 }
 
@@ -247,11 +234,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
+async fn serve(listener: tokio::net::TcpListener, router: Router, mut stop: tokio::sync::oneshot::Receiver<()>) {
     loop {
         let stream = tokio::select! {
             _ = &mut stop => return,
@@ -267,21 +250,20 @@ async fn serve(
         };
         let router = router.clone();
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let router = router.clone();
-                    async move {
-                        let response = match router.oneshot(req).await {
-                            Ok(r) => r,
-                            Err(never) => match never {},
-                        };
-                        if response.extensions().get::<DropConnection>().is_some() {
-                            // An error from the service makes hyper close the socket unanswered.
-                            return Err(ConnectionDropped);
-                        }
-                        Ok::<_, ConnectionDropped>(response)
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let router = router.clone();
+                async move {
+                    let response = match router.oneshot(req).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    };
+                    if response.extensions().get::<DropConnection>().is_some() {
+                        // An error from the service makes hyper close the socket unanswered.
+                        return Err(ConnectionDropped);
                     }
-                });
+                    Ok::<_, ConnectionDropped>(response)
+                }
+            });
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -300,23 +282,14 @@ async fn date_header(State(shared): State<Arc<Shared>>, req: Request, next: Next
     if let Ok(value) = HeaderValue::from_str(&date) {
         response.headers_mut().insert(header::DATE, value);
     }
-    response
-        .headers_mut()
-        .insert(header::SERVER, HeaderValue::from_static("github-emulator"));
+    response.headers_mut().insert(header::SERVER, HeaderValue::from_static("github-emulator"));
     response
 }
 
 /// For GitHub routes: count, apply the next fault, then GitHub's header checks.
 async fn github_route(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    let route = format!(
-        "{} {}",
-        req.method(),
-        path.strip_prefix(GHES_PREFIX).unwrap_or(path)
-    );
+    let path = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    let route = format!("{} {}", req.method(), path.strip_prefix(GHES_PREFIX).unwrap_or(path));
     shared.record_request(&route);
 
     match shared.next_fault() {
@@ -345,10 +318,7 @@ async fn github_route(State(shared): State<Arc<Shared>>, req: Request, next: Nex
 const SUPPORTED_API_VERSIONS: &[&str] = &["2022-11-28"];
 
 fn check_headers(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
-    let ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if ua.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -358,17 +328,9 @@ fn check_headers(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
     }
     // Stricter than GitHub, which assumes JSON when Accept is absent: clients under test must
     // ask for `application/vnd.github+json` (or anything JSON-compatible).
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let json_ok = accept.split(',').any(|range| {
-        let media = range
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media = range.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         media == "*/*"
             || media == "application/*"
             || media == "application/json"

@@ -54,19 +54,13 @@ impl Shared {
             .iter()
             .map(|app| {
                 DecodingKey::from_rsa_pem(app.public_key_pem.as_bytes())
-                    .map(|key| App {
-                        config: app.clone(),
-                        key,
-                    })
+                    .map(|key| App { config: app.clone(), key })
                     .map_err(|e| format!("app {}: public key is not an RSA PEM key: {e}", app.id))
             })
             .collect::<Result<Vec<_>, _>>()?;
         for inst in &config.installations {
             if !apps.iter().any(|a| a.config.id == inst.app_id) {
-                return Err(format!(
-                    "installation {}: no app with id {}",
-                    inst.id, inst.app_id
-                ));
+                return Err(format!("installation {}: no app with id {}", inst.id, inst.app_id));
             }
         }
         Ok(Shared {
@@ -94,8 +88,7 @@ impl Shared {
     }
 
     pub fn set_skew_secs(&self, secs: i64) {
-        self.skew_ms
-            .store(secs.saturating_mul(1000), Ordering::Relaxed);
+        self.skew_ms.store(secs.saturating_mul(1000), Ordering::Relaxed);
     }
 
     pub fn skew_secs(&self) -> i64 {
@@ -135,9 +128,7 @@ impl Shared {
     }
 
     pub fn app_by_issuer(&self, iss: &str) -> Option<&App> {
-        self.apps
-            .iter()
-            .find(|a| a.config.id.to_string() == iss || a.config.client_id == iss)
+        self.apps.iter().find(|a| a.config.id.to_string() == iss || a.config.client_id == iss)
     }
 
     pub fn installation(&self, id: u64) -> Option<&InstallationConfig> {
@@ -156,13 +147,7 @@ impl Shared {
         // trust `expires_at` are never surprised.
         let expires_at = truncate_to_secs(self.now() + ttl);
         let token = new_token();
-        let record = TokenRecord {
-            installation_id,
-            expires_at,
-            permissions,
-            repositories,
-            revoked: false,
-        };
+        let record = TokenRecord { installation_id, expires_at, permissions, repositories, revoked: false };
         lock(&self.tokens).insert(token.clone(), record);
         self.mints.fetch_add(1, Ordering::Relaxed);
         (token, expires_at)
@@ -174,8 +159,7 @@ impl Shared {
 
     /// A token that exists, is not revoked and has not expired on the emulator's clock.
     pub fn live_token(&self, token: &str) -> Option<TokenRecord> {
-        self.token(token)
-            .filter(|r| !r.revoked && self.now() < r.expires_at)
+        self.token(token).filter(|r| !r.revoked && self.now() < r.expires_at)
     }
 
     pub fn revoke(&self, token: &str) -> bool {
@@ -205,12 +189,7 @@ fn truncate_to_secs(t: SystemTime) -> SystemTime {
 /// in dot-separated segments, so clients that assume 40 characters or no dots break here first.
 fn new_token() -> String {
     let mut rng = rand::thread_rng();
-    let mut segment = |len: usize| -> String {
-        (&mut rng)
-            .sample_iter(&Alphanumeric)
-            .take(len)
-            .map(char::from)
-            .collect()
-    };
+    let mut segment =
+        |len: usize| -> String { (&mut rng).sample_iter(&Alphanumeric).take(len).map(char::from).collect() };
     format!("ghs_{}.{}.{}", segment(36), segment(180), segment(300))
 }

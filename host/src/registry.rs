@@ -177,8 +177,7 @@ impl Registry {
         if set.plugins.is_empty() {
             return Err(TokenError::NoPluginLoaded);
         }
-        let plugin =
-            set.plugins.iter().find(|p| p.token_provider.is_some()).ok_or(TokenError::NoTokenProvider)?;
+        let plugin = set.plugins.iter().find(|p| p.token_provider.is_some()).ok_or(TokenError::NoTokenProvider)?;
         let name = plugin.name.clone();
         let started = Instant::now();
         let outcome = self
@@ -217,9 +216,8 @@ impl Registry {
             let input = env.clone();
             let name = plugin.name.clone();
             let started = Instant::now();
-            let outcome = self
-                .call(plugin, move |p| p.env_mutator.as_ref().map(|m| m.mutate_env(&workspace, &input)))
-                .await;
+            let outcome =
+                self.call(plugin, move |p| p.env_mutator.as_ref().map(|m| m.mutate_env(&workspace, &input))).await;
             metrics::histogram!("plughost_env_mutator_seconds", "plugin" => name.clone())
                 .record(started.elapsed().as_secs_f64());
             env = match outcome {

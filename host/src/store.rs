@@ -184,9 +184,9 @@ impl TokenStore {
     /// `use` is `Some` when its last use is due to be recorded (see [`TokenStore::record_use`]).
     pub fn verify(&self, workspace_id: &str, token: &str) -> Result<Option<Option<TokenUse>>, StoreError> {
         let presented = token_hash(token);
-        let checker = self
-            .checkers
-            .get_or_try(|| Ok::<_, StoreError>(Checker { reader: open_reader(&self.path)?, last_written: RefCell::default() }))?;
+        let checker = self.checkers.get_or_try(|| {
+            Ok::<_, StoreError>(Checker { reader: open_reader(&self.path)?, last_written: RefCell::default() })
+        })?;
         let mut statement = checker
             .reader
             .prepare_cached("SELECT id, token_sha256 FROM workspace_tokens WHERE workspace_id = ?1")

@@ -102,8 +102,8 @@ pub struct InitArgs {
 pub mod v1_0 {
     use super::*;
     use abi_stable::{
-        declare_root_module_statics, library::RootModule, package_version_strings,
-        sabi_types::VersionStrings, std_types::ROption,
+        declare_root_module_statics, library::RootModule, package_version_strings, sabi_types::VersionStrings,
+        std_types::ROption,
     };
 
     #[repr(C)]

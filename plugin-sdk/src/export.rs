@@ -82,9 +82,8 @@ pub struct Capabilities {
 
 impl Capabilities {
     pub fn env_mutator<T: EnvMutator>(mut self, plugin: Arc<T>) -> Self {
-        self.env_mutator = Some(Arc::new(move || {
-            abi::EnvMutator_TO::from_value(GuardedEnvMutator(Arc::clone(&plugin)), TD_Opaque)
-        }));
+        self.env_mutator =
+            Some(Arc::new(move || abi::EnvMutator_TO::from_value(GuardedEnvMutator(Arc::clone(&plugin)), TD_Opaque)));
         self
     }
 
@@ -131,10 +130,8 @@ extern "C" fn info<P: Exported>() -> abi::PluginInfo {
 extern "C" fn init<P: Exported>(args: abi::InitArgs) -> RResult<(), RString> {
     let abi::InitArgs { config_toml, plugin_file, host_log, max_log_level } = args;
     crate::log_bridge::install(host_log, max_log_level);
-    let ctx = InitContext {
-        config_toml: config_toml.into_string(),
-        plugin_file: PathBuf::from(plugin_file.into_string()),
-    };
+    let ctx =
+        InitContext { config_toml: config_toml.into_string(), plugin_file: PathBuf::from(plugin_file.into_string()) };
     let built = guarded("init", || {
         let plugin = Arc::new(P::init(ctx)?);
         Ok(P::capabilities(&plugin))
@@ -168,10 +165,7 @@ impl<T: EnvMutator> abi::EnvMutator for GuardedEnvMutator<T> {
             let mut map: BTreeMap<String, String> =
                 env.into_iter().map(|var| (var.name.into_string(), var.value.into_string())).collect();
             self.0.mutate_env(workspace_id.as_str(), &mut map)?;
-            Ok(map
-                .into_iter()
-                .map(|(name, value)| abi::EnvVar { name: name.into(), value: value.into() })
-                .collect())
+            Ok(map.into_iter().map(|(name, value)| abi::EnvVar { name: name.into(), value: value.into() }).collect())
         })
         .map_err(RString::from)
         .into()

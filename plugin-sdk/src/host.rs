@@ -141,9 +141,7 @@ impl PluginLibrary {
                 }
                 Ok(PluginInstance {
                     env_mutator: (m.env_mutator())().into_option().map(|inner| EnvMutatorHandle { inner }),
-                    token_provider: (m.token_provider())()
-                        .into_option()
-                        .map(|inner| TokenProviderHandle { inner }),
+                    token_provider: (m.token_provider())().into_option().map(|inner| TokenProviderHandle { inner }),
                 })
             }
         }
@@ -163,10 +161,8 @@ fn init_as<M: RootModule + StableAbi>(header: &'static LibHeader) -> Result<M, O
     let Some(found) = header.layout() else { return Err(OpenError::NoLayout) };
     // Checked here first, rather than left to `init_root_module`, for the structured errors
     // that make the one-line summary; abi_stable's own error is only a formatted report.
-    check_layout_compatibility(M::LAYOUT, found).map_err(|errors| OpenError::LayoutMismatch {
-        summary: summarize(&errors),
-        report: errors.to_string(),
-    })?;
+    check_layout_compatibility(M::LAYOUT, found)
+        .map_err(|errors| OpenError::LayoutMismatch { summary: summarize(&errors), report: errors.to_string() })?;
     header.init_root_module::<M>().map_err(|err| match err {
         LibraryError::AbiInstability(report) => {
             OpenError::LayoutMismatch { summary: "root module".to_owned(), report: report.to_string() }
@@ -296,7 +292,11 @@ pub struct EnvMutatorHandle {
 
 impl EnvMutatorHandle {
     /// Runs the mutator on a copy of `env`; on error `env` is untouched.
-    pub fn mutate_env(&self, workspace_id: &str, env: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+    pub fn mutate_env(
+        &self,
+        workspace_id: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
         let vars = env
             .iter()
             .map(|(name, value)| abi::EnvVar { name: name.as_str().into(), value: value.as_str().into() })

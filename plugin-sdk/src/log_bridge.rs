@@ -30,8 +30,7 @@ pub(crate) fn install(host_log: HostLogBox, max_level: LogLevel) {
         // Fails only if the plugin installed its own global subscriber first; then it keeps it.
         let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Bridge));
         std::panic::set_hook(Box::new(|info| {
-            let location =
-                info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
             let message = crate::export::panic_message(info.payload());
             send(LogLevel::Error, "panic", &format!("plugin panicked{location}: {message}"));
         }));

@@ -122,10 +122,7 @@ fn unix_seconds(t: SystemTime) -> i64 {
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("secret", &self.secret)
-            .field("expires_at_unix", &self.expires_at_unix)
-            .finish()
+        f.debug_struct("Token").field("secret", &self.secret).field("expires_at_unix", &self.expires_at_unix).finish()
     }
 }
 

@@ -31,7 +31,8 @@ fn truncated_shared_library() {
     let report = dir.scan();
     let message = refusal(&report, "10-truncated.so");
     assert!(
-        message.starts_with("malformed or truncated ELF file:") || message.starts_with("truncated: a segment ends at byte"),
+        message.starts_with("malformed or truncated ELF file:")
+            || message.starts_with("truncated: a segment ends at byte"),
         "{message}"
     );
     assert!(refusal(&report, "11-stub.so").starts_with("malformed or truncated ELF file:"));

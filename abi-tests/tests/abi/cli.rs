@@ -76,7 +76,10 @@ fn list_shows_what_serve_would_load_and_why_the_rest_is_refused() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains(&format!("load     {}/10-static.so: static-env 1.0.0", dir.path().display())), "{stdout}");
     assert!(
-        stdout.contains(&format!("refuse   {}/20-major.so: built with plughost-sdk 2.0.0; this host loads 1.x", dir.path().display())),
+        stdout.contains(&format!(
+            "refuse   {}/20-major.so: built with plughost-sdk 2.0.0; this host loads 1.x",
+            dir.path().display()
+        )),
         "{stdout}"
     );
 }

@@ -13,7 +13,10 @@ fn static_env_loads_and_mutates() {
     let report = dir.scan();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     let plugin = &report.plugins[0];
-    assert_eq!((plugin.name.as_str(), plugin.version.as_str(), plugin.sdk_version.as_str()), ("static-env", "1.0.0", "1.0.0"));
+    assert_eq!(
+        (plugin.name.as_str(), plugin.version.as_str(), plugin.sdk_version.as_str()),
+        ("static-env", "1.0.0", "1.0.0")
+    );
     assert_eq!(plugin.capabilities(), ["env_mutator"]);
     assert_eq!(plugin.sha256, plughost::loader::sha256_hex(&std::fs::read(&fixtures().static_env).unwrap()));
     let env = plugin.env_mutator.as_ref().unwrap().mutate_env("ws-1", &BTreeMap::new()).unwrap();
@@ -66,10 +69,7 @@ fn bad_configuration_is_refused_naming_the_setting() {
     let report = dir.scan();
     assert!(report.plugins.is_empty());
     let message = crate::support::refusal(&report, "static.so");
-    assert!(
-        message.starts_with("init failed: invalid configuration: overwrite: invalid type: string"),
-        "{message}"
-    );
+    assert!(message.starts_with("init failed: invalid configuration: overwrite: invalid type: string"), "{message}");
 }
 
 #[test]

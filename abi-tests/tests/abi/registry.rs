@@ -91,7 +91,10 @@ async fn env_chain_runs_in_order_and_stops_at_the_first_failure() {
     dir.configure("30-append.so", "suffix = \"!\"\n");
     let registry = self::registry(&dir, Duration::from_secs(5)).await;
     let err = registry.mutate_env("ws-1", BTreeMap::new()).await.unwrap_err();
-    assert!(matches!(&err, EnvError::Failed { plugin, message } if plugin == "panicking" && message == "mutate_env panicked: boom in mutate_env"), "{err}");
+    assert!(
+        matches!(&err, EnvError::Failed { plugin, message } if plugin == "panicking" && message == "mutate_env panicked: boom in mutate_env"),
+        "{err}"
+    );
     assert_eq!(err.plugin(), "panicking");
 }
 

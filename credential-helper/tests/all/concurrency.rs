@@ -15,26 +15,13 @@ fn twenty_concurrent_fills_make_one_request() {
     let children: Vec<_> = (0..20)
         .map(|_| {
             let mut cmd: Command = sandbox.git(&["credential", "fill"]);
-            let mut child = cmd
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
             use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"protocol=https\nhost=github.com\n\n")
-                .unwrap();
+            child.stdin.take().unwrap().write_all(b"protocol=https\nhost=github.com\n\n").unwrap();
             child
         })
         .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
 
     let expected = server.current().unwrap().token;
     for out in &outputs {
@@ -42,9 +29,5 @@ fn twenty_concurrent_fills_make_one_request() {
         assert_eq!(password(out).unwrap(), expected);
         assert_eq!(stderr(out), "", "waiting for the lock is silent");
     }
-    assert_eq!(
-        server.requests(),
-        1,
-        "exactly one request for 20 concurrent fills"
-    );
+    assert_eq!(server.requests(), 1, "exactly one request for 20 concurrent fills");
 }

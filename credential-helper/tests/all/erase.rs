@@ -37,10 +37,7 @@ fn reject_of_the_cached_token_drops_it() {
     assert_eq!(server.requests(), 2, "the next fill asks plughost again");
     assert_ne!(t1, t2);
     let seen = std::fs::read_to_string(sandbox.cache_dir().join("seen.json")).unwrap();
-    assert!(
-        !seen.contains(&t1) && !seen.contains(&t2),
-        "only hashes are remembered"
-    );
+    assert!(!seen.contains(&t1) && !seen.contains(&t2), "only hashes are remembered");
 }
 
 #[test]

@@ -27,10 +27,7 @@ fn host_down_uses_a_still_valid_cached_token() {
     let out = sandbox.fill("https", "github.com");
     assert_eq!(password(&out).unwrap(), token);
     let err = stderr(&out);
-    assert!(
-        err.contains("cannot reach plughost") && err.contains("using the cached token"),
-        "{err}"
-    );
+    assert!(err.contains("cannot reach plughost") && err.contains("using the cached token"), "{err}");
     assert!(!err.contains(&token));
 }
 
@@ -42,11 +39,13 @@ fn host_down_without_a_valid_token_fails_clearly() {
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("git-credential-plughost: no credential for github.com: cannot reach plughost at http://127.0.0.1:"), "{err}");
     assert!(
-        err.contains("GH_TOKEN and GITHUB_TOKEN are not set"),
+        err.starts_with(
+            "git-credential-plughost: no credential for github.com: cannot reach plughost at http://127.0.0.1:"
+        ),
         "{err}"
     );
+    assert!(err.contains("GH_TOKEN and GITHUB_TOKEN are not set"), "{err}");
     assert_no_secrets(&err, &[]);
 
     let via_git = sandbox.fill("https", "github.com");
@@ -81,58 +80,33 @@ fn revoked_workspace_is_a_clear_failure_without_fallbacks() {
     sandbox.set("GH_TOKEN", "ghs_env_fallback_token");
     let out = helper_get(&sandbox);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        out.stdout.is_empty(),
-        "neither the cached token nor GH_TOKEN after a 401"
-    );
+    assert!(out.stdout.is_empty(), "neither the cached token nor GH_TOKEN after a 401");
     let err = stderr(&out);
     assert!(
-        err.contains("HTTP 401")
-            && err.contains("missing, wrong or revoked")
-            && err.contains(".auth_token"),
+        err.contains("HTTP 401") && err.contains("missing, wrong or revoked") && err.contains(".auth_token"),
         "{err}"
     );
     assert_no_secrets(&err, &[cached, "ghs_env_fallback_token".into()]);
     let leftover = std::fs::read_dir(sandbox.cache_dir())
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".json")
-        })
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("token-")
-        })
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json"))
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("token-"))
         .count();
-    assert_eq!(
-        leftover, 0,
-        "the revoked workspace's cached token is dropped"
-    );
+    assert_eq!(leftover, 0, "the revoked workspace's cached token is dropped");
 }
 
 #[test]
 fn server_errors_are_reported_with_plughosts_message() {
     let server = TokenServer::start(3600, 600);
     let sandbox = Sandbox::new(&server.url);
-    for (code, message) in [
-        (500, "token refresh failed"),
-        (404, "no GitHub App configured"),
-        (504, "token provider timed out"),
-    ] {
+    for (code, message) in
+        [(500, "token refresh failed"), (404, "no GitHub App configured"), (504, "token provider timed out")]
+    {
         server.set_mode(Mode::Fail(code));
         let out = helper_get(&sandbox);
         assert!(out.stdout.is_empty());
         let err = stderr(&out);
-        assert!(
-            err.contains(&format!("HTTP {code}")) && err.contains(message),
-            "{err}"
-        );
+        assert!(err.contains(&format!("HTTP {code}")) && err.contains(message), "{err}");
         assert_no_secrets(&err, &issued_tokens(&server));
     }
 }
@@ -156,10 +130,6 @@ fn missing_bearer_file_is_named() {
     std::fs::remove_file(sandbox.path("configs/.auth_token")).unwrap();
     let out = helper_get(&sandbox);
     assert!(out.stdout.is_empty());
-    assert!(
-        stderr(&out).contains("cannot read the workspace bearer token"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("cannot read the workspace bearer token"), "{}", stderr(&out));
     assert_eq!(server.requests(), 0);
 }

@@ -19,11 +19,7 @@ fn fill_returns_the_token_with_its_expiry_and_caches_it() {
 
     let again = sandbox.fill("https", "github.com");
     assert_eq!(password(&again).unwrap(), issued.token);
-    assert_eq!(
-        server.requests(),
-        1,
-        "the second fill is served from the cache"
-    );
+    assert_eq!(server.requests(), 1, "the second fill is served from the cache");
 }
 
 #[test]
@@ -33,26 +29,11 @@ fn cache_is_private() {
     let sandbox = Sandbox::new(&server.url);
     assert!(sandbox.fill("https", "github.com").status.success());
     let dir = sandbox.cache_dir();
-    assert_eq!(
-        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
-    let files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(
-        files
-            .iter()
-            .any(|f| f.extension().is_some_and(|e| e == "json"))
-    );
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "json")));
     for f in files {
-        assert_eq!(
-            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
-            0o600,
-            "{}",
-            f.display()
-        );
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
     }
 }
 
@@ -60,18 +41,12 @@ fn cache_is_private() {
 fn other_hosts_and_protocols_get_nothing() {
     let server = TokenServer::start(3600, 600);
     let sandbox = Sandbox::new(&server.url);
-    for (protocol, host) in [
-        ("https", "gitlab.com"),
-        ("http", "github.com"),
-        ("ssh", "github.com"),
-        ("https", "github.com:8443"),
-    ] {
+    for (protocol, host) in
+        [("https", "gitlab.com"), ("http", "github.com"), ("ssh", "github.com"), ("https", "github.com:8443")]
+    {
         let out = sandbox.helper(&["get"], &format!("protocol={protocol}\nhost={host}\n\n"));
         assert!(out.status.success());
-        assert!(
-            out.stdout.is_empty(),
-            "{protocol}://{host} must not be answered"
-        );
+        assert!(out.stdout.is_empty(), "{protocol}://{host} must not be answered");
         assert!(out.stderr.is_empty());
     }
     let out = sandbox.fill("https", "gitlab.com");
@@ -83,20 +58,14 @@ fn other_hosts_and_protocols_get_nothing() {
 fn listed_hosts_with_ports_and_explicit_http() {
     let server = TokenServer::start(3600, 600);
     let mut sandbox = Sandbox::new(&server.url);
-    sandbox.set(
-        "PLUGHOST_CREDENTIAL_HOSTS",
-        "ghe.example.com:8443,http://127.0.0.1:9999",
-    );
+    sandbox.set("PLUGHOST_CREDENTIAL_HOSTS", "ghe.example.com:8443,http://127.0.0.1:9999");
     assert!(password(&sandbox.fill("https", "ghe.example.com:8443")).is_some());
     assert!(
         password(&sandbox.fill("http", "ghe.example.com:8443")).is_none(),
         "plain http only when listed as http://"
     );
     assert!(password(&sandbox.fill("http", "127.0.0.1:9999")).is_some());
-    assert!(
-        password(&sandbox.fill("https", "github.com")).is_none(),
-        "the default is replaced by the list"
-    );
+    assert!(password(&sandbox.fill("https", "github.com")).is_none(), "the default is replaced by the list");
 }
 
 #[test]
@@ -110,10 +79,7 @@ fn unknown_actions_and_store_are_ignored_silently() {
         assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{action:?}");
     }
     assert_eq!(server.requests(), 0);
-    assert!(
-        !sandbox.cache_dir().join("seen.json").exists(),
-        "store records nothing"
-    );
+    assert!(!sandbox.cache_dir().join("seen.json").exists(), "store records nothing");
 }
 
 #[test]
@@ -122,28 +88,12 @@ fn admin_route_without_workspace_id() {
     let mut sandbox = Sandbox::new(&server.url);
     sandbox.unset("WORKSPACE_ID");
     let out = sandbox.fill("https", "github.com");
-    assert!(
-        password(&out).is_none(),
-        "a workspace bearer does not open the admin route"
-    );
-    assert!(
-        stderr(&out).contains("/admin/github-installation-token"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(password(&out).is_none(), "a workspace bearer does not open the admin route");
+    assert!(stderr(&out).contains("/admin/github-installation-token"), "{}", stderr(&out));
 
-    std::fs::write(
-        sandbox.path("configs/.auth_token"),
-        format!("  {ADMIN_TOKEN}\n\n"),
-    )
-    .unwrap();
+    std::fs::write(sandbox.path("configs/.auth_token"), format!("  {ADMIN_TOKEN}\n\n")).unwrap();
     let out = sandbox.fill("https", "github.com");
-    assert_eq!(
-        password(&out).unwrap(),
-        server.current().unwrap().token,
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(password(&out).unwrap(), server.current().unwrap().token, "{}", stderr(&out));
 }
 
 #[test]
@@ -162,17 +112,9 @@ fn a_token_inside_the_margin_is_refetched_and_never_handed_out_expired() {
     // valid, so it is used (with a warning) rather than nothing.
     sleep_until_unix(t1.expires_at - 2);
     let inside = sandbox.fill("https", "github.com");
-    assert_eq!(
-        server.requests(),
-        2,
-        "a cached token inside the margin is refetched"
-    );
+    assert_eq!(server.requests(), 2, "a cached token inside the margin is refetched");
     assert_eq!(password(&inside).unwrap(), t1.token);
-    assert!(
-        stderr(&inside).contains("less than the 2s margin"),
-        "{}",
-        stderr(&inside)
-    );
+    assert!(stderr(&inside).contains("less than the 2s margin"), "{}", stderr(&inside));
 
     // Expired: never handed out; the server's new token is.
     sleep_until_unix(t1.expires_at);
@@ -180,10 +122,7 @@ fn a_token_inside_the_margin_is_refetched_and_never_handed_out_expired() {
     let t2 = server.current().unwrap();
     assert_ne!(t1.token, t2.token);
     assert_eq!(password(&after).unwrap(), t2.token);
-    assert_eq!(
-        attributes(&after)["password_expiry_utc"],
-        t2.expires_at.to_string()
-    );
+    assert_eq!(attributes(&after)["password_expiry_utc"], t2.expires_at.to_string());
 }
 
 #[test]
@@ -197,10 +136,6 @@ fn a_fresh_cache_entry_is_used_until_the_margin() {
     assert_eq!(server.requests(), 1);
     sandbox.set("PLUGHOST_CREDENTIAL_MARGIN_SECS", "3601");
     let out = sandbox.fill("https", "github.com");
-    assert_eq!(
-        server.requests(),
-        2,
-        "a larger margin makes the same entry stale: no fixed TTL"
-    );
+    assert_eq!(server.requests(), 2, "a larger margin makes the same entry stale: no fixed TTL");
     assert!(password(&out).is_some());
 }

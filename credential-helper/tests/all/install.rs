@@ -17,80 +17,41 @@ impl Drop for KillOnDrop {
 fn helpers(sandbox: &Sandbox, url: &str) -> Vec<String> {
     let out = sandbox
         .command("git")
-        .args([
-            "config",
-            "--global",
-            "--get-all",
-            &format!("credential.{url}.helper"),
-        ])
+        .args(["config", "--global", "--get-all", &format!("credential.{url}.helper")])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
 }
 
 #[test]
 fn install_twice_gives_the_same_config() {
     let mut sandbox = Sandbox::new(&dead_url());
-    sandbox.set(
-        "PLUGHOST_CREDENTIAL_HOSTS",
-        "github.com,ghe.example.com:8443,http://127.0.0.1:9418",
-    );
+    sandbox.set("PLUGHOST_CREDENTIAL_HOSTS", "github.com,ghe.example.com:8443,http://127.0.0.1:9418");
     // An inherited helper that must be overridden for our hosts.
-    std::fs::write(
-        sandbox.path("home/.gitconfig"),
-        "[credential]\n\thelper = store\n",
-    )
-    .unwrap();
+    std::fs::write(sandbox.path("home/.gitconfig"), "[credential]\n\thelper = store\n").unwrap();
 
     let first = sandbox.helper(&["install", "--no-refresher"], "");
     assert!(first.status.success(), "{}", stderr(&first));
     let config_after_first = std::fs::read_to_string(sandbox.path("home/.gitconfig")).unwrap();
     let second = sandbox.helper(&["install", "--no-refresher"], "");
     assert!(second.status.success());
-    assert_eq!(
-        std::fs::read_to_string(sandbox.path("home/.gitconfig")).unwrap(),
-        config_after_first
-    );
+    assert_eq!(std::fs::read_to_string(sandbox.path("home/.gitconfig")).unwrap(), config_after_first);
 
-    let bin = std::fs::canonicalize(BIN)
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    for url in [
-        "https://github.com",
-        "https://ghe.example.com:8443",
-        "https://127.0.0.1:9418",
-        "http://127.0.0.1:9418",
-    ] {
-        assert_eq!(
-            helpers(&sandbox, url),
-            ["".to_owned(), bin.clone()],
-            "{url}"
-        );
+    let bin = std::fs::canonicalize(BIN).unwrap().to_string_lossy().into_owned();
+    for url in ["https://github.com", "https://ghe.example.com:8443", "https://127.0.0.1:9418", "http://127.0.0.1:9418"]
+    {
+        assert_eq!(helpers(&sandbox, url), ["".to_owned(), bin.clone()], "{url}");
     }
-    assert!(
-        helpers(&sandbox, "http://github.com").is_empty(),
-        "no plain http unless listed"
-    );
+    assert!(helpers(&sandbox, "http://github.com").is_empty(), "no plain http unless listed");
     assert!(sandbox.cache_dir().is_dir());
     assert!(stderr(&second).contains("gh"), "gh presence is reported");
 
     // The configured helper is what git now runs for github.com (not the inherited `store`).
     let server = TokenServer::start(3600, 600);
     sandbox.set("PLATFORM_URL", &server.url);
-    let out = crate::support::run(
-        sandbox.command("git").args(["credential", "fill"]),
-        "protocol=https\nhost=github.com\n\n",
-    );
-    assert_eq!(
-        password(&out).unwrap(),
-        server.current().unwrap().token,
-        "{}",
-        stderr(&out)
-    );
+    let out =
+        crate::support::run(sandbox.command("git").args(["credential", "fill"]), "protocol=https\nhost=github.com\n\n");
+    assert_eq!(password(&out).unwrap(), server.current().unwrap().token, "{}", stderr(&out));
 }
 
 #[test]
@@ -113,61 +74,28 @@ fn install_starts_the_refresher_once() {
     let sandbox = Sandbox::new(&server.url);
     let out = sandbox.helper(&["install"], "");
     assert!(out.status.success());
-    assert!(
-        stderr(&out).contains("refresher started"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("refresher started"), "{}", stderr(&out));
 
     let pid_file = sandbox.cache_dir().join("refresher.pid");
     let log = sandbox.cache_dir().join("refresher.log");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("valid until")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "refresher did not refresh: {:?}",
-            std::fs::read_to_string(&log)
-        );
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("valid until") {
+        assert!(Instant::now() < deadline, "refresher did not refresh: {:?}", std::fs::read_to_string(&log));
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_owned();
     let _stop = KillOnDrop(pid.clone());
 
     let again = sandbox.helper(&["install"], "");
-    assert!(
-        stderr(&again).contains("refresher already running"),
-        "{}",
-        stderr(&again)
-    );
+    assert!(stderr(&again).contains("refresher already running"), "{}", stderr(&again));
 
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("received SIGTERM, exiting")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "refresher did not exit on SIGTERM"
-        );
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("received SIGTERM, exiting") {
+        assert!(Instant::now() < deadline, "refresher did not exit on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_no_secrets(
-        &std::fs::read_to_string(&log).unwrap(),
-        &issued_tokens(&server),
-    );
+    assert_no_secrets(&std::fs::read_to_string(&log).unwrap(), &issued_tokens(&server));
 }
 
 #[test]
@@ -181,8 +109,5 @@ fn the_helper_is_named_by_its_path_on_path_when_that_is_this_binary() {
     sandbox.set("PATH", &path);
     let out = sandbox.helper(&["install", "--no-refresher"], "");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        helpers(&sandbox, "https://github.com"),
-        ["".to_owned(), link.to_string_lossy().into_owned()]
-    );
+    assert_eq!(helpers(&sandbox, "https://github.com"), ["".to_owned(), link.to_string_lossy().into_owned()]);
 }

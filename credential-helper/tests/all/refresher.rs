@@ -34,11 +34,7 @@ impl Running {
                 }
             }
         });
-        Self {
-            child,
-            lines,
-            log: Vec::new(),
-        }
+        Self { child, lines, log: Vec::new() }
     }
 
     /// Waits for a line containing `needle`; returns it.
@@ -53,18 +49,13 @@ impl Running {
                         return line;
                     }
                 }
-                Err(_) => panic!(
-                    "no line with {needle:?} within {timeout:?}; log so far:\n{}",
-                    self.log.join("\n")
-                ),
+                Err(_) => panic!("no line with {needle:?} within {timeout:?}; log so far:\n{}", self.log.join("\n")),
             }
         }
     }
 
     fn signal(&self, name: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status();
+        let ok = std::process::Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
         assert!(ok.unwrap().success());
     }
 }
@@ -85,15 +76,8 @@ fn a_second_refresher_is_refused_and_sigterm_exits_cleanly() {
 
     let second = sandbox.helper(&["refresh"], "");
     assert_eq!(second.status.code(), Some(1));
-    assert!(
-        stderr(&second).contains("a refresher is already running"),
-        "{}",
-        stderr(&second)
-    );
-    assert!(
-        stderr(&second).contains(&first.child.id().to_string()),
-        "names the running pid"
-    );
+    assert!(stderr(&second).contains("a refresher is already running"), "{}", stderr(&second));
+    assert!(stderr(&second).contains(&first.child.id().to_string()), "names the running pid");
 
     first.signal("HUP");
     first.wait_for("ignoring SIGHUP", Duration::from_secs(5));
@@ -117,11 +101,7 @@ fn keeps_the_cache_and_gh_fresh_across_rotations() {
     let mut sandbox = Sandbox::new(&server.url);
     sandbox.set("PLUGHOST_CREDENTIAL_MARGIN_SECS", "1");
     std::fs::create_dir_all(sandbox.path("xdg-config/gh")).unwrap();
-    std::fs::write(
-        sandbox.gh_hosts(),
-        "ghe.example.com:\n    user: alice\n    oauth_token: gho_alice\n",
-    )
-    .unwrap();
+    std::fs::write(sandbox.gh_hosts(), "ghe.example.com:\n    user: alice\n    oauth_token: gho_alice\n").unwrap();
 
     let mut refresher = Running::start(&sandbox);
     refresher.wait_for("new token from plughost", Duration::from_secs(10));
@@ -135,46 +115,20 @@ fn keeps_the_cache_and_gh_fresh_across_rotations() {
     let out = sandbox.fill("https", "github.com");
     let given = password(&out).unwrap();
     let expiry: u64 = attributes(&out)["password_expiry_utc"].parse().unwrap();
-    assert!(
-        server
-            .issued()
-            .iter()
-            .any(|i| i.token == given && i.expires_at == expiry),
-        "{}",
-        stderr(&out)
-    );
+    assert!(server.issued().iter().any(|i| i.token == given && i.expires_at == expiry), "{}", stderr(&out));
     assert!(expiry as f64 > token_server::now_f64());
     assert!(server.requests() <= before + 1);
 
     let hosts = std::fs::read_to_string(sandbox.gh_hosts()).unwrap();
+    assert!(hosts.starts_with("ghe.example.com:\n    user: alice\n    oauth_token: gho_alice\n"), "{hosts}");
     assert!(
-        hosts.starts_with("ghe.example.com:\n    user: alice\n    oauth_token: gho_alice\n"),
+        hosts.contains("github.com:\n    users:\n        x-access-token:\n            oauth_token: ghs_"),
         "{hosts}"
     );
-    assert!(
-        hosts.contains(
-            "github.com:\n    users:\n        x-access-token:\n            oauth_token: ghs_"
-        ),
-        "{hosts}"
-    );
-    assert!(
-        hosts.contains("    user: x-access-token\n") && hosts.contains("    git_protocol: https\n")
-    );
-    let gh_token = hosts
-        .lines()
-        .find_map(|l| l.strip_prefix("    oauth_token: ghs_"))
-        .unwrap();
-    assert!(
-        server
-            .issued()
-            .iter()
-            .any(|i| i.token == format!("ghs_{gh_token}"))
-    );
-    assert!(
-        std::fs::read_to_string(sandbox.path("xdg-config/gh/config.yml"))
-            .unwrap()
-            .contains("version: \"1\"")
-    );
+    assert!(hosts.contains("    user: x-access-token\n") && hosts.contains("    git_protocol: https\n"));
+    let gh_token = hosts.lines().find_map(|l| l.strip_prefix("    oauth_token: ghs_")).unwrap();
+    assert!(server.issued().iter().any(|i| i.token == format!("ghs_{gh_token}")));
+    assert!(std::fs::read_to_string(sandbox.path("xdg-config/gh/config.yml")).unwrap().contains("version: \"1\""));
 
     refresher.signal("TERM");
     refresher.wait_for("exiting", Duration::from_secs(5));
@@ -189,16 +143,10 @@ fn failures_are_retried_with_short_capped_backoff() {
     sandbox.set("PLUGHOST_CREDENTIAL_BACKOFF_MAX_SECS", "2");
     let mut refresher = Running::start(&sandbox);
     let first = refresher.wait_for("refresh failed (attempt 1)", Duration::from_secs(10));
-    assert!(
-        first.contains("HTTP 500") && first.contains("retrying in 1s"),
-        "{first}"
-    );
+    assert!(first.contains("HTTP 500") && first.contains("retrying in 1s"), "{first}");
     refresher.wait_for("refresh failed (attempt 2)", Duration::from_secs(5));
     let third = refresher.wait_for("refresh failed (attempt 3)", Duration::from_secs(5));
-    assert!(
-        third.contains("retrying in 1s") || third.contains("retrying in 2s"),
-        "capped at 2 s: {third}"
-    );
+    assert!(third.contains("retrying in 1s") || third.contains("retrying in 2s"), "capped at 2 s: {third}");
     server.set_mode(Mode::Normal);
     refresher.wait_for("new token from plughost", Duration::from_secs(5));
 }
@@ -209,10 +157,7 @@ fn gh_token_prints_only_the_token() {
     let sandbox = Sandbox::new(&server.url);
     let out = sandbox.helper(&["gh-token"], "");
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("{}\n", server.current().unwrap().token)
-    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{}\n", server.current().unwrap().token));
 
     let down = Sandbox::new(&dead_url());
     let out = down.helper(&["gh-token"], "");
@@ -226,19 +171,11 @@ fn refresh_once_reports_success_and_failure_by_exit_status() {
     let sandbox = Sandbox::new(&server.url);
     let out = sandbox.helper(&["refresh", "--once"], "");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        std::fs::read_to_string(sandbox.gh_hosts())
-            .unwrap()
-            .contains(&server.current().unwrap().token)
-    );
+    assert!(std::fs::read_to_string(sandbox.gh_hosts()).unwrap().contains(&server.current().unwrap().token));
     assert_no_secrets(&stderr(&out), &issued_tokens(&server));
 
     let down = Sandbox::new(&dead_url());
     let out = down.helper(&["refresh", "--once"], "");
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("1 of 1 hosts could not be refreshed"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("1 of 1 hosts could not be refreshed"), "{}", stderr(&out));
 }

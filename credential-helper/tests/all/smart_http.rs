@@ -9,11 +9,7 @@ use crate::support::*;
 
 fn git_ok(sandbox: &Sandbox, dir: &std::path::Path, args: &[&str]) -> String {
     let out = sandbox.git(args).current_dir(dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        stderr(&out)
-    );
+    assert!(out.status.success(), "git {args:?} failed: {}", stderr(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -35,89 +31,43 @@ fn clone_and_push_while_tokens_rotate() {
 
     let root = sandbox.path("srv");
     std::fs::create_dir_all(&root).unwrap();
-    git_ok(
-        &sandbox,
-        &root,
-        &["init", "-q", "--bare", "-b", "main", "repo.git"],
-    );
+    git_ok(&sandbox, &root, &["init", "-q", "--bare", "-b", "main", "repo.git"]);
     let seed = sandbox.path("seed");
     std::fs::create_dir_all(&seed).unwrap();
     git_ok(&sandbox, &seed, &["init", "-q", "-b", "main"]);
     std::fs::write(seed.join("README"), "hello\n").unwrap();
     git_ok(&sandbox, &seed, &["add", "README"]);
     git_ok(&sandbox, &seed, &["commit", "-q", "-m", "seed"]);
-    git_ok(
-        &sandbox,
-        &seed,
-        &[
-            "push",
-            "-q",
-            root.join("repo.git").to_str().unwrap(),
-            "main",
-        ],
-    );
+    git_ok(&sandbox, &seed, &["push", "-q", root.join("repo.git").to_str().unwrap(), "main"]);
 
     let http = GitHttpServer::start(root.clone(), server.validator());
-    sandbox.set(
-        "PLUGHOST_CREDENTIAL_HOSTS",
-        &format!("http://{}", http.host),
-    );
+    sandbox.set("PLUGHOST_CREDENTIAL_HOSTS", &format!("http://{}", http.host));
     let url = format!("{}/repo.git", http.url);
 
     let work = sandbox.path("work");
-    git_ok(
-        &sandbox,
-        sandbox.dir.path(),
-        &["clone", "-q", &url, work.to_str().unwrap()],
-    );
+    git_ok(&sandbox, sandbox.dir.path(), &["clone", "-q", &url, work.to_str().unwrap()]);
     let first_token = server.current().unwrap();
 
     for round in 1..=4 {
         std::thread::sleep(Duration::from_millis(1500));
-        std::fs::write(
-            work.join(format!("file{round}")),
-            format!("round {round}\n"),
-        )
-        .unwrap();
+        std::fs::write(work.join(format!("file{round}")), format!("round {round}\n")).unwrap();
         git_ok(&sandbox, &work, &["add", "."]);
-        git_ok(
-            &sandbox,
-            &work,
-            &["commit", "-q", "-m", &format!("round {round}")],
-        );
+        git_ok(&sandbox, &work, &["commit", "-q", "-m", &format!("round {round}")]);
         git_ok(&sandbox, &work, &["push", "-q", "origin", "main"]);
     }
     git_ok(&sandbox, &work, &["fetch", "-q", "origin"]);
 
-    let log = git_ok(
-        &sandbox,
-        &root.join("repo.git"),
-        &["log", "--format=%s", "main"],
-    );
-    assert_eq!(
-        log.lines().collect::<Vec<_>>(),
-        ["round 4", "round 3", "round 2", "round 1", "seed"]
-    );
+    let log = git_ok(&sandbox, &root.join("repo.git"), &["log", "--format=%s", "main"]);
+    assert_eq!(log.lines().collect::<Vec<_>>(), ["round 4", "round 3", "round 2", "round 1", "seed"]);
     let accepted = http.accepted_tokens();
-    assert!(
-        accepted.len() >= 3,
-        "tokens rotated during the session: {} distinct",
-        accepted.len()
-    );
-    assert!(
-        http.refused() >= 1,
-        "git's first, anonymous request is refused and it asks the helper"
-    );
+    assert!(accepted.len() >= 3, "tokens rotated during the session: {} distinct", accepted.len());
+    assert!(http.refused() >= 1, "git's first, anonymous request is refused and it asks the helper");
 
     // The first token has expired by now; the server refuses it outright.
     sleep_until_unix(first_token.expires_at);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("x-access-token:{}", first_token.token));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", first_token.token));
     let response = agent
         .get(&format!("{url}/info/refs?service=git-upload-pack"))
         .header("Authorization", &format!("Basic {basic}"))

@@ -5,9 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use github_emulator::{
-    AppConfig, Emulator, EmulatorConfig, InstallationConfig, StartError, shared_test_key,
-};
+use github_emulator::{AppConfig, Emulator, EmulatorConfig, InstallationConfig, StartError, shared_test_key};
 use serde_json::json;
 
 use crate::support::*;
@@ -38,10 +36,7 @@ fn binary_generates_a_key_and_mints_with_it() {
     let child = &mut child.0;
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let banner = lines.next().expect("a line").expect("utf-8");
-    assert!(
-        banner.contains("EMULATOR") && banner.contains("not GitHub"),
-        "{banner}"
-    );
+    assert!(banner.contains("EMULATOR") && banner.contains("not GitHub"), "{banner}");
     let api_line = lines.next().expect("a line").expect("utf-8");
     let base = api_line.split_whitespace().last().expect("url").to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{api_line}");
@@ -74,17 +69,12 @@ fn bad_configurations_are_refused_at_start() {
     }
     config.apps = vec![AppConfig::new(1, "Iv1", &shared_test_key().public_pem)];
     config.installations = vec![InstallationConfig::new(5, 2, "orphan")];
-    assert!(
-        matches!(Emulator::start(config), Err(StartError::Config(m)) if m.contains("no app with id 2"))
-    );
+    assert!(matches!(Emulator::start(config), Err(StartError::Config(m)) if m.contains("no app with id 2")));
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut config = EmulatorConfig::with_test_app(&shared_test_key().public_pem);
     config.listen = taken.local_addr().unwrap();
-    assert!(matches!(
-        Emulator::start(config),
-        Err(StartError::Bind { .. })
-    ));
+    assert!(matches!(Emulator::start(config), Err(StartError::Bind { .. })));
 }
 
 /// Stops the emulator process however the test ends.

@@ -28,13 +28,7 @@ pub fn unix(t: SystemTime) -> i64 {
 }
 
 /// Signs claims `{"iss", "iat": now+iat_off, "exp": now+exp_off}` with `private_pem`.
-pub fn jwt_at(
-    now: SystemTime,
-    iss: Value,
-    iat_off: i64,
-    exp_off: i64,
-    private_pem: &str,
-) -> String {
+pub fn jwt_at(now: SystemTime, iss: Value, iat_off: i64, exp_off: i64, private_pem: &str) -> String {
     let now = unix(now);
     let claims = json!({ "iss": iss, "iat": now + iat_off, "exp": now + exp_off });
     sign(&claims, private_pem)
@@ -47,13 +41,7 @@ pub fn sign(claims: &Value, private_pem: &str) -> String {
 
 /// A JWT as a well-behaved client makes it: iat 60 s back, exp 9 min ahead, iss = client id.
 pub fn good_jwt() -> String {
-    jwt_at(
-        SystemTime::now(),
-        json!(github_emulator::TEST_CLIENT_ID),
-        -60,
-        540,
-        &shared_test_key().private_pem,
-    )
+    jwt_at(SystemTime::now(), json!(github_emulator::TEST_CLIENT_ID), -60, 540, &shared_test_key().private_pem)
 }
 
 pub fn agent() -> ureq::Agent {
@@ -72,17 +60,9 @@ pub struct Reply {
 
 fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
     let status = response.status().as_u16();
-    let date = response
-        .headers()
-        .get("date")
-        .and_then(|d| d.to_str().ok())
-        .map(str::to_owned);
+    let date = response.headers().get("date").and_then(|d| d.to_str().ok()).map(str::to_owned);
     let text = response.body_mut().read_to_string().expect("body reads");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("JSON body")
-    };
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
     Reply { status, date, body }
 }
 
@@ -91,12 +71,7 @@ pub fn call(method: &str, url: &str, auth: Option<&str>, body: Option<&Value>) -
     try_call(method, url, auth, body).expect("transport works")
 }
 
-pub fn try_call(
-    method: &str,
-    url: &str,
-    auth: Option<&str>,
-    body: Option<&Value>,
-) -> Result<Reply, ureq::Error> {
+pub fn try_call(method: &str, url: &str, auth: Option<&str>, body: Option<&Value>) -> Result<Reply, ureq::Error> {
     let agent = agent();
     let mut builder = ureq::http::Request::builder()
         .method(method)
@@ -109,10 +84,7 @@ pub fn try_call(
     }
     let response = match body {
         Some(b) => {
-            let request = builder
-                .header("Content-Type", "application/json")
-                .body(b.to_string())
-                .expect("request");
+            let request = builder.header("Content-Type", "application/json").body(b.to_string()).expect("request");
             agent.run(request)?
         }
         None => agent.run(builder.body(()).expect("request"))?,
@@ -121,24 +93,13 @@ pub fn try_call(
 }
 
 pub fn mint(emu: &EmulatorHandle, jwt: &str, body: Option<&Value>) -> Reply {
-    let url = format!(
-        "{}/app/installations/{}/access_tokens",
-        emu.base_url(),
-        github_emulator::TEST_INSTALLATION_ID
-    );
+    let url = format!("{}/app/installations/{}/access_tokens", emu.base_url(), github_emulator::TEST_INSTALLATION_ID);
     call("POST", &url, Some(&format!("Bearer {jwt}")), body)
 }
 
 pub fn assert_github_error(reply: &Reply, status: u16, message_part: &str) {
     assert_eq!(reply.status, status, "body: {}", reply.body);
     let message = reply.body["message"].as_str().expect("message");
-    assert!(
-        message.contains(message_part),
-        "message {message:?} lacks {message_part:?}"
-    );
-    assert!(
-        reply.body["documentation_url"]
-            .as_str()
-            .is_some_and(|u| u.starts_with("https://docs.github.com/"))
-    );
+    assert!(message.contains(message_part), "message {message:?} lacks {message_part:?}");
+    assert!(reply.body["documentation_url"].as_str().is_some_and(|u| u.starts_with("https://docs.github.com/")));
 }

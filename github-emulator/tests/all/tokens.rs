@@ -8,10 +8,8 @@ use crate::support::*;
 
 #[test]
 fn tokens_expire_after_the_configured_lifetime() {
-    let emu = emulator_with(
-        EmulatorConfig::with_test_app(&shared_test_key().public_pem)
-            .token_ttl(Duration::from_secs(2)),
-    );
+    let emu =
+        emulator_with(EmulatorConfig::with_test_app(&shared_test_key().public_pem).token_ttl(Duration::from_secs(2)));
     let reply = mint(&emu, &good_jwt(), None);
     let token = reply.body["token"].as_str().unwrap().to_owned();
     assert!(emu.is_token_valid(&token));
@@ -27,30 +25,16 @@ fn tokens_expire_after_the_configured_lifetime() {
 #[test]
 fn delete_installation_token_revokes_it() {
     let emu = emulator();
-    let token = mint(&emu, &good_jwt(), None).body["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = mint(&emu, &good_jwt(), None).body["token"].as_str().unwrap().to_owned();
     let url = format!("{}/installation/token", emu.base_url());
     let repos_url = format!("{}/installation/repositories", emu.base_url());
     let listed = call("GET", &repos_url, Some(&format!("token {token}")), None);
     assert_eq!(listed.status, 200);
     assert_eq!(listed.body["total_count"], 3);
 
-    assert_eq!(
-        call("DELETE", &url, Some(&format!("token {token}")), None).status,
-        204
-    );
+    assert_eq!(call("DELETE", &url, Some(&format!("token {token}")), None).status, 204);
     assert!(!emu.is_token_valid(&token));
     assert!(emu.token_info(&token).unwrap().revoked);
-    assert_github_error(
-        &call("DELETE", &url, Some(&format!("token {token}")), None),
-        401,
-        "Bad credentials",
-    );
-    assert_github_error(
-        &call("GET", &repos_url, Some(&format!("Bearer {token}")), None),
-        401,
-        "Bad credentials",
-    );
+    assert_github_error(&call("DELETE", &url, Some(&format!("token {token}")), None), 401, "Bad credentials");
+    assert_github_error(&call("GET", &repos_url, Some(&format!("Bearer {token}")), None), 401, "Bad credentials");
 }

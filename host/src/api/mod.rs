@@ -76,8 +76,17 @@ mod routes {
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
 
-    pub const ALL: &[&str] =
-        &[ADMIN_TOKEN, PLUGINS, PLUGINS_RELOAD, WORKSPACE_ENV, WORKSPACE_TOKENS, WORKSPACE_TOKEN, HEALTHZ, READYZ, METRICS];
+    pub const ALL: &[&str] = &[
+        ADMIN_TOKEN,
+        PLUGINS,
+        PLUGINS_RELOAD,
+        WORKSPACE_ENV,
+        WORKSPACE_TOKENS,
+        WORKSPACE_TOKEN,
+        HEALTHZ,
+        READYZ,
+        METRICS,
+    ];
 }
 
 /// The router with every route of the admin API.

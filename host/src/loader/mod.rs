@@ -265,9 +265,9 @@ fn plugin_config(file: &Path, name: &str, config: &LoaderConfig) -> Result<Strin
         vet::check_permissions(&sidecar, "the plugin's configuration file")?;
         let text = std::fs::read_to_string(&sidecar)
             .map_err(|err| LoadError::Io { action: "read the plugin's configuration file", err })?;
-        table = text.parse::<toml::Table>().map_err(|err| {
-            LoadError::Config(format!("{}: {}", sidecar.display(), err.message()))
-        })?;
+        table = text
+            .parse::<toml::Table>()
+            .map_err(|err| LoadError::Config(format!("{}: {}", sidecar.display(), err.message())))?;
     }
     if let Some(central) = config.plugin_configs.get(name) {
         table.extend(central.iter().map(|(k, v)| (k.clone(), v.clone())));

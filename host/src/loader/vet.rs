@@ -67,9 +67,8 @@ pub fn check_elf(bytes: &[u8]) -> Result<(), LoadError> {
             )));
         }
     }
-    let exported = file
-        .dynamic_symbols()
-        .any(|sym| sym.is_definition() && sym.name_bytes().ok() == Some(ENTRY_SYMBOL.as_bytes()));
+    let exported =
+        file.dynamic_symbols().any(|sym| sym.is_definition() && sym.name_bytes().ok() == Some(ENTRY_SYMBOL.as_bytes()));
     if !exported {
         return Err(LoadError::NotAPlugin);
     }

@@ -20,8 +20,7 @@ use github_emulator::{
 
 fn setup() -> (EmulatorHandle, Config) {
     let key = shared_test_key();
-    let emu =
-        Emulator::start(EmulatorConfig::with_test_app(&key.public_pem)).expect("emulator starts");
+    let emu = Emulator::start(EmulatorConfig::with_test_app(&key.public_pem)).expect("emulator starts");
     let config = Config::new(
         AppIdentity::ClientId(TEST_CLIENT_ID.to_owned()),
         InstallationTarget::Id(TEST_INSTALLATION_ID),
@@ -44,9 +43,7 @@ fn cold_burst(c: &mut Criterion) {
     let (emu, config) = setup();
     let bursts = AtomicU64::new(0);
     let mut group = c.benchmark_group("cold_burst");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(10));
+    group.sample_size(20).measurement_time(Duration::from_secs(10));
     group.bench_function("64_threads", |b| {
         b.iter_custom(|iterations| {
             let mut total = Duration::ZERO;
@@ -77,11 +74,7 @@ fn cold_burst(c: &mut Criterion) {
     group.finish();
     let bursts = bursts.load(Ordering::Relaxed);
     let requests = emu.requests("POST /app/installations/{id}/access_tokens");
-    assert_eq!(
-        emu.mints(),
-        bursts,
-        "exactly one mint per burst of {THREADS} callers"
-    );
+    assert_eq!(emu.mints(), bursts, "exactly one mint per burst of {THREADS} callers");
     assert_eq!(requests, bursts, "exactly one request per burst");
     eprintln!("cold_burst: {bursts} bursts of {THREADS} callers, {requests} requests");
 }

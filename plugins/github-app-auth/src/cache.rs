@@ -52,10 +52,7 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     fn backoff(&self, failures: u32) -> Duration {
         let exp = failures.saturating_sub(1).min(16);
-        let ceiling = self
-            .initial_backoff
-            .saturating_mul(1 << exp)
-            .min(self.max_backoff);
+        let ceiling = self.initial_backoff.saturating_mul(1 << exp).min(self.max_backoff);
         let half = ceiling / 2;
         half + rand::thread_rng().gen_range(Duration::ZERO..=half)
     }
@@ -80,9 +77,7 @@ impl State {
     }
 
     fn fallback(&self) -> Option<&InstallationToken> {
-        self.token
-            .as_ref()
-            .filter(|t| t.remaining() >= MIN_VALIDITY)
+        self.token.as_ref().filter(|t| t.remaining() >= MIN_VALIDITY)
     }
 }
 
@@ -104,13 +99,7 @@ fn relock<T>(result: Result<T, PoisonError<T>>) -> T {
 impl<S: TokenSource> TokenCache<S> {
     /// `margin`: a token with less than this left is refreshed before being served.
     pub fn new(source: S, margin: Duration, retry: RetryPolicy) -> Self {
-        TokenCache {
-            source,
-            margin,
-            retry,
-            state: Mutex::default(),
-            refreshed: Condvar::new(),
-        }
+        TokenCache { source, margin, retry, state: Mutex::default(), refreshed: Condvar::new() }
     }
 
     pub fn source(&self) -> &S {
@@ -175,11 +164,7 @@ impl<S: TokenSource> TokenCache<S> {
 
         // A panicking source must not leave `refreshing` set forever: the guard clears it.
         let guard = RefreshGuard { cache: self };
-        let result = if has_fallback {
-            self.source.fetch()
-        } else {
-            self.fetch_with_retries()
-        };
+        let result = if has_fallback { self.source.fetch() } else { self.fetch_with_retries() };
         std::mem::forget(guard);
 
         let mut state = relock(self.state.lock());
@@ -223,11 +208,7 @@ impl<S: TokenSource> TokenCache<S> {
             };
             let wait = self.retry.backoff(attempts);
             if started.elapsed() + wait >= self.retry.deadline {
-                return Err(Error::GaveUp {
-                    attempts,
-                    elapsed: started.elapsed(),
-                    last: Box::new(err),
-                });
+                return Err(Error::GaveUp { attempts, elapsed: started.elapsed(), last: Box::new(err) });
             }
             tracing::debug!(error = %err, ?wait, attempts, "token request failed; retrying");
             std::thread::sleep(wait);
@@ -261,14 +242,7 @@ mod tests {
             max_backoff: Duration::from_millis(1000),
             deadline: Duration::from_secs(10),
         };
-        for (failures, ceiling) in [
-            (1, 100),
-            (2, 200),
-            (3, 400),
-            (4, 800),
-            (5, 1000),
-            (40, 1000),
-        ] {
+        for (failures, ceiling) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)] {
             let ceiling = Duration::from_millis(ceiling);
             for _ in 0..200 {
                 let wait = policy.backoff(failures);
@@ -279,8 +253,7 @@ mod tests {
                 );
             }
         }
-        let distinct: std::collections::HashSet<Duration> =
-            (0..50).map(|_| policy.backoff(3)).collect();
+        let distinct: std::collections::HashSet<Duration> = (0..50).map(|_| policy.backoff(3)).collect();
         assert!(distinct.len() > 10, "jittered, not fixed");
     }
 }

@@ -70,10 +70,7 @@ impl GitHubClient {
 
     /// GitHub's clock as far as we know it: ours plus the offset last learned from `Date`.
     fn github_now(&self) -> SystemTime {
-        shift(
-            SystemTime::now(),
-            self.clock_offset_ms.load(Ordering::Relaxed),
-        )
+        shift(SystemTime::now(), self.clock_offset_ms.load(Ordering::Relaxed))
     }
 
     /// How far GitHub's clock is ahead of ours (negative: behind), as last learned.
@@ -88,14 +85,12 @@ impl GitHubClient {
         }
         let (path, what) = match &self.target {
             InstallationTarget::Id(id) => return Ok(*id),
-            InstallationTarget::Org(org) => (
-                format!("/orgs/{org}/installation"),
-                format!("installation of this App on {org}"),
-            ),
-            InstallationTarget::Repo { owner, repo } => (
-                format!("/repos/{owner}/{repo}/installation"),
-                format!("installation of this App on {owner}/{repo}"),
-            ),
+            InstallationTarget::Org(org) => {
+                (format!("/orgs/{org}/installation"), format!("installation of this App on {org}"))
+            }
+            InstallationTarget::Repo { owner, repo } => {
+                (format!("/repos/{owner}/{repo}/installation"), format!("installation of this App on {owner}/{repo}"))
+            }
         };
         let url = format!("{}{path}", self.api_url);
         let reply = self.with_jwt("GET", &url, None)?;
@@ -136,31 +131,18 @@ impl GitHubClient {
 
     fn scope_body(&self) -> Option<Value> {
         let scope = &self.scope;
-        if scope.repositories.is_empty()
-            && scope.repository_ids.is_empty()
-            && scope.permissions.is_empty()
-        {
+        if scope.repositories.is_empty() && scope.repository_ids.is_empty() && scope.permissions.is_empty() {
             return None;
         }
         let mut body = serde_json::Map::new();
         if !scope.repositories.is_empty() {
-            body.insert(
-                "repositories".into(),
-                Value::from(scope.repositories.clone()),
-            );
+            body.insert("repositories".into(), Value::from(scope.repositories.clone()));
         }
         if !scope.repository_ids.is_empty() {
-            body.insert(
-                "repository_ids".into(),
-                Value::from(scope.repository_ids.clone()),
-            );
+            body.insert("repository_ids".into(), Value::from(scope.repository_ids.clone()));
         }
         if !scope.permissions.is_empty() {
-            let perms = scope
-                .permissions
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(v.clone())))
-                .collect();
+            let perms = scope.permissions.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
             body.insert("permissions".into(), Value::Object(perms));
         }
         Some(Value::Object(body))
@@ -187,29 +169,18 @@ impl GitHubClient {
         self.send(method, url, &bearer(&jwt), body)
     }
 
-    fn send(
-        &self,
-        method: &str,
-        url: &str,
-        authorization: &str,
-        body: Option<&Value>,
-    ) -> Result<Reply, Error> {
+    fn send(&self, method: &str, url: &str, authorization: &str, body: Option<&Value>) -> Result<Reply, Error> {
         let builder = ureq::http::Request::builder()
             .method(method)
             .uri(url)
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", API_VERSION)
             .header("Authorization", authorization);
-        let request_error = |e: ureq::http::Error| Error::Transport {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        };
+        let request_error = |e: ureq::http::Error| Error::Transport { url: url.to_owned(), reason: e.to_string() };
         let result = match body {
             Some(body) => {
-                let request = builder
-                    .header("Content-Type", "application/json")
-                    .body(body.to_string())
-                    .map_err(request_error)?;
+                let request =
+                    builder.header("Content-Type", "application/json").body(body.to_string()).map_err(request_error)?;
                 self.agent.run(request)
             }
             None => self.agent.run(builder.body(()).map_err(request_error)?),
@@ -217,63 +188,34 @@ impl GitHubClient {
         let mut response = result.map_err(|e| self.transport_error(url, e))?;
         let received = Instant::now();
         let headers = response.headers();
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let date = header("date").and_then(|d| httpdate::parse_http_date(&d).ok());
         let status = response.status().as_u16();
         let rate_limited = status == 429
             || (status == 403
-                && (header("x-ratelimit-remaining").as_deref() == Some("0")
-                    || header("retry-after").is_some()));
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| self.transport_error(url, e))?;
-        Ok(Reply {
-            status,
-            date,
-            received,
-            rate_limited,
-            body,
-        })
+                && (header("x-ratelimit-remaining").as_deref() == Some("0") || header("retry-after").is_some()));
+        let body = response.body_mut().read_to_string().map_err(|e| self.transport_error(url, e))?;
+        Ok(Reply { status, date, received, rate_limited, body })
     }
 
     fn transport_error(&self, url: &str, err: ureq::Error) -> Error {
         let timed_out = match &err {
             ureq::Error::Timeout(_) => true,
-            ureq::Error::Io(io) => matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ),
+            ureq::Error::Io(io) => matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock),
             _ => false,
         };
         if timed_out {
-            Error::Timeout {
-                url: url.to_owned(),
-                connect: self.connect_timeout,
-                request: self.request_timeout,
-            }
+            Error::Timeout { url: url.to_owned(), connect: self.connect_timeout, request: self.request_timeout }
         } else {
-            Error::Transport {
-                url: url.to_owned(),
-                reason: err.to_string(),
-            }
+            Error::Transport { url: url.to_owned(), reason: err.to_string() }
         }
     }
 
     /// Reads the 201 body. Its fields are picked by hand: a parser's error message could quote
     /// the token.
     fn parse_token(&self, reply: &Reply, url: &str) -> Result<InstallationToken, Error> {
-        let invalid = |reason: &str| Error::InvalidResponse {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let body: Value =
-            serde_json::from_str(&reply.body).map_err(|_| invalid("the body is not JSON"))?;
+        let invalid = |reason: &str| Error::InvalidResponse { url: url.to_owned(), reason: reason.to_owned() };
+        let body: Value = serde_json::from_str(&reply.body).map_err(|_| invalid("the body is not JSON"))?;
         let token = body
             .get("token")
             .and_then(Value::as_str)
@@ -287,37 +229,19 @@ impl GitHubClient {
         let permissions: BTreeMap<String, String> = body
             .get("permissions")
             .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
             .unwrap_or_default();
-        let selection = body
-            .get("repository_selection")
-            .and_then(Value::as_str)
-            .unwrap_or("all")
-            .to_owned();
+        let selection = body.get("repository_selection").and_then(Value::as_str).unwrap_or("all").to_owned();
 
         // Lifetime on GitHub's clock, moved onto our monotonic clock. `Date` has whole seconds,
         // so take one off: the token must certainly be valid until `valid_until`.
         let github_now = reply.date.unwrap_or_else(|| self.github_now());
-        let lifetime = expires_at
-            .duration_since(github_now)
-            .unwrap_or(Duration::ZERO)
-            .saturating_sub(Duration::from_secs(1));
+        let lifetime =
+            expires_at.duration_since(github_now).unwrap_or(Duration::ZERO).saturating_sub(Duration::from_secs(1));
         if lifetime.is_zero() {
-            return Err(invalid(
-                "GitHub returned a token that has already expired by its own clock",
-            ));
+            return Err(invalid("GitHub returned a token that has already expired by its own clock"));
         }
-        Ok(InstallationToken::new(
-            token.to_owned(),
-            expires_at,
-            reply.received + lifetime,
-            permissions,
-            selection,
-        ))
+        Ok(InstallationToken::new(token.to_owned(), expires_at, reply.received + lifetime, permissions, selection))
     }
 }
 
@@ -342,18 +266,8 @@ fn github_message(body: &str) -> String {
     let message = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| {
-            if body.trim().is_empty() {
-                "no message".to_owned()
-            } else {
-                body.to_owned()
-            }
-        });
-    let mut clean: String = message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_MESSAGE)
-        .collect();
+        .unwrap_or_else(|| if body.trim().is_empty() { "no message".to_owned() } else { body.to_owned() });
+    let mut clean: String = message.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_MESSAGE).collect();
     if message.chars().count() > MAX_MESSAGE {
         clean.push('…');
     }
@@ -365,38 +279,14 @@ fn status_error(reply: &Reply, url: &str, what: &str) -> Error {
     let url = url.to_owned();
     let status = reply.status;
     if reply.rate_limited {
-        return Error::RateLimited {
-            status,
-            url,
-            message,
-        };
+        return Error::RateLimited { status, url, message };
     }
     match status {
-        401 => Error::Unauthorized {
-            status,
-            url,
-            message,
-        },
-        403 => Error::Forbidden {
-            status,
-            url,
-            message,
-        },
-        404 => Error::NotFound {
-            what: what.to_owned(),
-            url,
-            message,
-        },
+        401 => Error::Unauthorized { status, url, message },
+        403 => Error::Forbidden { status, url, message },
+        404 => Error::NotFound { what: what.to_owned(), url, message },
         422 => Error::Unprocessable { url, message },
-        500..=599 => Error::Server {
-            status,
-            url,
-            message,
-        },
-        _ => Error::UnexpectedStatus {
-            status,
-            url,
-            message,
-        },
+        500..=599 => Error::Server { status, url, message },
+        _ => Error::UnexpectedStatus { status, url, message },
     }
 }

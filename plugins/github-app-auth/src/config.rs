@@ -61,12 +61,8 @@ impl PrivateKey {
         let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| not_rsa())?;
         // Parsing the PEM armour does not parse the key itself; signing does.
         let probe = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        jsonwebtoken::encode(&probe, &serde_json::json!({ "probe": true }), &key)
-            .map_err(|_| not_rsa())?;
-        Ok(PrivateKey {
-            pem: SecretString::from(pem.to_owned()),
-            key,
-        })
+        jsonwebtoken::encode(&probe, &serde_json::json!({ "probe": true }), &key).map_err(|_| not_rsa())?;
+        Ok(PrivateKey { pem: SecretString::from(pem.to_owned()), key })
     }
 
     pub(crate) fn encoding_key(&self) -> &EncodingKey {
@@ -167,19 +163,13 @@ impl Config {
             // toml's Display quotes the offending line, which may be part of a PEM key.
             let line = e.span().map(|s| toml[..s.start].matches('\n').count() + 1);
             let place = line.map(|l| format!(" (line {l})")).unwrap_or_default();
-            ConfigError::new(
-                "configuration",
-                format!("not valid TOML{place}: {}", e.message()),
-            )
+            ConfigError::new("configuration", format!("not valid TOML{place}: {}", e.message()))
         })?;
         Raw { table, env }.into_config(base_dir)
     }
 
     /// [`Config::from_toml`] with the process environment.
-    pub fn from_toml_with_process_env(
-        toml: &str,
-        base_dir: Option<&Path>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_toml_with_process_env(toml: &str, base_dir: Option<&Path>) -> Result<Self, ConfigError> {
         Config::from_toml(toml, &|name| std::env::var(name).ok(), base_dir)
     }
 }
@@ -221,11 +211,7 @@ impl Raw<'_> {
         };
         value.clone().try_into::<T>().map(Some).map_err(|e| {
             let message = e.message().to_owned();
-            let message = if looks_secret(&message) {
-                "invalid value (not shown)".to_owned()
-            } else {
-                message
-            };
+            let message = if looks_secret(&message) { "invalid value (not shown)".to_owned() } else { message };
             ConfigError::new(key, message)
         })
     }
@@ -235,11 +221,7 @@ impl Raw<'_> {
     }
 
     fn into_config(self, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
-        if let Some(unknown) = self
-            .table
-            .keys()
-            .find(|k| !KNOWN_KEYS.contains(&k.as_str()))
-        {
+        if let Some(unknown) = self.table.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
             return Err(ConfigError::new(
                 unknown.as_str(),
                 format!("unknown setting; known: {}", KNOWN_KEYS.join(", ")),
@@ -280,10 +262,7 @@ impl Raw<'_> {
         }
         if let Some(agent) = self.get::<String>("user_agent")? {
             if agent.trim().is_empty() {
-                return Err(ConfigError::new(
-                    "user_agent",
-                    "must not be empty: GitHub refuses requests without one",
-                ));
+                return Err(ConfigError::new("user_agent", "must not be empty: GitHub refuses requests without one"));
             }
             config.user_agent = agent;
         }
@@ -291,17 +270,11 @@ impl Raw<'_> {
         config.scope.repositories = self.get("repositories")?.unwrap_or_default();
         config.scope.repository_ids = self.get("repository_ids")?.unwrap_or_default();
         if config.scope.repositories.len() + config.scope.repository_ids.len() > 500 {
-            return Err(ConfigError::new(
-                "repositories",
-                "GitHub scopes a token to at most 500 repositories",
-            ));
+            return Err(ConfigError::new("repositories", "GitHub scopes a token to at most 500 repositories"));
         }
         config.scope.permissions = self.get("permissions")?.unwrap_or_default();
-        if let Some((name, level)) = config
-            .scope
-            .permissions
-            .iter()
-            .find(|(_, l)| !matches!(l.as_str(), "read" | "write" | "admin"))
+        if let Some((name, level)) =
+            config.scope.permissions.iter().find(|(_, l)| !matches!(l.as_str(), "read" | "write" | "admin"))
         {
             return Err(ConfigError::new(
                 format!("permissions.{name}"),
@@ -329,24 +302,16 @@ impl Raw<'_> {
             return client_identity(&client_id, "GITHUB_APP_CLIENT_ID");
         }
         if let Some(app_id) = self.env("GITHUB_APP_ID") {
-            return Ok(AppIdentity::AppId(
-                NumberOrString::Text(app_id).parse_id("GITHUB_APP_ID")?,
-            ));
+            return Ok(AppIdentity::AppId(NumberOrString::Text(app_id).parse_id("GITHUB_APP_ID")?));
         }
-        Err(ConfigError::new(
-            "app_id",
-            "missing: set app_id or client_id (or GITHUB_APP_ID / GITHUB_APP_CLIENT_ID)",
-        ))
+        Err(ConfigError::new("app_id", "missing: set app_id or client_id (or GITHUB_APP_ID / GITHUB_APP_CLIENT_ID)"))
     }
 
     fn installation(&self) -> Result<InstallationTarget, ConfigError> {
         let id = self.get::<NumberOrString>("installation_id")?;
         let org = self.get::<String>("installation_org")?;
         let repo = self.get::<String>("installation_repo")?;
-        let given = [id.is_some(), org.is_some(), repo.is_some()]
-            .iter()
-            .filter(|g| **g)
-            .count();
+        let given = [id.is_some(), org.is_some(), repo.is_some()].iter().filter(|g| **g).count();
         if given > 1 {
             return Err(ConfigError::new(
                 "installation_id",
@@ -368,24 +333,14 @@ impl Raw<'_> {
         }
         if let Some(repo) = repo {
             return match repo.trim().split_once('/') {
-                Some((owner, name))
-                    if !owner.is_empty() && !name.is_empty() && !name.contains('/') =>
-                {
-                    Ok(InstallationTarget::Repo {
-                        owner: owner.to_owned(),
-                        repo: name.to_owned(),
-                    })
+                Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
+                    Ok(InstallationTarget::Repo { owner: owner.to_owned(), repo: name.to_owned() })
                 }
-                _ => Err(ConfigError::new(
-                    "installation_repo",
-                    "expected \"owner/repository\"",
-                )),
+                _ => Err(ConfigError::new("installation_repo", "expected \"owner/repository\"")),
             };
         }
         if let Some(id) = self.env("GITHUB_APP_INSTALLATION_ID") {
-            return Ok(InstallationTarget::Id(
-                NumberOrString::Text(id).parse_id("GITHUB_APP_INSTALLATION_ID")?,
-            ));
+            return Ok(InstallationTarget::Id(NumberOrString::Text(id).parse_id("GITHUB_APP_INSTALLATION_ID")?));
         }
         Err(ConfigError::new(
             "installation_id",
@@ -397,10 +352,9 @@ impl Raw<'_> {
         let path = self.get::<PathBuf>("private_key_path")?;
         let inline = self.get::<String>("private_key")?;
         match (path, inline) {
-            (Some(_), Some(_)) => Err(ConfigError::new(
-                "private_key",
-                "set either private_key or private_key_path, not both",
-            )),
+            (Some(_), Some(_)) => {
+                Err(ConfigError::new("private_key", "set either private_key or private_key_path, not both"))
+            }
             (Some(path), None) => read_key_file(&path, base_dir, "private_key_path"),
             (None, Some(pem)) => PrivateKey::from_pem(&pem, "private_key"),
             (None, None) => {
@@ -408,11 +362,7 @@ impl Raw<'_> {
                     read_key_file(Path::new(&path), None, "GITHUB_APP_PRIVATE_KEY_PATH")
                 } else if let Some(pem) = self.env("GITHUB_APP_PRIVATE_KEY") {
                     // CI systems often store multi-line secrets with literal `\n`.
-                    let pem = if pem.contains('\n') {
-                        pem
-                    } else {
-                        pem.replace("\\n", "\n")
-                    };
+                    let pem = if pem.contains('\n') { pem } else { pem.replace("\\n", "\n") };
                     PrivateKey::from_pem(&pem, "GITHUB_APP_PRIVATE_KEY")
                 } else {
                     Err(ConfigError::new(
@@ -425,11 +375,7 @@ impl Raw<'_> {
     }
 }
 
-fn read_key_file(
-    path: &Path,
-    base_dir: Option<&Path>,
-    setting: &str,
-) -> Result<PrivateKey, ConfigError> {
+fn read_key_file(path: &Path, base_dir: Option<&Path>, setting: &str) -> Result<PrivateKey, ConfigError> {
     let path = match base_dir {
         Some(dir) if path.is_relative() => dir.join(path),
         _ => path.to_owned(),
@@ -498,10 +444,7 @@ impl RawEnv {
                 ));
             }
         };
-        Ok(EnvSettings {
-            token_vars,
-            expires_at_var,
-        })
+        Ok(EnvSettings { token_vars, expires_at_var })
     }
 }
 
@@ -513,8 +456,7 @@ fn is_env_name(name: &str) -> bool {
 
 /// Accepts `http(s)://host[:port][/path]`, no query or fragment; returns it without a trailing slash.
 fn parse_api_url(raw: &str, setting: &str) -> Result<String, ConfigError> {
-    let bad =
-        |why: &str| ConfigError::new(setting, format!("{raw:?} is not a usable API URL: {why}"));
+    let bad = |why: &str| ConfigError::new(setting, format!("{raw:?} is not a usable API URL: {why}"));
     let uri: ureq::http::Uri = raw.trim().parse().map_err(|_| bad("not a URL"))?;
     match uri.scheme_str() {
         Some("https") | Some("http") => {}

@@ -13,10 +13,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
-        ConfigError {
-            setting: setting.into(),
-            problem: problem.into(),
-        }
+        ConfigError { setting: setting.into(), problem: problem.into() }
     }
 }
 
@@ -33,36 +30,18 @@ pub enum Error {
         "GitHub refused the App's JWT ({status} {message}) at {url}, also after re-signing with GitHub's clock: \
          check app_id/client_id and that the private key belongs to this App"
     )]
-    Unauthorized {
-        status: u16,
-        url: String,
-        message: String,
-    },
+    Unauthorized { status: u16, url: String, message: String },
 
-    #[error(
-        "GitHub refused access ({status} {message}) at {url}: the App lacks access to this resource"
-    )]
-    Forbidden {
-        status: u16,
-        url: String,
-        message: String,
-    },
+    #[error("GitHub refused access ({status} {message}) at {url}: the App lacks access to this resource")]
+    Forbidden { status: u16, url: String, message: String },
 
     #[error("GitHub is rate-limiting the App ({status} {message}) at {url}")]
-    RateLimited {
-        status: u16,
-        url: String,
-        message: String,
-    },
+    RateLimited { status: u16, url: String, message: String },
 
     #[error(
         "{what} not found (404 {message}) at {url}: check the installation setting and that the App is installed there"
     )]
-    NotFound {
-        what: String,
-        url: String,
-        message: String,
-    },
+    NotFound { what: String, url: String, message: String },
 
     #[error(
         "GitHub refused the token request (422 {message}) at {url}: check repositories, repository_ids and permissions"
@@ -70,27 +49,13 @@ pub enum Error {
     Unprocessable { url: String, message: String },
 
     #[error("GitHub failed ({status} {message}) at {url}")]
-    Server {
-        status: u16,
-        url: String,
-        message: String,
-    },
+    Server { status: u16, url: String, message: String },
 
     #[error("unexpected answer {status} ({message}) from {url}")]
-    UnexpectedStatus {
-        status: u16,
-        url: String,
-        message: String,
-    },
+    UnexpectedStatus { status: u16, url: String, message: String },
 
-    #[error(
-        "no answer from {url} in time (connect timeout {connect:?}, request timeout {request:?})"
-    )]
-    Timeout {
-        url: String,
-        connect: Duration,
-        request: Duration,
-    },
+    #[error("no answer from {url} in time (connect timeout {connect:?}, request timeout {request:?})")]
+    Timeout { url: String, connect: Duration, request: Duration },
 
     #[error("cannot reach {url}: {reason}")]
     Transport { url: String, reason: String },
@@ -102,11 +67,7 @@ pub enum Error {
     Signing { reason: String },
 
     #[error("{last} (gave up after {attempts} attempts in {elapsed:?})")]
-    GaveUp {
-        attempts: u32,
-        elapsed: Duration,
-        last: Box<Error>,
-    },
+    GaveUp { attempts: u32, elapsed: Duration, last: Box<Error> },
 }
 
 impl From<ConfigError> for Error {
@@ -119,10 +80,7 @@ impl Error {
     /// Whether trying again later can help: GitHub or the network failing, not our setup.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::RateLimited { .. }
-            | Error::Server { .. }
-            | Error::Timeout { .. }
-            | Error::Transport { .. } => true,
+            Error::RateLimited { .. } | Error::Server { .. } | Error::Timeout { .. } | Error::Transport { .. } => true,
             Error::GaveUp { last, .. } => last.is_transient(),
             _ => false,
         }

@@ -29,24 +29,14 @@ impl AppJwtSigner {
 
     /// A JWT valid around `now`: pass GitHub's time (from a `Date` header) to sign for GitHub's clock.
     pub fn sign(&self, now: SystemTime) -> Result<SecretString, Error> {
-        let secs = |t: SystemTime| {
-            t.duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        };
+        let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let claims = json!({
             "iat": secs(now - BACKDATE),
             "exp": secs(now + LIFETIME_AHEAD),
             "iss": self.issuer,
         });
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::RS256),
-            &claims,
-            self.key.encoding_key(),
-        )
-        .map(SecretString::from)
-        .map_err(|e| Error::Signing {
-            reason: e.to_string(),
-        })
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, self.key.encoding_key())
+            .map(SecretString::from)
+            .map_err(|e| Error::Signing { reason: e.to_string() })
     }
 }

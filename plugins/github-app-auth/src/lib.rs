@@ -50,8 +50,8 @@
 pub use cache::{FALLBACK_WAIT, MIN_VALIDITY, RetryPolicy, TokenCache, TokenSource};
 pub use client::GitHubClient;
 pub use config::{
-    AppIdentity, Config, DEFAULT_API_URL, DEFAULT_REFRESH_MARGIN, EnvSettings, InstallationTarget,
-    PrivateKey, TokenScope,
+    AppIdentity, Config, DEFAULT_API_URL, DEFAULT_REFRESH_MARGIN, EnvSettings, InstallationTarget, PrivateKey,
+    TokenScope,
 };
 pub use error::{ConfigError, Error};
 pub use token::InstallationToken;

@@ -15,8 +15,7 @@ impl Plugin for GitHubAppAuth {
     /// `<file-stem>.toml` lives.
     fn init(ctx: InitContext) -> Result<Self, Error> {
         let base_dir = ctx.plugin_file().parent();
-        let config =
-            Config::from_toml_with_process_env(ctx.config_toml(), base_dir).map_err(Error::msg)?;
+        let config = Config::from_toml_with_process_env(ctx.config_toml(), base_dir).map_err(Error::msg)?;
         let app = match &config.identity {
             AppIdentity::AppId(id) => format!("app id {id}"),
             AppIdentity::ClientId(id) => format!("client id {id}"),
@@ -47,16 +46,9 @@ impl TokenProvider for GitHubAppAuth {
 }
 
 impl EnvMutator for GitHubAppAuth {
-    fn mutate_env(
-        &self,
-        workspace_id: &str,
-        env: &mut BTreeMap<String, String>,
-    ) -> Result<(), Error> {
-        GitHubAppAuth::mutate_env(self, env).map_err(|err| {
-            Error::msg(format!(
-                "no GitHub token for workspace {workspace_id}: {err}"
-            ))
-        })
+    fn mutate_env(&self, workspace_id: &str, env: &mut BTreeMap<String, String>) -> Result<(), Error> {
+        GitHubAppAuth::mutate_env(self, env)
+            .map_err(|err| Error::msg(format!("no GitHub token for workspace {workspace_id}: {err}")))
     }
 }
 

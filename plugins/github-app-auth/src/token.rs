@@ -88,10 +88,7 @@ impl fmt::Debug for InstallationToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InstallationToken")
             .field("secret", &"[REDACTED]")
-            .field(
-                "expires_at",
-                &humantime::format_rfc3339_seconds(self.0.expires_at),
-            )
+            .field("expires_at", &humantime::format_rfc3339_seconds(self.0.expires_at))
             .field("remaining", &self.remaining())
             .field("permissions", &self.0.permissions)
             .field("repository_selection", &self.0.repository_selection)
@@ -101,10 +98,6 @@ impl fmt::Debug for InstallationToken {
 
 impl fmt::Display for InstallationToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "installation token [REDACTED], expires {}",
-            humantime::format_rfc3339_seconds(self.0.expires_at)
-        )
+        write!(f, "installation token [REDACTED], expires {}", humantime::format_rfc3339_seconds(self.0.expires_at))
     }
 }

@@ -35,29 +35,13 @@ pub struct GitHttpServer {
 impl GitHttpServer {
     /// Serves the repositories under `root` (GIT_PROJECT_ROOT).
     pub fn start(root: PathBuf, valid: Validator) -> Self {
-        let bridge = Arc::new(Bridge {
-            root,
-            valid,
-            accepted: Mutex::new(Vec::new()),
-            refused: Mutex::new(0),
-        });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let bridge = Arc::new(Bridge { root, valid, accepted: Mutex::new(Vec::new()), refused: Mutex::new(0) });
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let app = Router::new().fallback(cgi).with_state(bridge.clone());
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let host = listener.local_addr().unwrap().to_string();
         runtime.spawn(async move { axum::serve(listener, app).await });
-        Self {
-            url: format!("http://{host}"),
-            host,
-            bridge,
-            runtime: Some(runtime),
-        }
+        Self { url: format!("http://{host}"), host, bridge, runtime: Some(runtime) }
     }
 
     /// Distinct passwords accepted, in order of first use.
@@ -89,40 +73,20 @@ impl Drop for GitHttpServer {
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get("authorization")?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_owned(), password.to_owned()))
 }
 
-async fn cgi(
-    State(bridge): State<Arc<Bridge>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some((user, password)) = basic_credentials(&headers).filter(|(_, p)| (bridge.valid)(p))
-    else {
+async fn cgi(State(bridge): State<Arc<Bridge>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let Some((user, password)) = basic_credentials(&headers).filter(|(_, p)| (bridge.valid)(p)) else {
         *bridge.refused.lock().unwrap() += 1;
-        return (
-            StatusCode::UNAUTHORIZED,
-            [("www-authenticate", "Basic realm=\"plughost-test\"")],
-            "",
-        )
-            .into_response();
+        return (StatusCode::UNAUTHORIZED, [("www-authenticate", "Basic realm=\"plughost-test\"")], "").into_response();
     };
     bridge.accepted.lock().unwrap().push(password);
 
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let mut cmd = tokio::process::Command::new("git");
     cmd.arg("http-backend")
         .env_clear()
@@ -148,10 +112,7 @@ async fn cgi(
     let writer = tokio::spawn(async move {
         let _ = stdin.write_all(&body).await;
     });
-    let output = child
-        .wait_with_output()
-        .await
-        .expect("git http-backend runs");
+    let output = child.wait_with_output().await.expect("git http-backend runs");
     let _ = writer.await;
     cgi_response(&output.stdout)
 }
@@ -173,17 +134,9 @@ fn cgi_response(raw: &[u8]) -> Response {
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("status") {
-            let code = value
-                .split_whitespace()
-                .next()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(500);
-            *response.status_mut() =
-                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        } else if let (Ok(n), Ok(v)) = (
-            HeaderName::try_from(name.trim()),
-            HeaderValue::try_from(value),
-        ) {
+            let code = value.split_whitespace().next().and_then(|c| c.parse().ok()).unwrap_or(500);
+            *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        } else if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.trim()), HeaderValue::try_from(value)) {
             response.headers_mut().append(n, v);
         }
     }

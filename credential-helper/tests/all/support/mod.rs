@@ -28,22 +28,14 @@ impl Sandbox {
         for sub in ["home", "xdg-cache", "xdg-config", "configs"] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
         }
-        std::fs::write(
-            root.join("configs/.auth_token"),
-            format!("{WORKSPACE_TOKEN}\n"),
-        )
-        .unwrap();
+        std::fs::write(root.join("configs/.auth_token"), format!("{WORKSPACE_TOKEN}\n")).unwrap();
         let mut env = BTreeMap::new();
-        let mut set =
-            |k: &str, v: &Path| env.insert(k.to_owned(), v.to_string_lossy().into_owned());
+        let mut set = |k: &str, v: &Path| env.insert(k.to_owned(), v.to_string_lossy().into_owned());
         set("HOME", &root.join("home"));
         set("XDG_CACHE_HOME", &root.join("xdg-cache"));
         set("XDG_CONFIG_HOME", &root.join("xdg-config"));
         set("CONFIGS_DIR", &root.join("configs"));
-        env.insert(
-            "PATH".into(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-        );
+        env.insert("PATH".into(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
         env.insert("PLATFORM_URL".into(), platform_url.to_owned());
         env.insert("WORKSPACE_ID".into(), WORKSPACE_ID.to_owned());
         env.insert("GIT_CONFIG_NOSYSTEM".into(), "1".into());
@@ -91,41 +83,25 @@ impl Sandbox {
     /// `git <helper config> args...`: only our helper, whatever the environment configures.
     pub fn git(&self, args: &[&str]) -> Command {
         let mut cmd = self.command("git");
-        cmd.args([
-            "-c",
-            "credential.helper=",
-            "-c",
-            &format!("credential.helper={BIN}"),
-        ])
-        .args(args);
+        cmd.args(["-c", "credential.helper=", "-c", &format!("credential.helper={BIN}")]).args(args);
         cmd
     }
 
     /// `git credential fill` for `protocol://host`.
     pub fn fill(&self, protocol: &str, host: &str) -> Output {
-        run(
-            &mut self.git(&["credential", "fill"]),
-            &format!("protocol={protocol}\nhost={host}\n\n"),
-        )
+        run(&mut self.git(&["credential", "fill"]), &format!("protocol={protocol}\nhost={host}\n\n"))
     }
 
     /// `git credential reject` of `password` for `protocol://host`.
     pub fn reject(&self, protocol: &str, host: &str, password: &str) -> Output {
-        let input = format!(
-            "protocol={protocol}\nhost={host}\nusername=x-access-token\npassword={password}\n\n"
-        );
+        let input = format!("protocol={protocol}\nhost={host}\nusername=x-access-token\npassword={password}\n\n");
         run(&mut self.git(&["credential", "reject"]), &input)
     }
 }
 
 /// Runs `cmd` with `stdin`, capturing output.
 pub fn run(cmd: &mut Command, stdin: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // A program may exit without reading its input (unknown actions): that is not an error here.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
@@ -151,10 +127,7 @@ pub fn stderr(out: &Output) -> String {
 /// Fails if `text` contains any of `secrets` (tokens must only reach git's stdout).
 pub fn assert_no_secrets(text: &str, secrets: &[String]) {
     for secret in secrets {
-        assert!(
-            !text.contains(secret.as_str()),
-            "a secret leaked into: {text}"
-        );
+        assert!(!text.contains(secret.as_str()), "a secret leaked into: {text}");
     }
     for fixed in [ADMIN_TOKEN, WORKSPACE_TOKEN] {
         assert!(!text.contains(fixed), "a bearer token leaked into: {text}");

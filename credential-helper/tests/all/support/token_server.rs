@@ -62,10 +62,7 @@ pub struct TokenServer {
 
 /// Seconds since the epoch, with fractions.
 pub fn now_f64() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 fn random_alnum(len: usize) -> String {
@@ -93,33 +90,17 @@ impl TokenServer {
             minted: AtomicUsize::new(0),
             current: Mutex::new(None),
             issued: Mutex::new(Vec::new()),
-            workspaces: Mutex::new(HashMap::from([(
-                WORKSPACE_ID.to_owned(),
-                WORKSPACE_TOKEN.to_owned(),
-            )])),
+            workspaces: Mutex::new(HashMap::from([(WORKSPACE_ID.to_owned(), WORKSPACE_TOKEN.to_owned())])),
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let app = Router::new()
-            .route(
-                "/workspaces/{id}/github-installation-token",
-                get(workspace_route),
-            )
+            .route("/workspaces/{id}/github-installation-token", get(workspace_route))
             .route("/admin/github-installation-token", get(admin_route))
             .with_state(inner.clone());
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         runtime.spawn(async move { axum::serve(listener, app).await });
-        Self {
-            url,
-            inner,
-            runtime: Some(runtime),
-        }
+        Self { url, inner, runtime: Some(runtime) }
     }
 
     /// Authorised and unauthorised requests so far.
@@ -163,12 +144,7 @@ impl TokenServer {
     pub fn validator(&self) -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
         let inner = self.inner.clone();
         Arc::new(move |token: &str| {
-            inner
-                .current
-                .lock()
-                .unwrap()
-                .as_ref()
-                .is_some_and(|c| c.token == token && now_f64() < c.expires_at as f64)
+            inner.current.lock().unwrap().as_ref().is_some_and(|c| c.token == token && now_f64() < c.expires_at as f64)
         })
     }
 }
@@ -188,28 +164,15 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        Json(serde_json::json!({"error": "unauthorized"})),
-    )
-        .into_response()
+    (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "unauthorized"}))).into_response()
 }
 
-async fn workspace_route(
-    State(inner): State<Arc<Inner>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+async fn workspace_route(State(inner): State<Arc<Inner>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
     pause(&inner).await;
     let bearer = bearer(&headers);
     let allowed = bearer.as_deref() == Some(ADMIN_TOKEN)
-        || inner
-            .workspaces
-            .lock()
-            .unwrap()
-            .get(&id)
-            .is_some_and(|t| Some(t.as_str()) == bearer.as_deref());
+        || inner.workspaces.lock().unwrap().get(&id).is_some_and(|t| Some(t.as_str()) == bearer.as_deref());
     if !allowed {
         return unauthorized();
     }
@@ -234,10 +197,7 @@ async fn pause(inner: &Inner) {
 
 fn mint(inner: &Inner, expires_at: u64) -> Issued {
     let n = inner.minted.fetch_add(1, Ordering::SeqCst) + 1;
-    let issued = Issued {
-        token: format!("ghs_{n:04}.{}", random_alnum(40)),
-        expires_at,
-    };
+    let issued = Issued { token: format!("ghs_{n:04}.{}", random_alnum(40)), expires_at };
     inner.issued.lock().unwrap().push(issued.clone());
     issued
 }

@@ -7,10 +7,7 @@ use github_app_auth::{AppIdentity, Config, ConfigError, InstallationTarget};
 use github_emulator::shared_test_key;
 
 fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Config::from_toml(toml, &|name| env.get(name).cloned(), None)
 }
 
@@ -47,10 +44,7 @@ fn full_configuration_loads() {
         &[],
     )
     .expect("loads");
-    assert_eq!(
-        config.identity,
-        AppIdentity::ClientId("Iv23liABC123".into())
-    );
+    assert_eq!(config.identity, AppIdentity::ClientId("Iv23liABC123".into()));
     assert_eq!(config.installation, InstallationTarget::Id(42));
     assert_eq!(config.api_url, "https://ghe.example.com/api/v3");
     assert_eq!(config.refresh_margin, Duration::from_secs(300));
@@ -65,11 +59,7 @@ fn defaults_and_environment_fallbacks() {
     let pem_one_line = shared_test_key().private_pem.replace('\n', "\\n");
     let config = load(
         "",
-        &[
-            ("GITHUB_APP_ID", "1001"),
-            ("GITHUB_APP_INSTALLATION_ID", "7"),
-            ("GITHUB_APP_PRIVATE_KEY", &pem_one_line),
-        ],
+        &[("GITHUB_APP_ID", "1001"), ("GITHUB_APP_INSTALLATION_ID", "7"), ("GITHUB_APP_PRIVATE_KEY", &pem_one_line)],
     )
     .expect("loads from the environment alone");
     assert_eq!(config.identity, AppIdentity::AppId(1001));
@@ -77,10 +67,7 @@ fn defaults_and_environment_fallbacks() {
     assert_eq!(config.api_url, "https://api.github.com");
     assert_eq!(config.refresh_margin, Duration::from_secs(600));
     assert_eq!(config.env.token_vars, ["GH_TOKEN", "GITHUB_TOKEN"]);
-    assert_eq!(
-        config.env.expires_at_var.as_deref(),
-        Some("GITHUB_TOKEN_EXPIRES_AT")
-    );
+    assert_eq!(config.env.expires_at_var.as_deref(), Some("GITHUB_TOKEN_EXPIRES_AT"));
 
     let key = key_file();
     let path = key.path().display().to_string();
@@ -97,18 +84,10 @@ fn defaults_and_environment_fallbacks() {
     assert_eq!(config.identity, AppIdentity::AppId(5));
     assert_eq!(config.installation, InstallationTarget::Org("acme".into()));
     assert_eq!(config.api_url, "http://127.0.0.1:9/api/v3");
-    let config = load(
-        "client_id = \"Iv1\"\ninstallation_repo = \"acme/widgets\"",
-        &[("GITHUB_APP_PRIVATE_KEY_PATH", &path)],
-    )
-    .unwrap();
-    assert_eq!(
-        config.installation,
-        InstallationTarget::Repo {
-            owner: "acme".into(),
-            repo: "widgets".into()
-        }
-    );
+    let config =
+        load("client_id = \"Iv1\"\ninstallation_repo = \"acme/widgets\"", &[("GITHUB_APP_PRIVATE_KEY_PATH", &path)])
+            .unwrap();
+    assert_eq!(config.installation, InstallationTarget::Repo { owner: "acme".into(), repo: "widgets".into() });
 }
 
 #[test]
@@ -138,110 +117,49 @@ fn every_error_names_its_setting() {
     let e = error(&format!("app_id = 1\nprivate_key_path = {key_path}"), &[]);
     assert!(e.starts_with("installation_id: missing"), "{e}");
     let e = error(
-        &format!(
-            "app_id = 1\ninstallation_id = 1\ninstallation_org = \"x\"\nprivate_key_path = {key_path}"
-        ),
+        &format!("app_id = 1\ninstallation_id = 1\ninstallation_org = \"x\"\nprivate_key_path = {key_path}"),
         &[],
     );
     assert!(e.starts_with("installation_id: set only one"), "{e}");
-    let e = error(
-        "app_id = 1\ninstallation_repo = \"nope\"\nprivate_key_path = \"/x\"",
-        &[],
-    );
+    let e = error("app_id = 1\ninstallation_repo = \"nope\"\nprivate_key_path = \"/x\"", &[]);
     assert!(e.starts_with("installation_repo:"), "{e}");
 
-    let e = error(
-        "app_id = 1\ninstallation_id = 1\nprivate_key_path = \"/nonexistent/app.pem\"",
-        &[],
-    );
-    assert!(
-        e.starts_with("private_key_path: cannot read /nonexistent/app.pem: No such file"),
-        "{e}"
-    );
-    let e = error(
-        "app_id = 1\ninstallation_id = 1",
-        &[("GITHUB_APP_PRIVATE_KEY_PATH", "/nonexistent/env.pem")],
-    );
-    assert!(
-        e.starts_with("GITHUB_APP_PRIVATE_KEY_PATH: cannot read /nonexistent/env.pem"),
-        "{e}"
-    );
+    let e = error("app_id = 1\ninstallation_id = 1\nprivate_key_path = \"/nonexistent/app.pem\"", &[]);
+    assert!(e.starts_with("private_key_path: cannot read /nonexistent/app.pem: No such file"), "{e}");
+    let e = error("app_id = 1\ninstallation_id = 1", &[("GITHUB_APP_PRIVATE_KEY_PATH", "/nonexistent/env.pem")]);
+    assert!(e.starts_with("GITHUB_APP_PRIVATE_KEY_PATH: cannot read /nonexistent/env.pem"), "{e}");
     let e = error("app_id = 1\ninstallation_id = 1", &[]);
     assert!(e.starts_with("private_key_path: missing"), "{e}");
-    let e = error(
-        &format!(
-            "app_id = 1\ninstallation_id = 1\nprivate_key = \"x\"\nprivate_key_path = {key_path}"
-        ),
-        &[],
-    );
+    let e = error(&format!("app_id = 1\ninstallation_id = 1\nprivate_key = \"x\"\nprivate_key_path = {key_path}"), &[]);
     assert!(e.starts_with("private_key: set either"), "{e}");
 
     let public = shared_test_key().public_pem.clone();
-    let e = error(
-        &format!(
-            "app_id = 1\ninstallation_id = 1\nprivate_key = {}",
-            toml_str(&public)
-        ),
-        &[],
-    );
+    let e = error(&format!("app_id = 1\ninstallation_id = 1\nprivate_key = {}", toml_str(&public)), &[]);
     assert!(e.starts_with("private_key: not an RSA private key"), "{e}");
     let broken = shared_test_key().private_pem.replacen("MII", "MIA", 1);
-    let e = error(
-        &format!(
-            "app_id = 1\ninstallation_id = 1\nprivate_key = {}",
-            toml_str(&broken)
-        ),
-        &[],
-    );
+    let e = error(&format!("app_id = 1\ninstallation_id = 1\nprivate_key = {}", toml_str(&broken)), &[]);
     assert!(e.starts_with("private_key: not an RSA private key"), "{e}");
 
-    for (url, why) in [
-        ("ftp://x", "http"),
-        ("not a url", "URL"),
-        ("https://h/api?x=1", "query"),
-        ("https://u:p@h", "credentials"),
-    ] {
-        let e = error(
-            &format!("api_url = {}\napp_id = 1\n{ok_rest}", toml_str(url)),
-            &[],
-        );
+    for (url, why) in
+        [("ftp://x", "http"), ("not a url", "URL"), ("https://h/api?x=1", "query"), ("https://u:p@h", "credentials")]
+    {
+        let e = error(&format!("api_url = {}\napp_id = 1\n{ok_rest}", toml_str(url)), &[]);
         assert!(e.starts_with("api_url:") && e.contains(why), "{url}: {e}");
     }
-    let e = error(
-        &format!("app_id = 1\n{ok_rest}"),
-        &[("GITHUB_API_URL", "gopher://x")],
-    );
+    let e = error(&format!("app_id = 1\n{ok_rest}"), &[("GITHUB_API_URL", "gopher://x")]);
     assert!(e.starts_with("GITHUB_API_URL:"), "{e}");
 
-    let e = error(
-        &format!("app_id = 1\nrefresh_margin_secs = 3600\n{ok_rest}"),
-        &[],
-    );
-    assert!(
-        e.starts_with("refresh_margin_secs: 3600 is not below"),
-        "{e}"
-    );
-    let e = error(
-        &format!("app_id = 1\nrefresh_margin_secs = \"ten\"\n{ok_rest}"),
-        &[],
-    );
+    let e = error(&format!("app_id = 1\nrefresh_margin_secs = 3600\n{ok_rest}"), &[]);
+    assert!(e.starts_with("refresh_margin_secs: 3600 is not below"), "{e}");
+    let e = error(&format!("app_id = 1\nrefresh_margin_secs = \"ten\"\n{ok_rest}"), &[]);
     assert!(e.starts_with("refresh_margin_secs:"), "{e}");
-    let e = error(
-        &format!("app_id = 1\npermissions = {{ contents = \"all\" }}\n{ok_rest}"),
-        &[],
-    );
+    let e = error(&format!("app_id = 1\npermissions = {{ contents = \"all\" }}\n{ok_rest}"), &[]);
     assert!(e.starts_with("permissions.contents:"), "{e}");
     let e = error(&format!("app_id = 1\napp_idd = 2\n{ok_rest}"), &[]);
     assert!(e.starts_with("app_idd: unknown setting"), "{e}");
-    let e = error(
-        &format!("app_id = 1\n{ok_rest}\n[env]\ntoken_vars = [\"1BAD\"]"),
-        &[],
-    );
+    let e = error(&format!("app_id = 1\n{ok_rest}\n[env]\ntoken_vars = [\"1BAD\"]"), &[]);
     assert!(e.starts_with("env.token_vars:"), "{e}");
-    let e = error(
-        &format!("app_id = 1\nrequest_timeout_secs = 0\n{ok_rest}"),
-        &[],
-    );
+    let e = error(&format!("app_id = 1\nrequest_timeout_secs = 0\n{ok_rest}"), &[]);
     assert!(e.starts_with("request_timeout_secs:"), "{e}");
 }
 
@@ -255,41 +173,25 @@ fn toml_syntax_errors_do_not_quote_the_key() {
     let body_line = pem.lines().nth(1).unwrap();
     assert!(!e.contains(body_line), "the key leaked into: {e}");
     // A key where an id belongs.
-    let e = error(
-        &format!(
-            "app_id = {}\ninstallation_id = 1\nprivate_key_path = \"/x\"",
-            toml_str(pem)
-        ),
-        &[],
-    );
+    let e = error(&format!("app_id = {}\ninstallation_id = 1\nprivate_key_path = \"/x\"", toml_str(pem)), &[]);
     assert!(e.starts_with("app_id:") && !e.contains(body_line), "{e}");
 }
 
 #[test]
 fn the_documented_example_loads() {
-    let lib = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs"))
-        .expect("lib.rs");
+    let lib = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs")).expect("lib.rs");
     let example: String = lib
         .lines()
-        .map(|l| {
-            l.strip_prefix("//!")
-                .unwrap_or(l)
-                .strip_prefix(' ')
-                .unwrap_or_default()
-        })
+        .map(|l| l.strip_prefix("//!").unwrap_or(l).strip_prefix(' ').unwrap_or_default())
         .skip_while(|l| *l != "```toml")
         .skip(1)
         .take_while(|l| *l != "```")
         .map(|l| format!("{l}\n"))
         .collect();
-    assert!(
-        example.contains("refresh_margin_secs"),
-        "found the example: {example}"
-    );
+    assert!(example.contains("refresh_margin_secs"), "found the example: {example}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("app.pem"), &shared_test_key().private_pem).unwrap();
-    let config = Config::from_toml(&example, &|_| None, Some(dir.path()))
-        .expect("the documented example is valid");
+    let config = Config::from_toml(&example, &|_| None, Some(dir.path())).expect("the documented example is valid");
     assert_eq!(config.identity, AppIdentity::AppId(123456));
     assert_eq!(config.installation, InstallationTarget::Id(7890));
     assert_eq!(config.refresh_margin, Duration::from_secs(600));

@@ -17,29 +17,16 @@ fn installation_is_discovered_from_org_or_repository() {
     assert!(emu.is_token_valid(by_org.token().expect("token").expose()));
     assert_eq!(emu.requests("GET /orgs/{org}/installation"), 1);
 
-    config.installation = InstallationTarget::Repo {
-        owner: TEST_ORG.to_owned(),
-        repo: "gadgets".to_owned(),
-    };
+    config.installation = InstallationTarget::Repo { owner: TEST_ORG.to_owned(), repo: "gadgets".to_owned() };
     config.identity = AppIdentity::AppId(TEST_APP_ID);
     let by_repo = GitHubAppAuth::new(&config);
     by_repo.token().expect("token");
     by_repo.client().mint().expect("second mint");
-    assert_eq!(
-        emu.requests("GET /repos/{owner}/{repo}/installation"),
-        1,
-        "discovered once"
-    );
+    assert_eq!(emu.requests("GET /repos/{owner}/{repo}/installation"), 1, "discovered once");
 
     config.installation = InstallationTarget::Org("nobody".to_owned());
-    let err = GitHubAppAuth::new(&config)
-        .token()
-        .expect_err("not installed there");
-    assert!(
-        err.to_string()
-            .contains("installation of this App on nobody"),
-        "{err}"
-    );
+    let err = GitHubAppAuth::new(&config).token().expect_err("not installed there");
+    assert!(err.to_string().contains("installation of this App on nobody"), "{err}");
 }
 
 #[test]
@@ -66,27 +53,17 @@ fn env_mutator_writes_token_and_expiry_or_nothing() {
     assert!(expiry <= token.expires_at());
     assert!(token.expires_at().duration_since(expiry).unwrap() <= Duration::from_secs(2));
 
-    config.env = EnvSettings {
-        token_vars: vec!["MY_TOKEN".into()],
-        expires_at_var: None,
-    };
+    config.env = EnvSettings { token_vars: vec!["MY_TOKEN".into()], expires_at_var: None };
     let custom = GitHubAppAuth::new(&config);
     let mut env = BTreeMap::new();
     custom.mutate_env(&mut env).expect("mutates");
     assert_eq!(env.keys().collect::<Vec<_>>(), ["MY_TOKEN"]);
 
-    config.env = EnvSettings {
-        token_vars: vec![],
-        expires_at_var: None,
-    };
+    config.env = EnvSettings { token_vars: vec![], expires_at_var: None };
     let off = GitHubAppAuth::new(&config);
     let requests = emu.requests(TOKEN_ROUTE);
     let mut env = BTreeMap::new();
     off.mutate_env(&mut env).expect("no-op");
     assert!(env.is_empty());
-    assert_eq!(
-        emu.requests(TOKEN_ROUTE),
-        requests,
-        "a disabled mutator asks GitHub nothing"
-    );
+    assert_eq!(emu.requests(TOKEN_ROUTE), requests, "a disabled mutator asks GitHub nothing");
 }

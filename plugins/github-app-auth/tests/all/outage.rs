@@ -31,14 +31,8 @@ fn cached_token_is_served_during_an_outage_and_replaced_after_it() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let attempts = emu.requests(TOKEN_ROUTE) - 1;
-    assert!(
-        attempts >= 2,
-        "refreshes were attempted during the outage: {attempts}"
-    );
-    assert!(
-        attempts * 4 < calls,
-        "{attempts} upstream attempts for {calls} calls: no backoff"
-    );
+    assert!(attempts >= 2, "refreshes were attempted during the outage: {attempts}");
+    assert!(attempts * 4 < calls, "{attempts} upstream attempts for {calls} calls: no backoff");
     assert_eq!(emu.mints(), 1);
 
     emu.clear_faults();
@@ -70,10 +64,7 @@ fn an_expired_token_is_never_served() {
             Ok(token) => {
                 assert_eq!(token.expose(), first.expose());
                 assert!(token.valid_until() >= asked + github_app_auth::MIN_VALIDITY);
-                assert!(
-                    emu.is_token_valid(token.expose()),
-                    "served a token GitHub no longer accepts"
-                );
+                assert!(emu.is_token_valid(token.expose()), "served a token GitHub no longer accepts");
             }
             Err(err) => {
                 saw_error = Some(err);
@@ -84,17 +75,9 @@ fn an_expired_token_is_never_served() {
     }
     let err = saw_error.expect("once the token expired, an error and not the token");
     assert!(err.is_transient(), "{err}");
-    assert!(
-        matches!(err, Error::GaveUp { .. } | Error::Server { .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().contains("503") || err.to_string().contains("500"),
-        "{err}"
-    );
-    assert!(
-        !emu.is_token_valid(first.expose()) || first.remaining() < github_app_auth::MIN_VALIDITY
-    );
+    assert!(matches!(err, Error::GaveUp { .. } | Error::Server { .. }), "{err:?}");
+    assert!(err.to_string().contains("503") || err.to_string().contains("500"), "{err}");
+    assert!(!emu.is_token_valid(first.expose()) || first.remaining() < github_app_auth::MIN_VALIDITY);
 }
 
 #[test]

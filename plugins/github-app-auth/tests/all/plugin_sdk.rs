@@ -22,20 +22,13 @@ fn plugin_toml(api_url: &str) -> String {
 #[test]
 fn init_token_and_env_through_the_sdk_traits() {
     let emu = emulator(Duration::from_secs(3600));
-    let plugin =
-        GitHubAppAuth::init(InitContext::for_tests(&plugin_toml(&emu.base_url()))).expect("init");
+    let plugin = GitHubAppAuth::init(InitContext::for_tests(&plugin_toml(&emu.base_url()))).expect("init");
     assert_eq!(emu.requests(TOKEN_ROUTE), 0, "init does not contact GitHub");
 
     let token = TokenProvider::token(&plugin).expect("token");
     assert!(emu.is_token_valid(token.expose()));
-    let left = token
-        .expires_at()
-        .duration_since(SystemTime::now())
-        .expect("in the future");
-    assert!(
-        left > Duration::from_secs(3590) && left <= Duration::from_secs(3600),
-        "{left:?}"
-    );
+    let left = token.expires_at().duration_since(SystemTime::now()).expect("in the future");
+    assert!(left > Duration::from_secs(3590) && left <= Duration::from_secs(3600), "{left:?}");
     assert!(!format!("{token:?}").contains(token.expose()));
 
     let mut env = BTreeMap::new();
@@ -46,21 +39,17 @@ fn init_token_and_env_through_the_sdk_traits() {
 
 #[test]
 fn init_errors_name_the_setting() {
-    let err = GitHubAppAuth::init(InitContext::for_tests(
-        "installation_id = 1\nprivate_key_path = \"/nonexistent.pem\"",
-    ))
-    .err()
-    .expect("refused");
+    let err =
+        GitHubAppAuth::init(InitContext::for_tests("installation_id = 1\nprivate_key_path = \"/nonexistent.pem\""))
+            .err()
+            .expect("refused");
     // The process environment could hold GITHUB_APP_ID; either way a setting is named.
     let message = err.message();
     assert!(
-        message.starts_with("app_id: missing")
-            || message.starts_with("private_key_path: cannot read /nonexistent.pem"),
+        message.starts_with("app_id: missing") || message.starts_with("private_key_path: cannot read /nonexistent.pem"),
         "{message}"
     );
-    let err = GitHubAppAuth::init(InitContext::for_tests(&plugin_toml("ftp://nowhere")))
-        .err()
-        .expect("refused");
+    let err = GitHubAppAuth::init(InitContext::for_tests(&plugin_toml("ftp://nowhere"))).err().expect("refused");
     assert!(err.message().starts_with("api_url:"), "{}", err.message());
 }
 
@@ -68,15 +57,10 @@ fn init_errors_name_the_setting() {
 fn env_mutator_failure_names_the_workspace_and_the_cause() {
     let emu = emulator(Duration::from_secs(3600));
     emu.inject(github_emulator::Fault::Status(404));
-    let plugin =
-        GitHubAppAuth::init(InitContext::for_tests(&plugin_toml(&emu.base_url()))).expect("init");
+    let plugin = GitHubAppAuth::init(InitContext::for_tests(&plugin_toml(&emu.base_url()))).expect("init");
     let mut env = BTreeMap::new();
     let err = EnvMutator::mutate_env(&plugin, "ws-9", &mut env).expect_err("404");
-    assert!(
-        err.message().contains("ws-9") && err.message().contains("404"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("ws-9") && err.message().contains("404"), "{}", err.message());
     assert!(env.is_empty());
 }
 
@@ -85,13 +69,10 @@ fn env_mutator_failure_names_the_workspace_and_the_cause() {
 fn the_built_cdylib_loads_and_serves_tokens() {
     let exe = std::env::current_exe().expect("test binary path");
     let deps = exe.parent().expect("deps folder");
-    let so = [
-        deps.join("libgithub_app_auth.so"),
-        deps.join("../libgithub_app_auth.so"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .expect("cargo builds the cdylib with the tests");
+    let so = [deps.join("libgithub_app_auth.so"), deps.join("../libgithub_app_auth.so")]
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("cargo builds the cdylib with the tests");
     let library = plughost_sdk::host::PluginLibrary::open(&so).expect("loads");
     assert_eq!(library.info().name, "github-app-auth");
 

@@ -56,11 +56,7 @@ fn tokens_keys_configs_and_errors_are_redacted() {
     slow.retry_deadline = Duration::from_millis(100);
     emu.inject(Fault::Latency(Duration::from_secs(1)));
     errors.push(GitHubAppAuth::new(&slow).token().expect_err("timeout"));
-    let bad_config = Config::from_toml(
-        &format!("private_key = {pem:?}\napp_id = \"{pem}\""),
-        &|_| None,
-        None,
-    );
+    let bad_config = Config::from_toml(&format!("private_key = {pem:?}\napp_id = \"{pem}\""), &|_| None, None);
     errors.push(Error::from(bad_config.expect_err("refused")));
     let bad_key = PrivateKey::from_pem(&pem.replacen("MII", "MIA", 1), "private_key");
     errors.push(Error::from(bad_key.expect_err("refused")));

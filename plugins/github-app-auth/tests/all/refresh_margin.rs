@@ -46,10 +46,7 @@ fn no_served_token_has_less_than_the_margin_left() {
             })
         })
         .collect();
-    let worst = threads
-        .into_iter()
-        .map(|t| t.join().expect("no assertion failed"))
-        .fold(f64::MAX, f64::min);
+    let worst = threads.into_iter().map(|t| t.join().expect("no assertion failed")).fold(f64::MAX, f64::min);
     let mints = emu.mints();
     eprintln!(
         "served {} tokens over {run_for:?}, {mints} mints, least left {worst:.3} s",
@@ -58,9 +55,5 @@ fn no_served_token_has_less_than_the_margin_left() {
     // Each token is usable for 8 s minus the margin minus the 1 s of Date rounding: 4-5 mints
     // in 18 s. Far more would mean refreshing too eagerly, fewer that tokens were over-served.
     assert!((3..=7).contains(&mints), "{mints} mints in {run_for:?}");
-    assert_eq!(
-        emu.requests(TOKEN_ROUTE),
-        mints,
-        "exactly one request per refresh"
-    );
+    assert_eq!(emu.requests(TOKEN_ROUTE), mints, "exactly one request per refresh");
 }

@@ -29,15 +29,9 @@ fn a_thousand_concurrent_callers_on_a_cold_cache_cause_one_mint() {
                 .expect("thread spawns")
         })
         .collect();
-    let tokens: Vec<String> = threads
-        .into_iter()
-        .map(|t| t.join().expect("no panic").expect("token"))
-        .collect();
+    let tokens: Vec<String> = threads.into_iter().map(|t| t.join().expect("no panic").expect("token")).collect();
     assert_eq!(tokens.len(), CALLERS);
-    assert!(
-        tokens.iter().all(|t| t == &tokens[0]),
-        "every caller got the same token"
-    );
+    assert!(tokens.iter().all(|t| t == &tokens[0]), "every caller got the same token");
     assert_eq!(emu.mints(), 1);
     assert_eq!(emu.requests(TOKEN_ROUTE), 1);
     assert!(emu.is_token_valid(&tokens[0]));

@@ -18,11 +18,7 @@ fn github_behind_our_clock_is_recovered_via_date() {
     let offset = auth.client().clock_offset();
     assert!((-602..=-598).contains(&offset), "learned offset {offset}");
     // The lifetime is measured on GitHub's clock, so it is not shortened by the skew.
-    assert!(
-        token.remaining() > Duration::from_secs(3500),
-        "{:?}",
-        token.remaining()
-    );
+    assert!(token.remaining() > Duration::from_secs(3500), "{:?}", token.remaining());
 
     // The offset is kept: the next mint needs no refused attempt.
     auth.client().mint().expect("second mint");

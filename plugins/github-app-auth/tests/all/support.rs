@@ -37,9 +37,7 @@ pub fn config(emu: &EmulatorHandle) -> Config {
 
 /// Seconds left on `token` by the emulator's clock (what GitHub would say).
 pub fn left_by_github(emu: &EmulatorHandle, token: &str) -> f64 {
-    let info = emu
-        .token_info(token)
-        .expect("token was minted by this emulator");
+    let info = emu.token_info(token).expect("token was minted by this emulator");
     match info.expires_at.duration_since(emu.now()) {
         Ok(left) => left.as_secs_f64(),
         Err(past) => -past.duration().as_secs_f64(),
