@@ -10,6 +10,8 @@
 # rounds: on a shared machine, load from elsewhere then hits both alike instead of one.
 #
 # Targets: the token endpoint at >= 85% of the bare route's requests/s, p99 <= 1.25x bare.
+# ROUTE=workspace measures the workspace route, which also checks the workspace token in SQLite
+# on every request (so that a revocation by any process counts at once); expect it lower.
 # Builds release binaries (CARGO_TARGET_DIR honoured). Installs wrk from Debian if missing.
 set -euo pipefail
 
