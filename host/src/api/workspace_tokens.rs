@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{Admin, ApiError, AppState, WorkspaceId};
+use crate::store::{StoreError, TokenStore};
 
 #[derive(Serialize)]
 struct Issued<'a> {
@@ -20,11 +21,8 @@ pub async fn issue(
     State(state): State<Arc<AppState>>,
     WorkspaceId(id): WorkspaceId,
 ) -> Result<Response, ApiError> {
-    let store = Arc::clone(&state.store);
     let workspace = id.clone();
-    let token = tokio::task::spawn_blocking(move || store.issue(&workspace))
-        .await
-        .map_err(|err| ApiError::Internal(format!("token store task failed: {err}")))??;
+    let token = on_store(&state, move |store| store.issue(&workspace)).await?;
     tracing::info!(workspace = %id, "workspace token issued");
     let mut response = (StatusCode::CREATED, axum::Json(Issued { token: token.expose() })).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -36,11 +34,19 @@ pub async fn revoke(
     State(state): State<Arc<AppState>>,
     WorkspaceId(id): WorkspaceId,
 ) -> Result<StatusCode, ApiError> {
-    let store = Arc::clone(&state.store);
     let workspace = id.clone();
-    let revoked = tokio::task::spawn_blocking(move || store.revoke(&workspace))
-        .await
-        .map_err(|err| ApiError::Internal(format!("token store task failed: {err}")))??;
+    let revoked = on_store(&state, move |store| store.revoke(&workspace)).await?;
     tracing::info!(workspace = %id, revoked, "workspace tokens revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs a write on the token store off the async workers (a write may wait on SQLite's lock).
+async fn on_store<T: Send + 'static>(
+    state: &AppState,
+    write: impl FnOnce(&TokenStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = Arc::clone(&state.store);
+    Ok(tokio::task::spawn_blocking(move || write(&store))
+        .await
+        .map_err(|err| ApiError::Internal(format!("token store task failed: {err}")))??)
 }
