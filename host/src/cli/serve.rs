@@ -3,7 +3,8 @@
 //! Start-up order: settings, admin token, token store (a state directory that cannot be used
 //! stops the start, naming the path), metrics, bind, then the first scan of the plugin directory
 //! in the background (`/readyz` answers 503 until it is done). The bound address is logged as
-//! `listening on http://ADDR` (with `--listen 127.0.0.1:0`, that is how a caller learns the port).
+//! `listening on http://ADDR` for people; `--print-addr` also prints `ADDR` alone on stdout, the
+//! machine-readable way to learn the port picked for `--listen 127.0.0.1:0`.
 //! SIGHUP rescans the plugin directory; SIGTERM and SIGINT stop accepting connections and let
 //! requests in flight finish.
 
@@ -40,6 +41,10 @@ pub struct ServeArgs {
     /// Directory for the token database and the plugin cache [env: PLUGHOST_STATE_DIR] [default: /var/lib/plughost].
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Once listening, print the bound address (`IP:PORT`) and a newline on stdout, and nothing
+    /// else there: how a supervisor or a test learns the port picked for `--listen 127.0.0.1:0`.
+    #[arg(long)]
+    print_addr: bool,
 }
 
 /// Why `serve` could not start or stopped on its own.
@@ -72,6 +77,7 @@ struct Settings {
     call_timeout: Duration,
     max_body_bytes: usize,
     token_cache_ttl: Duration,
+    print_addr: bool,
     file: FileConfig,
 }
 
@@ -116,7 +122,17 @@ fn resolve(args: ServeArgs, config_file: Option<&Path>) -> Result<Settings, Serv
     let call_timeout = file.plugin_call_timeout_ms.map_or(config::DEFAULT_CALL_TIMEOUT, Duration::from_millis);
     let max_body_bytes = file.max_body_bytes.unwrap_or(api::DEFAULT_MAX_BODY_BYTES);
     let token_cache_ttl = file.token_cache_ms.map_or(api::tokens::DEFAULT_TOKEN_CACHE_TTL, Duration::from_millis);
-    Ok(Settings { listen, plugin_dir, state_dir, admin_token, call_timeout, max_body_bytes, token_cache_ttl, file })
+    Ok(Settings {
+        listen,
+        plugin_dir,
+        state_dir,
+        admin_token,
+        call_timeout,
+        max_body_bytes,
+        token_cache_ttl,
+        print_addr: args.print_addr,
+        file,
+    })
 }
 
 /// `--state-dir`, `PLUGHOST_STATE_DIR`, `state_dir` of the config file, or the default.
@@ -161,6 +177,14 @@ async fn serve(settings: Settings) -> Result<(), ServeError> {
         .map_err(|err| ServeError::Bind { addr: settings.listen, err })?;
     let bound = listener.local_addr().map_err(|err| ServeError::Io { action: "read the bound address", err })?;
     tracing::info!("listening on http://{bound}");
+    if settings.print_addr {
+        // The machine-readable channel (the log line above is for people).
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{bound}")
+            .and_then(|()| stdout.flush())
+            .map_err(|err| ServeError::Io { action: "print the bound address", err })?;
+    }
 
     // A fatal error found after start-up (the plugin directory cannot be scanned) stops the
     // server like a signal would, and becomes the exit status.

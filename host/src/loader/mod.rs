@@ -37,6 +37,20 @@ pub struct LoaderConfig {
 /// Default for [`LoaderConfig::init_timeout`]: init may read files or reach the network.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
+impl LoaderConfig {
+    /// A configuration with no plugin configuration tables, plugin events up to `info`, and
+    /// the default init timeout.
+    pub fn new(plugin_dir: PathBuf, state_dir: PathBuf) -> LoaderConfig {
+        LoaderConfig {
+            plugin_dir,
+            state_dir,
+            plugin_configs: BTreeMap::new(),
+            max_log_level: LogLevel::Info,
+            init_timeout: DEFAULT_INIT_TIMEOUT,
+        }
+    }
+}
+
 /// Why a file was refused. Displays as one line.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
