@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 //! An emulator of the GitHub REST API routes a GitHub App uses, for tests and demos.
 //!
 //! It is a real HTTP/1.1 server (axum on tokio, bound to loopback by default) that checks App

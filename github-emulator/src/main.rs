@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 //! `github-emulator`: a stand-in for GitHub's App API on your own machine, for demos and for
 //! tests that run in another process.
 //!

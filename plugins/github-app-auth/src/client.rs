@@ -119,16 +119,6 @@ impl GitHubClient {
         self.parse_token(&reply, &url)
     }
 
-    /// Revokes `token`: `DELETE /installation/token`, authenticated by the token itself.
-    pub fn revoke(&self, token: &InstallationToken) -> Result<(), Error> {
-        let url = format!("{}/installation/token", self.api_url);
-        let reply = self.send("DELETE", &url, &format!("token {}", token.expose()), None)?;
-        match reply.status {
-            204 => Ok(()),
-            _ => Err(status_error(&reply, &url, "installation token")),
-        }
-    }
-
     fn scope_body(&self) -> Option<Value> {
         let scope = &self.scope;
         if scope.repositories.is_empty() && scope.repository_ids.is_empty() && scope.permissions.is_empty() {

@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 //! # github-app-auth
 //!
 //! A plughost plugin that hands out GitHub App installation tokens (token provider) and writes

@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 //! # static-env
 //!
 //! A plughost env mutator that sets variables from its configuration:
