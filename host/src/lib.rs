@@ -17,7 +17,8 @@
 //! - [`loader`]: scanning a plugin directory ([`loader::scan`], [`loader::load_file`])
 //! - [`registry::Registry`]: the running set, token and env calls, reload
 //! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape
-//! - [`store::TokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
+//! - [`store::WorkspaceTokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
+//!   (GitHub installation tokens come from plugins; see [`api::tokens`])
 //! - [`metrics`]: the Prometheus recorder and per-request metrics
 //! - [`config`]: settings and their precedence
 //! - [`cli`]: the `plughost` command line (`serve`, `plugins`, `workspace-token`)

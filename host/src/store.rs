@@ -1,4 +1,6 @@
-//! The workspace-token store: an embedded SQLite database in the state directory.
+//! The workspace bearer-token store ([`WorkspaceTokenStore`]): the tokens a workspace presents
+//! on `/workspaces/{id}/...`, in an embedded SQLite database in the state directory. Not to be
+//! confused with the GitHub installation tokens that plugins provide (`api::tokens`).
 //!
 //! A workspace token is 32 random bytes, base64url without padding, shown once when issued.
 //! Only its SHA-256 hash is stored; a presented token is hashed and compared in constant time
@@ -14,7 +16,7 @@
 //! own per thread because one shared reader serialised the checks of all cores on its lock.
 //!
 //! Last use is recorded at most once per [`LAST_USED_WRITE_INTERVAL`] per token and checking
-//! thread, off the request path ([`TokenStore::record_use`]): a write (and WAL append) on every
+//! thread, off the request path ([`WorkspaceTokenStore::record_use`]): a write (and WAL append) on every
 //! authenticated request would serialise the hot path on SQLite's single writer, and a minute's
 //! granularity is plenty to answer "is this token still in use?".
 
@@ -104,7 +106,9 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-pub struct TokenStore {
+/// Workspace bearer tokens: issue, verify, revoke. Shared by `serve` and the
+/// `workspace-token` command, which may run at the same time on the same state directory.
+pub struct WorkspaceTokenStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
@@ -119,21 +123,21 @@ struct Checker {
     last_written: RefCell<HashMap<i64, Instant>>,
 }
 
-/// A successful check whose use is due to be recorded; pass it to [`TokenStore::record_use`].
+/// A successful check whose use is due to be recorded; pass it to [`WorkspaceTokenStore::record_use`].
 #[derive(Debug, Clone, Copy)]
 pub struct TokenUse {
     id: i64,
 }
 
-impl std::fmt::Debug for TokenStore {
+impl std::fmt::Debug for WorkspaceTokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("WorkspaceTokenStore").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
-impl TokenStore {
+impl WorkspaceTokenStore {
     /// Opens (creating and migrating on first use) the database in `state_dir`.
-    pub fn open(state_dir: &Path) -> Result<TokenStore, StoreError> {
+    pub fn open(state_dir: &Path) -> Result<WorkspaceTokenStore, StoreError> {
         create_private_dir(state_dir)?;
         let path = state_dir.join(DB_FILE);
         let open_err = |err| StoreError::Open { path: path.clone(), err };
@@ -148,7 +152,12 @@ impl TokenStore {
         writer.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         migrate(&path, &mut writer)?;
         let reader = open_reader(&path)?;
-        Ok(TokenStore { path, writer: Mutex::new(writer), reader: Mutex::new(reader), checkers: ThreadLocal::new() })
+        Ok(WorkspaceTokenStore {
+            path,
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            checkers: ThreadLocal::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -181,7 +190,7 @@ impl TokenStore {
     }
 
     /// Whether `token` is a live token of `workspace_id`: `None` if not, else `Some(use)`, where
-    /// `use` is `Some` when its last use is due to be recorded (see [`TokenStore::record_use`]).
+    /// `use` is `Some` when its last use is due to be recorded (see [`WorkspaceTokenStore::record_use`]).
     pub fn verify(&self, workspace_id: &str, token: &str) -> Result<Option<Option<TokenUse>>, StoreError> {
         let presented = token_hash(token);
         let checker = self.checkers.get_or_try(|| {
@@ -304,7 +313,7 @@ mod tests {
     #[test]
     fn issue_verify_revoke() {
         let dir = tempfile::tempdir().unwrap();
-        let store = TokenStore::open(dir.path()).unwrap();
+        let store = WorkspaceTokenStore::open(dir.path()).unwrap();
         let a = store.issue("ws-a").unwrap();
         let b = store.issue("ws-b").unwrap();
         assert_eq!(a.expose().len(), 43);
@@ -322,8 +331,8 @@ mod tests {
     #[test]
     fn only_hashes_are_stored_and_the_schema_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let token = TokenStore::open(dir.path()).unwrap().issue("ws").unwrap();
-        let store = TokenStore::open(dir.path()).unwrap();
+        let token = WorkspaceTokenStore::open(dir.path()).unwrap().issue("ws").unwrap();
+        let store = WorkspaceTokenStore::open(dir.path()).unwrap();
         assert!(store.verify("ws", token.expose()).unwrap().is_some());
         drop(store);
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
@@ -345,7 +354,7 @@ mod tests {
     fn refuses_a_file_that_is_not_a_database_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DB_FILE), vec![0x42; 4096]).unwrap();
-        let err = TokenStore::open(dir.path()).unwrap_err().to_string();
+        let err = WorkspaceTokenStore::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains(DB_FILE) && err.contains("not a database"), "{err}");
     }
 }

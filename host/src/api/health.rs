@@ -1,5 +1,5 @@
-//! `GET /healthz` (the process answers), `GET /readyz` (plugins scanned and the token store
-//! answers) and `GET /metrics` (Prometheus text format). None needs a token.
+//! `GET /healthz` (the process answers), `GET /readyz` (plugins scanned and the workspace token
+//! store answers) and `GET /metrics` (Prometheus text format). None needs a token.
 
 use std::sync::Arc;
 

@@ -29,7 +29,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 use crate::registry::{PluginSet, Registry};
-use crate::store::{StoreError, TokenStore};
+use crate::store::{StoreError, WorkspaceTokenStore};
 
 pub use auth::{Admin, AdminToken};
 pub use request_layer::RequestLayer;
@@ -41,7 +41,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     /// Set once the first scan of the plugin directory is done (`/readyz` waits for it).
     pub registry: OnceLock<Arc<Registry>>,
-    pub store: Arc<TokenStore>,
+    /// Workspace bearer tokens.
+    pub store: Arc<WorkspaceTokenStore>,
     /// `None`: no admin token configured, every admin route answers 401.
     pub admin_token: Option<AdminToken>,
     pub metrics: Option<PrometheusHandle>,

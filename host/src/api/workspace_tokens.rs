@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{Admin, ApiError, AppState, WorkspaceId};
-use crate::store::{StoreError, TokenStore};
+use crate::store::{StoreError, WorkspaceTokenStore};
 
 #[derive(Serialize)]
 struct Issued<'a> {
@@ -40,10 +40,10 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Runs a write on the token store off the async workers (a write may wait on SQLite's lock).
+/// Runs a write on the workspace token store off the async workers (a write may wait on SQLite's lock).
 async fn on_store<T: Send + 'static>(
     state: &AppState,
-    write: impl FnOnce(&TokenStore) -> Result<T, StoreError> + Send + 'static,
+    write: impl FnOnce(&WorkspaceTokenStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = Arc::clone(&state.store);
     Ok(tokio::task::spawn_blocking(move || write(&store))

@@ -24,7 +24,7 @@ use crate::api::{self, AdminToken, AppState};
 use crate::config::{self, ConfigError, FileConfig};
 use crate::loader::{LoadError, LoaderConfig};
 use crate::registry::Registry;
-use crate::store::{StoreError, TokenStore};
+use crate::store::{StoreError, WorkspaceTokenStore};
 
 /// How long, after the server stopped, plugin calls still running on the blocking pool may
 /// delay the exit (a hung plugin thread cannot be stopped, only abandoned).
@@ -161,7 +161,7 @@ async fn serve(settings: Settings) -> Result<(), ServeError> {
              every /admin route answers 401"
         );
     }
-    let store = Arc::new(TokenStore::open(&settings.state_dir)?);
+    let store = Arc::new(WorkspaceTokenStore::open(&settings.state_dir)?);
     tracing::info!(path = %store.path().display(), "workspace token store open");
     let metrics = crate::metrics::install().map_err(|err| ServeError::Metrics(err.to_string()))?;
     let state = Arc::new(AppState {

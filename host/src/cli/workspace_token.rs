@@ -9,7 +9,7 @@ use clap::Subcommand;
 
 use crate::api::validate_workspace_id;
 use crate::config::FileConfig;
-use crate::store::TokenStore;
+use crate::store::WorkspaceTokenStore;
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspaceTokenCommand {
@@ -43,7 +43,7 @@ pub fn run(cmd: WorkspaceTokenCommand, config_file: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let store = match TokenStore::open(&super::serve::state_dir(state_dir.clone(), &file)) {
+    let store = match WorkspaceTokenStore::open(&super::serve::state_dir(state_dir.clone(), &file)) {
         Ok(store) => store,
         Err(err) => {
             eprintln!("plughost: {err}");
