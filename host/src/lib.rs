@@ -12,6 +12,10 @@
 //! the dynamic loader sees it, copies it into a content-addressed cache and checks its layout
 //! against the frozen layout of the SDK minor it was built with.
 //!
+//! Every command ([`cli`]) takes its settings from [`settings`], the one module that declares
+//! defaults and resolves flag > environment > config file > default; it reads the environment
+//! through a lookup function, so only the command-line entry touches the process environment.
+//!
 //! ## The public interface is:
 //!
 //! - [`loader`]: scanning a plugin directory ([`loader::scan`], [`loader::load_file`])
@@ -20,13 +24,14 @@
 //! - [`store::WorkspaceTokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
 //!   (GitHub installation tokens come from plugins; see [`api::tokens`])
 //! - [`metrics`]: the Prometheus recorder and per-request metrics
-//! - [`config`]: settings and their precedence
+//! - [`settings`]: every setting of the host and its default, resolved flag > environment >
+//!   config file > default in one place ([`settings::Settings`])
 //! - [`cli`]: the `plughost` command line (`serve`, `plugins`, `workspace-token`)
 
 pub mod api;
 pub mod cli;
-pub mod config;
 pub mod loader;
 pub mod metrics;
 pub mod registry;
+pub mod settings;
 pub mod store;

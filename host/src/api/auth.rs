@@ -30,7 +30,7 @@ impl AdminToken {
         AdminToken { _secret: secret, sha256 }
     }
 
-    fn matches(&self, presented: &str) -> bool {
+    pub(crate) fn matches(&self, presented: &str) -> bool {
         bool::from(self.sha256.ct_eq(&token_hash(presented)))
     }
 }

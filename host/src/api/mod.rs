@@ -34,9 +34,6 @@ use crate::store::{StoreError, WorkspaceTokenStore};
 pub use auth::{Admin, AdminToken};
 pub use request_layer::RequestLayer;
 
-/// Default for `max_body_bytes`.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
-
 /// What every handler can reach.
 pub struct AppState {
     /// Set once the first scan of the plugin directory is done (`/readyz` waits for it).
@@ -233,23 +230,23 @@ impl<S: Send + Sync> FromRequestParts<S> for WorkspaceId {
         let axum::extract::Path(id) = axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-        validate_workspace_id(&id).map_err(ApiError::BadRequest)?;
+        validate_workspace_id(&id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
         Ok(WorkspaceId(id))
     }
 }
 
-/// Checks a workspace id; the error says what a valid one looks like.
-pub fn validate_workspace_id(id: &str) -> Result<(), String> {
+/// A workspace id the API and the CLI refuse; the message says what a valid one looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid workspace id: expected 1 to 128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit")]
+pub struct InvalidWorkspaceId;
+
+/// Checks a workspace id.
+pub fn validate_workspace_id(id: &str) -> Result<(), InvalidWorkspaceId> {
     let mut chars = id.chars();
     let valid = id.len() <= 128
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if valid {
-        Ok(())
-    } else {
-        Err("invalid workspace id: expected 1 to 128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
-            .to_owned())
-    }
+    if valid { Ok(()) } else { Err(InvalidWorkspaceId) }
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! `GET /admin/github-installation-token` and `GET /workspaces/{id}/github-installation-token`:
 //! the current token of the first token provider, as `{"token","expires_at"}`.
 //!
-//! A provider's answer is reused for [`TokenCache`]'s time to live (1 s by default,
-//! `token_cache_ms` in the config file, 0 to call the provider every time). Every call crosses
-//! to the blocking pool and back, which costs more than the rest of the request together; under
-//! load the cache turns thousands of those per second into one, while a provider that rotates
-//! or refreshes its token is seen within the TTL. Errors are never cached, and a reload
-//! (another plugin set, however it was loaded) or the token's expiry ends the reuse at once.
+//! A provider's answer is reused for [`TokenCache`]'s time to live (`token_cache_ms` in the
+//! config file, [`crate::settings::DEFAULT_TOKEN_CACHE_TTL`] by default, 0 to call the provider
+//! every time). Every call crosses to the blocking pool and back, which costs more than the rest
+//! of the request together; under load the cache turns thousands of those per second into one,
+//! while a provider that rotates or refreshes its token is seen within the TTL. Errors are never
+//! cached, and a reload (another plugin set, however it was loaded) or the token's expiry ends
+//! the reuse at once.
 
 use std::cell::RefCell;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -21,9 +22,6 @@ use thread_local::ThreadLocal;
 
 use super::{Admin, ApiError, AppState, WorkspaceId, auth};
 use crate::registry::{ServedToken, TokenError};
-
-/// Default `token_cache_ms`.
-pub const DEFAULT_TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// The last token served, for the plugin set that served it.
 ///

@@ -1,4 +1,6 @@
-//! The `plughost` command line.
+//! The `plughost` command line. Each command turns its flags into [`settings::Flags`] and
+//! resolves them with [`settings::Settings`]; this entry is the only place that hands over the
+//! process environment.
 
 mod plugins;
 mod serve;
@@ -9,11 +11,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::settings::{self, Environment, LogFormat};
+
 #[derive(Debug, Parser)]
 #[command(name = "plughost", version, about = "Loads plugin .so files and serves their tokens and env mutators")]
 pub struct Cli {
-    /// Host configuration file (TOML).
-    #[arg(long, global = true, env = "PLUGHOST_CONFIG")]
+    /// Host configuration file (TOML) [env: PLUGHOST_CONFIG].
+    #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -33,21 +37,26 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let process_env = |name: &str| std::env::var(name).ok();
+    let env = Environment::new(&process_env);
+    init_logging(env);
     match cli.command {
-        Command::Plugins(cmd) => plugins::run(cmd, cli.config.as_deref()),
-        Command::Serve(args) => serve::run(args, cli.config.as_deref()),
-        Command::WorkspaceToken(cmd) => workspace_token::run(cmd, cli.config.as_deref()),
+        Command::Plugins(cmd) => plugins::run(cmd, cli.config, env),
+        Command::Serve(args) => serve::run(args, cli.config, env),
+        Command::WorkspaceToken(cmd) => workspace_token::run(cmd, cli.config, env),
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters, `PLUGHOST_LOG_FORMAT=json` switches to JSON lines.
-pub fn init_logging() {
+/// Logs to stderr; `RUST_LOG` filters (read by tracing-subscriber, the ecosystem's convention),
+/// `PLUGHOST_LOG_FORMAT=json` switches to JSON lines.
+pub fn init_logging(env: Environment<'_>) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(settings::DEFAULT_LOG_FILTER));
     // Colours only on a terminal: escape codes in a log file or a pipe are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    let json = std::env::var("PLUGHOST_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = match LogFormat::from_env(env) {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }

@@ -1,15 +1,16 @@
 //! `plughost plugins check FILE...` and `plughost plugins list`: what vendors run in CI and
-//! operators run before deploying. Both load and initialise plugins exactly as `serve` would.
+//! operators run before deploying. Both load and initialise plugins exactly as `serve` would,
+//! with the settings `serve` would resolve (config file and `[plugins.<name>]` tables included);
+//! the differences are [`Loading::Inspect`]'s: a scratch state directory, quieter plugins.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Subcommand;
-use plughost_sdk::abi::LogLevel;
 
-use crate::config::{self, FileConfig};
 use crate::loader::{self, LoadedPlugin, LoaderConfig};
+use crate::settings::{self, Environment, Flags, Loading, Settings};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
@@ -21,21 +22,23 @@ pub enum PluginsCommand {
     },
     /// What serve would load from the plugin directory, and why the rest would be refused.
     List {
-        #[arg(long, env = "PLUGHOST_PLUGIN_DIR")]
+        #[arg(long, help = settings::PLUGIN_DIR.help("Directory of plugin .so files", settings::DEFAULT_PLUGIN_DIR))]
         plugin_dir: Option<PathBuf>,
     },
 }
 
-pub fn run(cmd: PluginsCommand, config_file: Option<&Path>) -> ExitCode {
-    let file_config = match FileConfig::read_optional(config_file) {
-        Ok(c) => c,
+pub fn run(cmd: PluginsCommand, config: Option<PathBuf>, env: Environment<'_>) -> ExitCode {
+    let plugin_dir = match &cmd {
+        PluginsCommand::List { plugin_dir } => plugin_dir.clone(),
+        PluginsCommand::Check { .. } => None,
+    };
+    let settings = match Settings::load(Flags { config, plugin_dir, ..Flags::default() }, env) {
+        Ok(settings) => settings,
         Err(err) => {
             eprintln!("plughost: {err}");
             return ExitCode::from(2);
         }
     };
-    // The content-addressed copies go to a scratch state directory: inspecting must not
-    // touch a running host's cache.
     let scratch = match tempfile::Builder::new().prefix("plughost-check-").tempdir() {
         Ok(dir) => dir,
         Err(err) => {
@@ -43,20 +46,7 @@ pub fn run(cmd: PluginsCommand, config_file: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let plugin_dir = match &cmd {
-        PluginsCommand::List { plugin_dir } => plugin_dir
-            .clone()
-            .or(file_config.plugin_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PLUGIN_DIR)),
-        PluginsCommand::Check { .. } => PathBuf::new(),
-    };
-    let loader_config = LoaderConfig {
-        plugin_dir,
-        state_dir: scratch.path().to_owned(),
-        plugin_configs: file_config.plugins,
-        max_log_level: LogLevel::Warn,
-        init_timeout: loader::DEFAULT_INIT_TIMEOUT,
-    };
+    let loader_config = settings.loader_config(Loading::Inspect { scratch_state_dir: scratch.path() });
     match cmd {
         PluginsCommand::Check { files } => check(&files, &loader_config),
         PluginsCommand::List { .. } => list(&loader_config),

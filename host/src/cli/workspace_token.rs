@@ -2,13 +2,13 @@
 //! operator can issue or revoke tokens while the server runs (SQLite arbitrates; revocation
 //! takes effect on the server's next request).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
 use crate::api::validate_workspace_id;
-use crate::config::FileConfig;
+use crate::settings::{self, Environment, Flags, Settings};
 use crate::store::WorkspaceTokenStore;
 
 #[derive(Debug, Subcommand)]
@@ -16,34 +16,37 @@ pub enum WorkspaceTokenCommand {
     /// Issue a new bearer token for the workspace; prints it once, on stdout.
     Issue {
         workspace_id: String,
-        /// [env: PLUGHOST_STATE_DIR] [default: /var/lib/plughost]
-        #[arg(long)]
+        #[arg(long, help = state_dir_help())]
         state_dir: Option<PathBuf>,
     },
     /// Revoke every token of the workspace, effective at once.
     Revoke {
         workspace_id: String,
-        /// [env: PLUGHOST_STATE_DIR] [default: /var/lib/plughost]
-        #[arg(long)]
+        #[arg(long, help = state_dir_help())]
         state_dir: Option<PathBuf>,
     },
 }
 
-pub fn run(cmd: WorkspaceTokenCommand, config_file: Option<&Path>) -> ExitCode {
+fn state_dir_help() -> String {
+    settings::STATE_DIR
+        .help("State directory holding the workspace token database, as serve uses it", settings::DEFAULT_STATE_DIR)
+}
+
+pub fn run(cmd: WorkspaceTokenCommand, config: Option<PathBuf>, env: Environment<'_>) -> ExitCode {
     let (WorkspaceTokenCommand::Issue { workspace_id, state_dir }
     | WorkspaceTokenCommand::Revoke { workspace_id, state_dir }) = &cmd;
-    if let Err(message) = validate_workspace_id(workspace_id) {
-        eprintln!("plughost: {message}");
+    if let Err(err) = validate_workspace_id(workspace_id) {
+        eprintln!("plughost: {err}");
         return ExitCode::from(2);
     }
-    let file = match FileConfig::read_optional(config_file) {
-        Ok(file) => file,
+    let settings = match Settings::load(Flags { config, state_dir: state_dir.clone(), ..Flags::default() }, env) {
+        Ok(settings) => settings,
         Err(err) => {
             eprintln!("plughost: {err}");
             return ExitCode::from(2);
         }
     };
-    let store = match WorkspaceTokenStore::open(&super::serve::state_dir(state_dir.clone(), &file)) {
+    let store = match WorkspaceTokenStore::open(&settings.state_dir()) {
         Ok(store) => store,
         Err(err) => {
             eprintln!("plughost: {err}");

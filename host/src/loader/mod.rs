@@ -34,18 +34,19 @@ pub struct LoaderConfig {
     pub init_timeout: Duration,
 }
 
-/// Default for [`LoaderConfig::init_timeout`]: init may read files or reach the network.
-pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Kept here too for callers that build a [`LoaderConfig`] by hand; the default is declared in
+/// [`crate::settings`].
+pub use crate::settings::DEFAULT_INIT_TIMEOUT;
 
 impl LoaderConfig {
-    /// A configuration with no plugin configuration tables, plugin events up to `info`, and
-    /// the default init timeout.
+    /// A configuration with no plugin configuration tables and the defaults of
+    /// [`crate::settings`] (plugin log level, init timeout).
     pub fn new(plugin_dir: PathBuf, state_dir: PathBuf) -> LoaderConfig {
         LoaderConfig {
             plugin_dir,
             state_dir,
             plugin_configs: BTreeMap::new(),
-            max_log_level: LogLevel::Info,
+            max_log_level: crate::settings::DEFAULT_PLUGIN_LOG_LEVEL,
             init_timeout: DEFAULT_INIT_TIMEOUT,
         }
     }

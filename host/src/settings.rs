@@ -1,0 +1,657 @@
+//! The host's settings: every default, and the one place each setting is resolved.
+//!
+//! The rules, which every setting below follows:
+//!
+//! 1. A setting comes from its command-line flag, else its environment variable, else its key in
+//!    the config file, else its default. Not every setting has all four (the admin token has no
+//!    flag: a command line is visible to every user in `ps`).
+//! 2. The environment is read through a lookup function ([`Environment`]), never directly: only
+//!    the CLI entry hands it the process environment; tests hand it a map. A variable set to the
+//!    empty string counts as unset.
+//! 3. The config file is `--config FILE`, else `PLUGHOST_CONFIG`, else none (every key unset).
+//!    It is TOML; an unknown key is refused by name. Its errors never quote the file, which may
+//!    hold secrets (`one_line`).
+//! 4. Every default is a constant of this module (`DEFAULT_*`, and [`INSPECT_PLUGIN_LOG_LEVEL`]
+//!    for `plugins check|list`). Other modules receive resolved values; the loader's
+//!    [`LoaderConfig::new`] takes its defaults from here.
+//! 5. A value that cannot be used is a [`SettingsError`] naming the setting and where the value
+//!    came from ([`Origin`]), or the file that could not be read.
+//! 6. Host settings are top-level keys of the config file (host tables such as `[isolation]` go
+//!    beside them); `[plugins.<name>]` is the plugin's own configuration, handed to it at init.
+//!    Host policy never goes to a plugin, and a plugin table never sets host policy.
+//! 7. Commands differ in which settings they need (`workspace-token` only the state directory),
+//!    and in explicit parameters ([`Loading`]), never in how a setting is resolved.
+//!
+//! Adding a setting: a field of [`ConfigFile`], a `DEFAULT_*` constant, a [`Layered`] if it also
+//! has a flag and a variable, a method of [`Settings`] resolving it, and a test of its parsing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{AddrParseError, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use plughost_sdk::abi::LogLevel;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::api::AdminToken;
+use crate::loader::LoaderConfig;
+
+/// Default of `--listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default of `--plugin-dir`.
+pub const DEFAULT_PLUGIN_DIR: &str = "/etc/plughost/plugins";
+/// Default of `--state-dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/plughost";
+/// Default of `plugin_call_timeout_ms`: how long a plugin call may take before the caller gets 504.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `max_body_bytes`: the largest request body accepted.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Default of `token_cache_ms`: how long a token provider's answer is reused.
+pub const DEFAULT_TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// How long a plugin's `init` may run before the plugin is refused: init may read files or reach
+/// the network.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Plugin events more verbose than this are dropped inside the plugin (`serve`).
+pub const DEFAULT_PLUGIN_LOG_LEVEL: LogLevel = LogLevel::Info;
+/// The same for `plugins check|list`, whose output is one line per file: plugin chatter would bury it.
+pub const INSPECT_PLUGIN_LOG_LEVEL: LogLevel = LogLevel::Warn;
+/// The log filter when `RUST_LOG` is unset or invalid.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// The variable naming the config file, when `--config` is not given.
+pub const ENV_CONFIG: &str = "PLUGHOST_CONFIG";
+/// The admin bearer token (beats `admin_token_file`).
+pub const ENV_ADMIN_TOKEN: &str = "PLUGHOST_ADMIN_TOKEN";
+/// `json` switches the logs to JSON lines.
+pub const ENV_LOG_FORMAT: &str = "PLUGHOST_LOG_FORMAT";
+
+/// A setting that can be given as a flag, an environment variable and a config-file key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layered {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub key: &'static str,
+}
+
+pub const LISTEN: Layered = Layered { flag: "--listen", env: "PLUGHOST_LISTEN", key: "listen" };
+pub const PLUGIN_DIR: Layered = Layered { flag: "--plugin-dir", env: "PLUGHOST_PLUGIN_DIR", key: "plugin_dir" };
+pub const STATE_DIR: Layered = Layered { flag: "--state-dir", env: "PLUGHOST_STATE_DIR", key: "state_dir" };
+
+impl Layered {
+    /// The `--help` text of its flag, so the variable and the default shown are the ones used.
+    pub fn help(&self, what: &str, default: &str) -> String {
+        format!("{what} [env: {}] [default: {default}]", self.env)
+    }
+}
+
+/// Where a setting's value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Flag(&'static str),
+    Env(&'static str),
+    File { key: &'static str, path: PathBuf },
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => f.write_str(flag),
+            Origin::Env(var) => f.write_str(var),
+            Origin::File { key, path } => write!(f, "{key} in {}", path.display()),
+            Origin::Default => f.write_str("the default"),
+        }
+    }
+}
+
+/// Why the settings cannot be used. Each message names the setting or the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    #[error("cannot read config file {}: {err}", path.display())]
+    ReadConfigFile { path: PathBuf, err: std::io::Error },
+    #[error("config file {}: {message}", path.display())]
+    ParseConfigFile { path: PathBuf, message: String },
+    #[error("{origin}: {value:?} is not an address:port ({err})")]
+    Listen { origin: Origin, value: String, err: AddrParseError },
+    #[error("cannot read the admin token file {}: {err}", path.display())]
+    ReadAdminTokenFile { path: PathBuf, err: std::io::Error },
+    #[error("the admin token file {} is empty", path.display())]
+    EmptyAdminTokenFile { path: PathBuf },
+}
+
+/// The environment, as a lookup function (rule 2).
+#[derive(Clone, Copy)]
+pub struct Environment<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Environment<'a> {
+    /// The CLI passes `&|name| std::env::var(name).ok()`; tests pass a map.
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Environment<'a> {
+        Environment { lookup }
+    }
+
+    /// The value of `name`; `None` when unset or empty.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.is_empty())
+    }
+}
+
+impl fmt::Debug for Environment<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Environment(..)")
+    }
+}
+
+/// The flags a command was given; `None`: not given. Commands without a flag leave it `None`.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub plugin_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The config file (`--config FILE`), TOML. Every key is optional.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    listen: Option<String>,
+    plugin_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    /// A file whose first line is the admin bearer token (used when `PLUGHOST_ADMIN_TOKEN` is unset).
+    admin_token_file: Option<PathBuf>,
+    /// How long a plugin call may take before the caller gets 504, in milliseconds.
+    plugin_call_timeout_ms: Option<u64>,
+    /// Largest request body accepted, in bytes.
+    max_body_bytes: Option<usize>,
+    /// How long a token provider's answer is reused, in milliseconds (0: call it every time).
+    token_cache_ms: Option<u64>,
+    /// `[plugins.<name>]`: each plugin's own configuration (rule 6).
+    #[serde(default)]
+    plugins: BTreeMap<String, toml::Table>,
+}
+
+impl ConfigFile {
+    pub fn read(path: &Path) -> Result<ConfigFile, SettingsError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| SettingsError::ReadConfigFile { path: path.to_owned(), err })?;
+        ConfigFile::parse(&text, path)
+    }
+
+    /// Parses `text`, read from `path` (named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, SettingsError> {
+        toml::from_str(text)
+            .map_err(|err| SettingsError::ParseConfigFile { path: path.to_owned(), message: one_line(&err) })
+    }
+}
+
+/// The plugin tables may hold secrets (a private key): `Debug` names the plugins only.
+impl fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("listen", &self.listen)
+            .field("plugin_dir", &self.plugin_dir)
+            .field("state_dir", &self.state_dir)
+            .field("admin_token_file", &self.admin_token_file)
+            .field("plugin_call_timeout_ms", &self.plugin_call_timeout_ms)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("token_cache_ms", &self.token_cache_ms)
+            .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// toml's Display quotes the offending line, and serde's messages quote the offending value
+/// (`invalid type: string "...", expected u64`): either may be a secret pasted in the wrong place.
+/// Keep the message without the value, on one line, and the position.
+fn one_line(err: &toml::de::Error) -> String {
+    let message = without_value(err.message()).replace('\n', "; ");
+    match err.span() {
+        Some(span) => format!("{message} (at byte {})", span.start),
+        None => message,
+    }
+}
+
+/// serde's messages that quote a value, with the value left out: `invalid type: string, expected
+/// u64`, `unknown variant, expected one of ...`.
+fn without_value(message: &str) -> String {
+    let expected_at = message.rfind(", expected ").unwrap_or(message.len());
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        if message.starts_with(prefix) && expected_at >= prefix.len() {
+            let between = &message[prefix.len()..expected_at];
+            let kind = between.find(['"', '`', '\'']).map_or(between, |quote| &between[..quote]).trim();
+            let head = if kind.is_empty() { prefix.trim_end().to_owned() } else { format!("{prefix}{kind}") };
+            return format!("{head}{}", &message[expected_at..]);
+        }
+    }
+    message.to_owned()
+}
+
+/// Why plugins are loaded. What differs between commands, as an explicit parameter (rule 7).
+#[derive(Debug, Clone, Copy)]
+pub enum Loading<'a> {
+    /// `serve`: copies in `<state_dir>/plugin-cache`, plugin events up to [`DEFAULT_PLUGIN_LOG_LEVEL`].
+    Serve,
+    /// `plugins check|list`: copies in a scratch state directory (inspecting must not touch a
+    /// running host's cache), plugin events up to [`INSPECT_PLUGIN_LOG_LEVEL`].
+    Inspect { scratch_state_dir: &'a Path },
+}
+
+/// What `serve` runs with, resolved.
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    /// `None`: no admin token configured, every admin route answers 401.
+    pub admin_token: Option<AdminToken>,
+    pub plugin_call_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub token_cache_ttl: Duration,
+    /// The plugin directory, the plugin tables and how plugins are loaded.
+    pub loader: LoaderConfig,
+}
+
+/// The flags, the environment and the config file of one command; each method resolves one
+/// setting from them (rule 1).
+#[derive(Debug)]
+pub struct Settings<'a> {
+    flags: Flags,
+    env: Environment<'a>,
+    /// The config file read, if any, and its contents (all unset without one).
+    config_path: Option<PathBuf>,
+    file: ConfigFile,
+}
+
+impl<'a> Settings<'a> {
+    /// Reads the config file (rule 3); other settings are resolved when asked for.
+    pub fn load(flags: Flags, env: Environment<'a>) -> Result<Settings<'a>, SettingsError> {
+        let config_path = flags.config.clone().or_else(|| env.get(ENV_CONFIG).map(PathBuf::from));
+        let file = config_path.as_deref().map(ConfigFile::read).transpose()?.unwrap_or_default();
+        Ok(Settings { flags, env, config_path, file })
+    }
+
+    /// The config file read, if any.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+
+    /// Everything `serve` needs; the first unusable setting is the error.
+    pub fn serve(&self) -> Result<ServeSettings, SettingsError> {
+        Ok(ServeSettings {
+            listen: self.listen()?,
+            state_dir: self.state_dir(),
+            admin_token: self.admin_token()?,
+            plugin_call_timeout: self.plugin_call_timeout(),
+            max_body_bytes: self.max_body_bytes(),
+            token_cache_ttl: self.token_cache_ttl(),
+            loader: self.loader_config(Loading::Serve),
+        })
+    }
+
+    /// `--listen`, `PLUGHOST_LISTEN`, `listen`, [`DEFAULT_LISTEN`]; port 0 picks a free port.
+    pub fn listen(&self) -> Result<SocketAddr, SettingsError> {
+        let (value, origin) = self
+            .pick(&LISTEN, &self.flags.listen, &self.file.listen)
+            .unwrap_or_else(|| (DEFAULT_LISTEN.to_owned(), Origin::Default));
+        value.parse().map_err(|err| SettingsError::Listen { origin, value, err })
+    }
+
+    /// `--plugin-dir`, `PLUGHOST_PLUGIN_DIR`, `plugin_dir`, [`DEFAULT_PLUGIN_DIR`].
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.pick(&PLUGIN_DIR, &self.flags.plugin_dir, &self.file.plugin_dir)
+            .map_or_else(|| PathBuf::from(DEFAULT_PLUGIN_DIR), |(dir, _)| dir)
+    }
+
+    /// `--state-dir`, `PLUGHOST_STATE_DIR`, `state_dir`, [`DEFAULT_STATE_DIR`].
+    pub fn state_dir(&self) -> PathBuf {
+        self.pick(&STATE_DIR, &self.flags.state_dir, &self.file.state_dir)
+            .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), |(dir, _)| dir)
+    }
+
+    /// `PLUGHOST_ADMIN_TOKEN`, else the first line of `admin_token_file`, else none. Surrounding
+    /// whitespace is not part of the token; a variable of whitespace only counts as unset.
+    pub fn admin_token(&self) -> Result<Option<AdminToken>, SettingsError> {
+        if let Some(token) = self.env.get(ENV_ADMIN_TOKEN).filter(|t| !t.trim().is_empty()) {
+            return Ok(Some(AdminToken::new(SecretString::from(token.trim().to_owned()))));
+        }
+        let Some(path) = &self.file.admin_token_file else { return Ok(None) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| SettingsError::ReadAdminTokenFile { path: path.clone(), err })?;
+        let token = text.lines().next().unwrap_or("").trim();
+        if token.is_empty() {
+            return Err(SettingsError::EmptyAdminTokenFile { path: path.clone() });
+        }
+        Ok(Some(AdminToken::new(SecretString::from(token.to_owned()))))
+    }
+
+    /// `plugin_call_timeout_ms`, [`DEFAULT_CALL_TIMEOUT`].
+    pub fn plugin_call_timeout(&self) -> Duration {
+        self.file.plugin_call_timeout_ms.map_or(DEFAULT_CALL_TIMEOUT, Duration::from_millis)
+    }
+
+    /// `max_body_bytes`, [`DEFAULT_MAX_BODY_BYTES`].
+    pub fn max_body_bytes(&self) -> usize {
+        self.file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES)
+    }
+
+    /// `token_cache_ms`, [`DEFAULT_TOKEN_CACHE_TTL`]; 0 calls the provider every time.
+    pub fn token_cache_ttl(&self) -> Duration {
+        self.file.token_cache_ms.map_or(DEFAULT_TOKEN_CACHE_TTL, Duration::from_millis)
+    }
+
+    /// The loader's configuration: the plugin directory and the `[plugins.<name>]` tables, with
+    /// the state directory and plugin log level `loading` asks for.
+    pub fn loader_config(&self, loading: Loading<'_>) -> LoaderConfig {
+        let (state_dir, max_log_level) = match loading {
+            Loading::Serve => (self.state_dir(), DEFAULT_PLUGIN_LOG_LEVEL),
+            Loading::Inspect { scratch_state_dir } => (scratch_state_dir.to_owned(), INSPECT_PLUGIN_LOG_LEVEL),
+        };
+        LoaderConfig {
+            plugin_configs: self.file.plugins.clone(),
+            max_log_level,
+            ..LoaderConfig::new(self.plugin_dir(), state_dir)
+        }
+    }
+
+    /// The first of flag, variable and config-file key that is given, and where it came from.
+    fn pick<T>(&self, setting: &Layered, flag: &Option<T>, file: &Option<T>) -> Option<(T, Origin)>
+    where
+        T: Clone + From<String>,
+    {
+        let path = || self.config_path.clone().unwrap_or_default();
+        flag.clone()
+            .map(|value| (value, Origin::Flag(setting.flag)))
+            .or_else(|| self.env.get(setting.env).map(|value| (T::from(value), Origin::Env(setting.env))))
+            .or_else(|| file.clone().map(|value| (value, Origin::File { key: setting.key, path: path() })))
+    }
+}
+
+/// How the logs are written (`PLUGHOST_LOG_FORMAT`); `RUST_LOG` filters them, as everywhere in
+/// the tracing ecosystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// `PLUGHOST_LOG_FORMAT=json` (any case): JSON lines; anything else: text.
+    pub fn from_env(env: Environment<'_>) -> LogFormat {
+        match env.get(ENV_LOG_FORMAT) {
+            Some(format) if format.eq_ignore_ascii_case("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A fake environment: the process environment is never read or written by these tests.
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    /// Settings from `flags`, the variables `env` and a config file holding `toml`.
+    fn settings<'a>(flags: Flags, env: &'a dyn Fn(&str) -> Option<String>, toml: &str) -> Settings<'a> {
+        let path = PathBuf::from("/etc/plughost/plughost.toml");
+        let file = ConfigFile::parse(toml, &path).unwrap();
+        Settings { flags, env: Environment::new(env), config_path: Some(path), file }
+    }
+
+    fn file_origin(key: &'static str) -> Origin {
+        Origin::File { key, path: PathBuf::from("/etc/plughost/plughost.toml") }
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let env = lookup(&[
+            ("PLUGHOST_LISTEN", "127.0.0.2:2"),
+            ("PLUGHOST_PLUGIN_DIR", "/env/plugins"),
+            ("PLUGHOST_STATE_DIR", "/env/state"),
+        ]);
+        let file = "listen = \"127.0.0.3:3\"\nplugin_dir = \"/file/plugins\"\nstate_dir = \"/file/state\"\n";
+        let flags = Flags {
+            config: None,
+            listen: Some("127.0.0.1:1".to_owned()),
+            plugin_dir: Some("/flag/plugins".into()),
+            state_dir: Some("/flag/state".into()),
+        };
+
+        let all = settings(flags, &env, file);
+        assert_eq!(all.listen().unwrap(), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(all.plugin_dir(), Path::new("/flag/plugins"));
+        assert_eq!(all.state_dir(), Path::new("/flag/state"));
+
+        let no_flags = settings(Flags::default(), &env, file);
+        assert_eq!(no_flags.listen().unwrap(), "127.0.0.2:2".parse().unwrap());
+        assert_eq!(no_flags.plugin_dir(), Path::new("/env/plugins"));
+        assert_eq!(no_flags.state_dir(), Path::new("/env/state"));
+
+        let file_only = settings(Flags::default(), &no_env, file);
+        assert_eq!(file_only.listen().unwrap(), "127.0.0.3:3".parse().unwrap());
+        assert_eq!(file_only.plugin_dir(), Path::new("/file/plugins"));
+        assert_eq!(file_only.state_dir(), Path::new("/file/state"));
+
+        let defaults = settings(Flags::default(), &no_env, "");
+        assert_eq!(defaults.listen().unwrap(), DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(defaults.plugin_dir(), Path::new(DEFAULT_PLUGIN_DIR));
+        assert_eq!(defaults.state_dir(), Path::new(DEFAULT_STATE_DIR));
+    }
+
+    #[test]
+    fn pick_says_where_a_value_came_from() {
+        let env = lookup(&[("PLUGHOST_STATE_DIR", "/env/state")]);
+        let s = settings(Flags::default(), &env, "plugin_dir = \"/file/plugins\"\n");
+        let flag = Some(PathBuf::from("/flag"));
+        assert_eq!(s.pick(&STATE_DIR, &flag, &None).unwrap().1, Origin::Flag("--state-dir"));
+        assert_eq!(s.pick(&STATE_DIR, &None, &s.file.state_dir).unwrap().1, Origin::Env("PLUGHOST_STATE_DIR"));
+        assert_eq!(s.pick(&PLUGIN_DIR, &None, &s.file.plugin_dir).unwrap().1, file_origin("plugin_dir"));
+        assert_eq!(s.pick(&LISTEN, &None, &s.file.listen), None);
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let env = lookup(&[("PLUGHOST_LISTEN", ""), ("PLUGHOST_STATE_DIR", ""), ("PLUGHOST_ADMIN_TOKEN", "")]);
+        let s = settings(Flags::default(), &env, "listen = \"127.0.0.3:3\"\n");
+        assert_eq!(s.listen().unwrap(), "127.0.0.3:3".parse().unwrap());
+        assert_eq!(s.state_dir(), Path::new(DEFAULT_STATE_DIR));
+        assert!(s.admin_token().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_bad_listen_address_names_where_it_came_from() {
+        let env = lookup(&[("PLUGHOST_LISTEN", "nowhere")]);
+        let flags = Flags { listen: Some("localhost".to_owned()), ..Flags::default() };
+        let cases = [
+            (settings(flags, &no_env, ""), "--listen: \"localhost\" is not an address:port"),
+            (settings(Flags::default(), &env, ""), "PLUGHOST_LISTEN: \"nowhere\" is not an address:port"),
+            (
+                settings(Flags::default(), &no_env, "listen = \":80\"\n"),
+                "listen in /etc/plughost/plughost.toml: \":80\" is not an address:port",
+            ),
+        ];
+        for (s, expected) in cases {
+            let err = s.listen().unwrap_err();
+            assert!(matches!(err, SettingsError::Listen { .. }), "{err:?}");
+            assert!(err.to_string().starts_with(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn file_only_settings_parse_from_milliseconds_and_bytes() {
+        let s = settings(
+            Flags::default(),
+            &no_env,
+            "plugin_call_timeout_ms = 1500\nmax_body_bytes = 1024\ntoken_cache_ms = 0\n",
+        );
+        assert_eq!(s.plugin_call_timeout(), Duration::from_millis(1500));
+        assert_eq!(s.max_body_bytes(), 1024);
+        assert_eq!(s.token_cache_ttl(), Duration::ZERO);
+
+        let defaults = settings(Flags::default(), &no_env, "");
+        assert_eq!(defaults.plugin_call_timeout(), DEFAULT_CALL_TIMEOUT);
+        assert_eq!(defaults.max_body_bytes(), DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(defaults.token_cache_ttl(), DEFAULT_TOKEN_CACHE_TTL);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = ConfigFile::parse("lisen = \"x\"", Path::new("/etc/plughost.toml")).unwrap_err();
+        assert!(matches!(err, SettingsError::ParseConfigFile { .. }));
+        let message = err.to_string();
+        assert!(message.starts_with("config file /etc/plughost.toml: ") && message.contains("lisen"), "{message}");
+    }
+
+    #[test]
+    fn config_file_errors_never_quote_values() {
+        for (toml, kept) in [
+            ("listen = \"127.0.0.1:1\"\nadmin_token = \"hunter2-secret\"\n", "unknown field `admin_token`"),
+            ("plugin_call_timeout_ms = \"hunter2-secret\"\n", "invalid type: string, expected u64 (at byte 25)"),
+            ("listen = 20\n", "invalid type: integer, expected a string"),
+            ("[plugins.github-app-auth]\nprivate_key = \"hunter2-secret\n", "(at byte"),
+            ("hunter2-secret\n", "(at byte"),
+        ] {
+            let err = ConfigFile::parse(toml, Path::new("/etc/plughost.toml")).unwrap_err().to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+            assert!(err.contains(kept), "{err}");
+        }
+    }
+
+    #[test]
+    fn values_are_cut_out_of_serde_messages() {
+        assert_eq!(
+            without_value("invalid type: string \"a, expected b\", expected u64"),
+            "invalid type: string, expected u64"
+        );
+        assert_eq!(
+            without_value("unknown variant `hunter2`, expected `process` or `in-process`"),
+            "unknown variant, expected `process` or `in-process`"
+        );
+        assert_eq!(without_value("invalid value: integer `-1`, expected u64"), "invalid value: integer, expected u64");
+        assert_eq!(
+            without_value("unknown field `lisen`, expected `listen`"),
+            "unknown field `lisen`, expected `listen`"
+        );
+    }
+
+    #[test]
+    fn the_config_file_comes_from_the_flag_else_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let from_flag = dir.path().join("flag.toml");
+        let from_env = dir.path().join("env.toml");
+        std::fs::write(&from_flag, "state_dir = \"/from/flag/file\"\n").unwrap();
+        std::fs::write(&from_env, "state_dir = \"/from/env/file\"\n").unwrap();
+        let env_path = from_env.display().to_string();
+        let env = lookup(&[("PLUGHOST_CONFIG", &env_path)]);
+        let env = Environment::new(&env);
+
+        let flagged = Settings::load(Flags { config: Some(from_flag.clone()), ..Flags::default() }, env).unwrap();
+        assert_eq!(flagged.config_file(), Some(from_flag.as_path()));
+        assert_eq!(flagged.state_dir(), Path::new("/from/flag/file"));
+        let from_variable = Settings::load(Flags::default(), env).unwrap();
+        assert_eq!(from_variable.state_dir(), Path::new("/from/env/file"));
+        let none = Settings::load(Flags::default(), Environment::new(&no_env)).unwrap();
+        assert_eq!(none.config_file(), None);
+        assert_eq!(none.state_dir(), Path::new(DEFAULT_STATE_DIR));
+
+        let missing = dir.path().join("missing.toml");
+        let err = Settings::load(Flags { config: Some(missing.clone()), ..Flags::default() }, env).unwrap_err();
+        assert!(matches!(&err, SettingsError::ReadConfigFile { path, .. } if *path == missing), "{err:?}");
+        assert!(err.to_string().starts_with(&format!("cannot read config file {}: ", missing.display())), "{err}");
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_the_environment_else_the_first_line_of_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("admin-token");
+        std::fs::write(&token_file, "  from-file  \nsecond line\n").unwrap();
+        let file = format!("admin_token_file = {:?}\n", token_file.display().to_string());
+
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", " from-env\n")]);
+        let token = settings(Flags::default(), &env, &file).admin_token().unwrap().expect("a token");
+        assert!(token.matches("from-env"));
+        let blank = lookup(&[("PLUGHOST_ADMIN_TOKEN", "  ")]);
+        let token = settings(Flags::default(), &blank, &file).admin_token().unwrap().expect("a token");
+        assert!(token.matches("from-file"));
+        assert!(settings(Flags::default(), &no_env, "").admin_token().unwrap().is_none());
+
+        std::fs::write(&token_file, "\nsecond line\n").unwrap();
+        let err = settings(Flags::default(), &no_env, &file).admin_token().unwrap_err();
+        assert!(matches!(&err, SettingsError::EmptyAdminTokenFile { path } if *path == token_file), "{err:?}");
+
+        let missing = dir.path().join("missing");
+        let file = format!("admin_token_file = {:?}\n", missing.display().to_string());
+        let err = settings(Flags::default(), &no_env, &file).admin_token().unwrap_err();
+        assert!(matches!(&err, SettingsError::ReadAdminTokenFile { path, .. } if *path == missing), "{err:?}");
+        assert!(err.to_string().starts_with(&format!("cannot read the admin token file {}", missing.display())));
+    }
+
+    #[test]
+    fn plugins_get_their_own_table_and_never_host_settings() {
+        let toml = "plugin_dir = \"/file/plugins\"\nadmin_token_file = \"/secret\"\n\
+                    [plugins.static-env]\noverwrite = true\n[plugins.static-env.vars]\nTZ = \"UTC\"\n";
+        let s = settings(Flags::default(), &no_env, toml);
+        let serve = s.loader_config(Loading::Serve);
+        assert_eq!(serve.plugin_dir, Path::new("/file/plugins"));
+        assert_eq!(serve.state_dir, Path::new(DEFAULT_STATE_DIR));
+        assert_eq!(serve.max_log_level, DEFAULT_PLUGIN_LOG_LEVEL);
+        assert_eq!(serve.init_timeout, DEFAULT_INIT_TIMEOUT);
+        assert_eq!(serve.plugin_configs.keys().collect::<Vec<_>>(), ["static-env"]);
+        let table = &serve.plugin_configs["static-env"];
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["overwrite", "vars"]);
+
+        let scratch = Path::new("/tmp/scratch");
+        let inspect = s.loader_config(Loading::Inspect { scratch_state_dir: scratch });
+        assert_eq!(inspect.plugin_dir, serve.plugin_dir, "what serve would load");
+        assert_eq!(inspect.plugin_configs, serve.plugin_configs, "as serve would configure it");
+        assert_eq!(inspect.state_dir, scratch);
+        assert_eq!(inspect.max_log_level, INSPECT_PLUGIN_LOG_LEVEL);
+    }
+
+    #[test]
+    fn serve_resolves_everything_and_stops_at_the_first_bad_setting() {
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", "admin")]);
+        let s = settings(Flags::default(), &env, "token_cache_ms = 250\n");
+        let serve = s.serve().unwrap();
+        assert_eq!(serve.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(serve.state_dir, Path::new(DEFAULT_STATE_DIR));
+        assert_eq!(serve.loader.state_dir, serve.state_dir);
+        assert_eq!(serve.loader.plugin_dir, Path::new(DEFAULT_PLUGIN_DIR));
+        assert!(serve.admin_token.is_some());
+        assert_eq!(serve.token_cache_ttl, Duration::from_millis(250));
+
+        let bad = lookup(&[("PLUGHOST_LISTEN", "nowhere")]);
+        let err = settings(Flags::default(), &bad, "admin_token_file = \"/no/such/file\"\n").serve().err().unwrap();
+        assert!(matches!(err, SettingsError::Listen { .. }), "the listen address is checked first: {err:?}");
+    }
+
+    #[test]
+    fn log_format_is_json_only_when_asked() {
+        for (value, expected) in [("json", LogFormat::Json), ("JSON", LogFormat::Json), ("text", LogFormat::Text)] {
+            let env = lookup(&[("PLUGHOST_LOG_FORMAT", value)]);
+            assert_eq!(LogFormat::from_env(Environment::new(&env)), expected, "{value}");
+        }
+        assert_eq!(LogFormat::from_env(Environment::new(&no_env)), LogFormat::Text);
+    }
+
+    #[test]
+    fn help_shows_the_variable_and_default_in_use() {
+        assert_eq!(
+            STATE_DIR.help("State directory", DEFAULT_STATE_DIR),
+            "State directory [env: PLUGHOST_STATE_DIR] [default: /var/lib/plughost]"
+        );
+    }
+}
