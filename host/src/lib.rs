@@ -30,6 +30,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod isolation;
 pub mod loader;
 pub mod metrics;
 pub mod registry;

@@ -1,9 +1,14 @@
 //! The running set of plugins, and the async face the HTTP API calls.
 //!
-//! Plugins are synchronous C-ABI code: every call runs on tokio's blocking pool with a deadline.
-//! A deadline answers the caller but cannot stop a hung plugin thread, so each plugin also has a
-//! bound on calls in flight: a hung plugin pins at most that many threads, and later callers
-//! time out waiting for a permit instead of exhausting the pool.
+//! A call goes where the plugin runs:
+//! - process mode: over its worker's socket ([`crate::isolation::Supervisor`]); the host holds
+//!   no thread while it waits, and a hung worker is killed and replaced;
+//! - in-process: synchronous C-ABI code on tokio's blocking pool with a deadline. A deadline
+//!   answers the caller but cannot stop a hung plugin thread, so each plugin also has a bound on
+//!   calls in flight: a hung plugin pins at most that many threads, and later callers time out
+//!   waiting for a permit instead of exhausting the pool.
+//!
+//! Every way a call can fail is a [`CallError`] variant; the API maps each to one status.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use secrecy::SecretString;
 use tokio::sync::{Mutex, Semaphore};
 
+use crate::isolation::protocol::{Call, Reply};
+use crate::isolation::{Mode, SupervisedError};
 use crate::loader::{self, LoadError, LoadedPlugin, LoaderConfig};
 
 /// Calls in flight per plugin before callers queue (and time out) for a permit.
@@ -53,34 +60,63 @@ impl std::fmt::Debug for ServedToken {
     }
 }
 
-/// Why no token could be served. Messages are safe to log: they never contain a token.
+/// Why a call into a plugin got no usable answer. Messages are safe to log: they never
+/// contain a token. Each reads after the plugin's name: `token provider X did not answer ...`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The plugin answered with an error.
+    #[error("failed: {0}")]
+    Failed(String),
+    /// The plugin panicked; the SDK caught it inside the plugin.
+    #[error("failed: {0}")]
+    Panicked(String),
+    #[error("did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Its worker process died with the call in flight, or is restarting after a death.
+    #[error("crashed ({0})")]
+    Crashed(String),
+    #[error("is quarantined: {0}")]
+    Quarantined(String),
+}
+
+impl CallError {
+    /// An error message from the plugin: the SDK reports a caught panic as `<entry> panicked: ...`.
+    fn from_plugin(message: String) -> CallError {
+        let panicked = ["token panicked: ", "mutate_env panicked: ", "init panicked: "]
+            .iter()
+            .any(|prefix| message.starts_with(prefix));
+        if panicked { CallError::Panicked(message) } else { CallError::Failed(message) }
+    }
+}
+
+impl From<SupervisedError> for CallError {
+    fn from(err: SupervisedError) -> CallError {
+        match err {
+            // The caller's deadline: filled in by the registry, which knows it.
+            SupervisedError::Timeout => CallError::Timeout(Duration::ZERO),
+            SupervisedError::Crashed(cause) => CallError::Crashed(cause.to_string()),
+            SupervisedError::Quarantined(quarantine) => CallError::Quarantined(quarantine.to_string()),
+        }
+    }
+}
+
+/// Why no token could be served.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("no plugin loaded")]
     NoPluginLoaded,
     #[error("no loaded plugin provides tokens")]
     NoTokenProvider,
-    #[error("token provider {plugin} failed: {reason}")]
-    Failed { plugin: String, reason: String },
-    #[error("token provider {plugin} did not answer within {timeout:?}")]
-    Timeout { plugin: String, timeout: Duration },
+    #[error("token provider {plugin} {err}")]
+    Call { plugin: String, err: CallError },
 }
 
 /// Why the env-mutator chain stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum EnvError {
-    #[error("env mutator {plugin} failed: {message}")]
-    Failed { plugin: String, message: String },
-    #[error("env mutator {plugin} did not answer within {timeout:?}")]
-    Timeout { plugin: String, timeout: Duration },
-}
-
-impl EnvError {
-    pub fn plugin(&self) -> &str {
-        match self {
-            EnvError::Failed { plugin, .. } | EnvError::Timeout { plugin, .. } => plugin,
-        }
-    }
+#[error("env mutator {plugin} {err}")]
+pub struct EnvError {
+    pub plugin: String,
+    pub err: CallError,
 }
 
 struct Slot {
@@ -177,31 +213,28 @@ impl Registry {
         if set.plugins.is_empty() {
             return Err(TokenError::NoPluginLoaded);
         }
-        let plugin = set.plugins.iter().find(|p| p.token_provider.is_some()).ok_or(TokenError::NoTokenProvider)?;
+        let plugin = set.plugins.iter().find(|p| p.provides.token_provider).ok_or(TokenError::NoTokenProvider)?;
         let name = plugin.name.clone();
         let started = Instant::now();
-        let outcome = self
-            .call(plugin, |p| p.token_provider.as_ref().map(|tp| tp.token()))
-            .await
-            .map_err(|()| TokenError::Timeout { plugin: name.clone(), timeout: self.call_timeout });
+        let outcome = self.call(plugin, Call::Token).await;
         metrics::histogram!("plughost_token_provider_seconds", "plugin" => name.clone())
             .record(started.elapsed().as_secs_f64());
-        let token = match outcome? {
-            Some(Ok(token)) => token,
-            Some(Err(reason)) => return Err(TokenError::Failed { plugin: name, reason }),
-            None => return Err(TokenError::NoTokenProvider),
+        let failed = |err| TokenError::Call { plugin: name.clone(), err };
+        let (secret, expires_at) = match outcome.map_err(failed)? {
+            Reply::Token(Ok(token)) => (token.secret, unix_time(token.expires_at)),
+            Reply::Token(Err(message)) => return Err(failed(CallError::from_plugin(message))),
+            Reply::Env(_) | Reply::NotProvided => return Err(TokenError::NoTokenProvider),
         };
-        if token.secret.expose().is_empty() {
-            return Err(TokenError::Failed { plugin: name, reason: "empty token".to_owned() });
+        if secret.is_empty() {
+            return Err(failed(CallError::Failed("empty token".to_owned())));
         }
-        if token.expires_at <= SystemTime::now() {
-            return Err(TokenError::Failed {
-                plugin: name,
-                reason: format!("token already expired at {}", humantime::format_rfc3339_seconds(token.expires_at)),
-            });
+        if expires_at <= SystemTime::now() {
+            return Err(failed(CallError::Failed(format!(
+                "token already expired at {}",
+                humantime::format_rfc3339_seconds(expires_at)
+            ))));
         }
-        let token_value = SecretString::from(token.secret.expose());
-        Ok(ServedToken { token: token_value, expires_at: token.expires_at, plugin: name })
+        Ok(ServedToken { token: SecretString::from(secret), expires_at, plugin: name })
     }
 
     /// Runs every env mutator in chain order on `env`; the first failure stops the chain.
@@ -211,33 +244,62 @@ impl Registry {
         mut env: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, EnvError> {
         let set = self.snapshot();
-        for plugin in set.plugins.iter().filter(|p| p.env_mutator.is_some()) {
-            let workspace = workspace_id.to_owned();
-            let input = env.clone();
+        for plugin in set.plugins.iter().filter(|p| p.provides.env_mutator) {
             let name = plugin.name.clone();
             let started = Instant::now();
-            let outcome =
-                self.call(plugin, move |p| p.env_mutator.as_ref().map(|m| m.mutate_env(&workspace, &input))).await;
+            let call = Call::MutateEnv { workspace_id: workspace_id.to_owned(), env: std::mem::take(&mut env) };
+            let outcome = self.call(plugin, call).await;
             metrics::histogram!("plughost_env_mutator_seconds", "plugin" => name.clone())
                 .record(started.elapsed().as_secs_f64());
             env = match outcome {
-                Ok(Some(Ok(next))) => next,
-                Ok(Some(Err(message))) => return Err(EnvError::Failed { plugin: name, message }),
-                Ok(None) => continue,
-                Err(()) => return Err(EnvError::Timeout { plugin: name, timeout: self.call_timeout }),
+                Ok(Reply::Env(Ok(next))) => next,
+                Ok(Reply::Env(Err(message))) => {
+                    return Err(EnvError { plugin: name, err: CallError::from_plugin(message) });
+                }
+                Ok(Reply::Token(_) | Reply::NotProvided) => {
+                    return Err(EnvError { plugin: name, err: CallError::Failed("no env mutator".to_owned()) });
+                }
+                Err(err) => return Err(EnvError { plugin: name, err }),
             };
         }
         Ok(env)
     }
 
-    /// Calls into a plugin on the blocking pool, within the call timeout (waiting for a permit
-    /// included). `Err(())` means the deadline passed.
-    async fn call<T: Send + 'static>(
+    /// Calls a plugin wherever it runs, within the call timeout.
+    async fn call(&self, plugin: &Arc<LoadedPlugin>, call: Call) -> Result<Reply, CallError> {
+        let deadline = tokio::time::Instant::now() + self.call_timeout;
+        let started = Instant::now();
+        let outcome = match &plugin.worker {
+            Some(worker) => worker.call(call, deadline).await.map_err(|err| match CallError::from(err) {
+                CallError::Timeout(_) => CallError::Timeout(self.call_timeout),
+                other => other,
+            }),
+            None => self.call_in_process(plugin, call, deadline).await,
+        };
+        let what = match &outcome {
+            Ok(_) => "ok",
+            Err(CallError::Failed(_)) => "failed",
+            Err(CallError::Panicked(_)) => "panicked",
+            Err(CallError::Timeout(_)) => "timeout",
+            Err(CallError::Crashed(_)) => "crashed",
+            Err(CallError::Quarantined(_)) => "quarantined",
+        };
+        metrics::histogram!("plughost_plugin_call_seconds", "plugin" => plugin.name.clone(),
+            "mode" => plugin.mode.as_str(), "outcome" => what)
+        .record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    /// Calls into a mapped plugin on the blocking pool, within `deadline` (waiting for a
+    /// permit included).
+    async fn call_in_process(
         &self,
         plugin: &Arc<LoadedPlugin>,
-        f: impl FnOnce(&LoadedPlugin) -> T + Send + 'static,
-    ) -> Result<T, ()> {
-        let deadline = tokio::time::Instant::now() + self.call_timeout;
+        call: Call,
+        deadline: tokio::time::Instant,
+    ) -> Result<Reply, CallError> {
+        debug_assert_eq!(plugin.mode, Mode::InProcess);
+        let timeout = CallError::Timeout(self.call_timeout);
         let permits = {
             let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
             slots.iter().find(|s| Arc::ptr_eq(&s.plugin, plugin)).map(|s| Arc::clone(&s.permits))
@@ -245,21 +307,43 @@ impl Registry {
         .unwrap_or_else(|| Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)));
         let permit = match tokio::time::timeout_at(deadline, permits.acquire_owned()).await {
             Ok(Ok(permit)) => permit,
-            _ => return Err(()),
+            _ => return Err(timeout),
         };
         let plugin = Arc::clone(plugin);
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            f(&plugin)
+            call_mapped(&plugin, call)
         });
         match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(reply)) => Ok(reply),
             // The SDK catches plugin panics inside the plugin; a join error here is a host bug.
             Ok(Err(join_error)) => {
                 tracing::error!(%join_error, "plugin call task failed");
-                Err(())
+                Err(CallError::Panicked(format!("the host's call task failed: {join_error}")))
             }
-            Err(_) => Err(()),
+            Err(_) => Err(timeout),
         }
     }
+}
+
+/// One call through the handles of a mapped plugin.
+fn call_mapped(plugin: &LoadedPlugin, call: Call) -> Reply {
+    match call {
+        Call::Token => match &plugin.token_provider {
+            Some(provider) => Reply::Token(provider.token().map(|token| crate::isolation::protocol::WireToken {
+                secret: token.secret.expose().to_owned(),
+                expires_at: token.expires_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+            })),
+            None => Reply::NotProvided,
+        },
+        Call::MutateEnv { workspace_id, env } => match &plugin.env_mutator {
+            Some(mutator) => Reply::Env(mutator.mutate_env(&workspace_id, &env)),
+            None => Reply::NotProvided,
+        },
+    }
+}
+
+/// Seconds since the epoch as a time; before the epoch counts as the epoch (already expired).
+fn unix_time(seconds: i64) -> SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }

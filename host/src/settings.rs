@@ -36,7 +36,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::api::AdminToken;
-use crate::loader::LoaderConfig;
+use crate::isolation::{Isolation, Mode, mb, process};
+use crate::loader::{LoaderConfig, Purpose};
 
 /// Default of `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -57,6 +58,19 @@ pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_PLUGIN_LOG_LEVEL: LogLevel = LogLevel::Info;
 /// The same for `plugins check|list`, whose output is one line per file: plugin chatter would bury it.
 pub const INSPECT_PLUGIN_LOG_LEVEL: LogLevel = LogLevel::Warn;
+/// Default of `[isolation] mode`: every plugin in its own worker process (see [`crate::isolation`]).
+pub const DEFAULT_ISOLATION_MODE: Mode = Mode::Process;
+/// Default of `[isolation] memory_limit_mb`: a worker's `RLIMIT_DATA`, generous; it stops a runaway.
+pub const DEFAULT_WORKER_MEMORY_LIMIT_MB: u64 = 1024;
+/// Default of `[isolation] crash_limit`: deaths within the crash window that quarantine a plugin.
+pub const DEFAULT_CRASH_LIMIT: usize = 5;
+/// Default of `[isolation] crash_window_secs`.
+pub const DEFAULT_CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// The longest delay between two restarts of a worker that keeps dying.
+pub const DEFAULT_MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
+/// Default of `[isolation] stuck_grace_secs`: how long a call may stay stuck past its deadline
+/// before its worker is killed and replaced.
+pub const DEFAULT_STUCK_GRACE: Duration = Duration::from_secs(5);
 /// The log filter when `RUST_LOG` is unset or invalid.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -170,6 +184,9 @@ pub struct ConfigFile {
     max_body_bytes: Option<usize>,
     /// How long a token provider's answer is reused, in milliseconds (0: call it every time).
     token_cache_ms: Option<u64>,
+    /// `[isolation]`: where plugins run, host policy (rule 6).
+    #[serde(default)]
+    isolation: IsolationFile,
     /// `[plugins.<name>]`: each plugin's own configuration (rule 6).
     #[serde(default)]
     plugins: BTreeMap<String, toml::Table>,
@@ -349,10 +366,31 @@ impl<'a> Settings<'a> {
             Loading::Serve => (self.state_dir(), DEFAULT_PLUGIN_LOG_LEVEL),
             Loading::Inspect { scratch_state_dir } => (scratch_state_dir.to_owned(), INSPECT_PLUGIN_LOG_LEVEL),
         };
+        let purpose = match loading {
+            Loading::Serve => Purpose::Serve,
+            Loading::Inspect { .. } => Purpose::Inspect,
+        };
         LoaderConfig {
             plugin_configs: self.file.plugins.clone(),
             max_log_level,
+            isolation: self.isolation(),
+            purpose,
             ..LoaderConfig::new(self.plugin_dir(), state_dir)
+        }
+    }
+
+    /// `[isolation]` over the defaults; workers run this very binary.
+    pub fn isolation(&self) -> Isolation {
+        let file = &self.file.isolation;
+        let defaults = Isolation::new(process::current_program());
+        Isolation {
+            default_mode: file.mode.unwrap_or(defaults.default_mode),
+            memory_limit: file.memory_limit_mb.map_or(defaults.memory_limit, mb),
+            plugins: file.plugins.clone(),
+            crash_limit: file.crash_limit.unwrap_or(defaults.crash_limit).max(1),
+            crash_window: file.crash_window_secs.map_or(defaults.crash_window, Duration::from_secs),
+            stuck_grace: file.stuck_grace_secs.map_or(defaults.stuck_grace, Duration::from_secs),
+            ..defaults
         }
     }
 
@@ -367,6 +405,32 @@ impl<'a> Settings<'a> {
             .or_else(|| self.env.get(setting.env).map(|value| (T::from(value), Origin::Env(setting.env))))
             .or_else(|| file.clone().map(|value| (value, Origin::File { key: setting.key, path: path() })))
     }
+}
+
+/// `[isolation]` of the config file: host policy, kept apart from the plugins' own configuration
+/// (`[plugins.<name>]`), which a plugin receives; this it never sees.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsolationFile {
+    /// Mode of every plugin without its own: `process` or `in-process`.
+    pub mode: Option<Mode>,
+    pub memory_limit_mb: Option<u64>,
+    /// Deaths within `crash_window_secs` that quarantine a plugin.
+    pub crash_limit: Option<usize>,
+    pub crash_window_secs: Option<u64>,
+    /// Seconds a call may stay stuck past its deadline before its worker is killed.
+    pub stuck_grace_secs: Option<u64>,
+    /// `[isolation.plugins.<plugin-name>]`: one plugin's mode and memory limit.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginIsolationFile>,
+}
+
+/// `[isolation.plugins.<plugin-name>]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginIsolationFile {
+    pub mode: Option<Mode>,
+    pub memory_limit_mb: Option<u64>,
 }
 
 /// How the logs are written (`PLUGHOST_LOG_FORMAT`); `RUST_LOG` filters them, as everywhere in

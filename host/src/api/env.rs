@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{Admin, ApiError, ApiJson, AppState, WorkspaceId};
-use crate::registry::EnvError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +25,9 @@ struct EnvAnswer {
 }
 
 /// A mutator that fails answers 422 (it refused this workspace's environment or its own
-/// configuration is wrong: retrying the same request will not help); one that hangs answers 504.
+/// configuration is wrong: retrying the same request will not help); one that hangs 504, one
+/// whose worker crashed 502, one quarantined 503 ([`super::call_error`]). Every message names
+/// the plugin.
 pub async fn provision(
     _: Admin,
     State(state): State<Arc<AppState>>,
@@ -36,11 +37,8 @@ pub async fn provision(
     let registry = state.registry()?;
     let count_in = body.env.len();
     let env = registry.mutate_env(&id, body.env).await.map_err(|err| {
-        tracing::warn!(workspace = %id, plugin = err.plugin(), error = %err, "env mutator chain stopped");
-        match err {
-            EnvError::Failed { .. } => ApiError::Unprocessable(err.to_string()),
-            EnvError::Timeout { .. } => ApiError::GatewayTimeout(err.to_string()),
-        }
+        tracing::warn!(workspace = %id, plugin = %err.plugin, error = %err, "env mutator chain stopped");
+        super::call_error(&err.err, StatusCode::UNPROCESSABLE_ENTITY, err.to_string())
     })?;
     tracing::info!(workspace = %id, vars_in = count_in, vars_out = env.len(), "workspace environment provisioned");
     let mut response = axum::Json(EnvAnswer { env }).into_response();

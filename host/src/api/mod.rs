@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::registry::{PluginSet, Registry};
+use crate::registry::{CallError, PluginSet, Registry};
 use crate::store::{StoreError, WorkspaceTokenStore};
 
 pub use auth::{Admin, AdminToken};
@@ -139,6 +139,9 @@ pub enum ApiError {
     Unavailable(&'static str),
     #[error("{0}")]
     GatewayTimeout(String),
+    /// A call whose answer ended in a plugin failure, with the status [`call_error`] chose.
+    #[error("{message}")]
+    Plugin { status: StatusCode, message: String },
     #[error("workspace token store unavailable")]
     Store(#[source] StoreError),
 }
@@ -155,6 +158,7 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Plugin { status, .. } => *status,
         }
     }
 }
@@ -181,6 +185,19 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The one place a failed plugin call becomes a status: the plugin's own error (or a caught
+/// panic) is `own_error` (the route decides what a refusal means), a timeout 504, a worker that
+/// crashed 502, a quarantined plugin 503. `message` is what the caller reads.
+pub fn call_error(err: &CallError, own_error: StatusCode, message: String) -> ApiError {
+    let status = match err {
+        CallError::Failed(_) | CallError::Panicked(_) => own_error,
+        CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        CallError::Crashed(_) => StatusCode::BAD_GATEWAY,
+        CallError::Quarantined(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    ApiError::Plugin { status, message }
 }
 
 /// A JSON body whose rejections answer in the `{"error"}` shape, with axum's status

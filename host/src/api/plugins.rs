@@ -23,6 +23,11 @@ struct PluginEntry {
     file: String,
     sha256: String,
     capabilities: Vec<&'static str>,
+    /// `process` or `in-process`.
+    isolation: &'static str,
+    /// `running (pid 42)`, `restarting after SIGSEGV`, `quarantined: crashed 5 times in 60 s
+    /// (SIGSEGV)`, or `in-process`.
+    status: String,
 }
 
 impl From<&PluginSet> for PluginsBody {
@@ -38,6 +43,8 @@ impl From<&PluginSet> for PluginsBody {
                     file: p.file.display().to_string(),
                     sha256: p.sha256.clone(),
                     capabilities: p.capabilities(),
+                    isolation: p.mode.as_str(),
+                    status: p.status(),
                 })
                 .collect(),
             rejected: set.rejected.clone(),

@@ -14,14 +14,14 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use thread_local::ThreadLocal;
 
 use super::{Admin, ApiError, AppState, WorkspaceId, auth};
-use crate::registry::{ServedToken, TokenError};
+use crate::registry::{CallError, ServedToken, TokenError};
 
 /// The last token served, for the plugin set that served it.
 ///
@@ -157,16 +157,18 @@ fn serialize(served: &ServedToken) -> Result<SecretBody, ApiError> {
 /// The registry's reason goes to the log (it never holds a token); the caller gets the
 /// contract's fixed message.
 fn token_error(err: TokenError) -> ApiError {
-    match err {
+    match &err {
         TokenError::NoPluginLoaded => ApiError::NotFound("no GitHub App configured".to_owned()),
         TokenError::NoTokenProvider => ApiError::NotFound("no token provider registered".to_owned()),
-        TokenError::Failed { .. } => {
-            tracing::error!(error = %err, "token refresh failed");
-            ApiError::Internal("token refresh failed".to_owned())
-        }
-        TokenError::Timeout { .. } => {
-            tracing::error!(error = %err, "token provider timed out");
-            ApiError::GatewayTimeout("token provider timed out".to_owned())
+        TokenError::Call { err: call, .. } => {
+            let message = match call {
+                CallError::Failed(_) | CallError::Panicked(_) => "token refresh failed",
+                CallError::Timeout(_) => "token provider timed out",
+                CallError::Crashed(_) => "token provider crashed",
+                CallError::Quarantined(_) => "token provider quarantined",
+            };
+            tracing::error!(error = %err, "{message}");
+            super::call_error(call, StatusCode::INTERNAL_SERVER_ERROR, message.to_owned())
         }
     }
 }

@@ -33,10 +33,20 @@ pub enum Command {
     /// Issue or revoke workspace bearer tokens.
     #[command(subcommand)]
     WorkspaceToken(workspace_token::WorkspaceTokenCommand),
+    /// Runs one plugin for a host (started by the host itself; see `crate::isolation`).
+    #[command(name = "plugin-worker", hide = true)]
+    PluginWorker {
+        #[arg(long)]
+        library: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::PluginWorker { library } = &cli.command {
+        // No logging set-up: a worker's events travel to the host over its socket.
+        return crate::isolation::worker::run(library);
+    }
     let process_env = |name: &str| std::env::var(name).ok();
     let env = Environment::new(&process_env);
     init_logging(env);
@@ -44,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Plugins(cmd) => plugins::run(cmd, cli.config, env),
         Command::Serve(args) => serve::run(args, cli.config, env),
         Command::WorkspaceToken(cmd) => workspace_token::run(cmd, cli.config, env),
+        Command::PluginWorker { .. } => unreachable!("handled before logging is set up"),
     }
 }
 

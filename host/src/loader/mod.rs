@@ -5,6 +5,15 @@
 //! copy it into the content-addressed cache ([`cache`]), open the copy through the SDK's versioned
 //! layouts, refuse a name already taken, and initialise it with its configuration. A file that
 //! fails any step is refused with one line naming the cause; the others load regardless.
+//!
+//! Where the plugin's code runs is the [`crate::isolation`] policy's choice, by plugin name:
+//! - `process`: opened and initialised in a worker process, which then keeps serving it;
+//! - `in-process`: a file whose content hash this process has not loaded before is first
+//!   opened and initialised in a short-lived worker (the probe), so a crashing static
+//!   initialiser or `init` refuses the file instead of killing the host; then it is mapped here.
+//!
+//! Until the library is open its name is unknown, so a file never seen before is always opened
+//! in a worker first; the name then picks the mode.
 
 mod cache;
 mod vet;
@@ -15,8 +24,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use plughost_sdk::abi::LogLevel;
-use plughost_sdk::host::{EnvMutatorHandle, InitArgs, InitError, OpenError, PluginLibrary, TokenProviderHandle};
+use plughost_sdk::host::{
+    EnvMutatorHandle, InitArgs, InitError, LogSink, OpenError, PluginLibrary, TokenProviderHandle,
+};
+
+use crate::isolation::process::{self, InitMessage, StartError, WorkerSpec};
+use crate::isolation::{Isolation, Mode, Supervisor};
 
 pub use cache::sha256_hex;
 
@@ -32,6 +49,19 @@ pub struct LoaderConfig {
     pub max_log_level: LogLevel,
     /// How long a plugin's `init` may run before the plugin is refused.
     pub init_timeout: Duration,
+    /// Which plugins run in worker processes, and their limits.
+    pub isolation: Isolation,
+    /// Serve the plugins, or only load them in a worker to describe them (`plugins check`).
+    pub purpose: Purpose,
+}
+
+/// What a load is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Serve,
+    /// Load and initialise each file in a worker, describe it, and end the worker: nothing is
+    /// mapped into this process, whatever the isolation mode.
+    Inspect,
 }
 
 /// Kept here too for callers that build a [`LoaderConfig`] by hand; the default is declared in
@@ -48,6 +78,8 @@ impl LoaderConfig {
             plugin_configs: BTreeMap::new(),
             max_log_level: crate::settings::DEFAULT_PLUGIN_LOG_LEVEL,
             init_timeout: DEFAULT_INIT_TIMEOUT,
+            isolation: Isolation::new(process::current_program()),
+            purpose: Purpose::Serve,
         }
     }
 }
@@ -68,6 +100,9 @@ pub enum LoadError {
     Init(#[from] InitError),
     #[error("init did not finish within {0:?}")]
     InitTimeout(Duration),
+    /// The worker that loads the file died, hung or could not start.
+    #[error("{0}")]
+    Worker(#[from] StartError),
     #[error("duplicate plugin name {name:?}: already loaded from {}", first.display())]
     DuplicateName { name: String, first: PathBuf },
     #[error("configuration: {0}")]
@@ -85,8 +120,15 @@ pub struct LoadedPlugin {
     /// The file the operator dropped in.
     pub file: PathBuf,
     pub sha256: String,
+    /// Where its code runs.
+    pub mode: Mode,
+    /// The capabilities it declared at init.
+    pub provides: Provides,
+    /// In-process mode: the handles into the mapped library.
     pub env_mutator: Option<EnvMutatorHandle>,
     pub token_provider: Option<TokenProviderHandle>,
+    /// Process mode: the supervised worker serving it.
+    pub worker: Option<Supervisor>,
     /// Hash of the configuration it was initialised with, to tell a reload what changed.
     config_sha256: String,
     /// The file's identity when it was read: a reload that finds it unchanged skips reading it.
@@ -117,16 +159,32 @@ impl FileStamp {
     }
 }
 
+/// Capabilities a plugin declared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Provides {
+    pub env_mutator: bool,
+    pub token_provider: bool,
+}
+
 impl LoadedPlugin {
     pub fn capabilities(&self) -> Vec<&'static str> {
         let mut caps = Vec::new();
-        if self.env_mutator.is_some() {
+        if self.provides.env_mutator {
             caps.push("env_mutator");
         }
-        if self.token_provider.is_some() {
+        if self.provides.token_provider {
             caps.push("token_provider");
         }
         caps
+    }
+
+    /// `running (pid 42)`, `quarantined: crashed 5 times in 60 s (SIGSEGV)`, `in-process`, ...
+    pub fn status(&self) -> String {
+        match &self.worker {
+            Some(worker) => worker.status(),
+            None if self.mode == Mode::InProcess => "in-process".to_owned(),
+            None => "inspected".to_owned(),
+        }
     }
 }
 
@@ -137,6 +195,7 @@ impl fmt::Debug for LoadedPlugin {
             .field("version", &self.version)
             .field("sdk_version", &self.sdk_version)
             .field("file", &self.file)
+            .field("mode", &self.mode)
             .field("capabilities", &self.capabilities())
             .finish()
     }
@@ -208,6 +267,10 @@ pub fn load_file(
         if !loaded_so_far.iter().any(|p| p.name == running.name)
             && sha256_hex(plugin_config(file, &running.name, config)?.as_bytes()) == running.config_sha256
         {
+            // A reload is the operator's word that the plugin may run again.
+            if let Some(worker) = &running.worker {
+                worker.lift_quarantine();
+            }
             return Ok(Arc::clone(running));
         }
     }
@@ -217,7 +280,107 @@ pub fn load_file(
     let cached = cache::store(&config.state_dir.join("plugin-cache"), &sha256, &bytes)?;
     drop(bytes);
 
-    let library = PluginLibrary::open(&cached).inspect_err(|err| {
+    let known = probed_name(&sha256);
+    let in_process_now = config.purpose == Purpose::Serve
+        && known.as_deref().is_some_and(|name| config.isolation.mode_of(name) == Mode::InProcess);
+    if in_process_now {
+        return load_in_process(file, &cached, sha256, stamp, config, previous, loaded_so_far);
+    }
+
+    // In a worker: the probe of a new file, a process-mode plugin, or an inspection.
+    let spec = WorkerSpec {
+        program: config.isolation.program.clone(),
+        library: cached.clone(),
+        memory_limit: config.isolation.memory_limit,
+        log: file_log(file),
+    };
+    let opened = process::open(&spec, config.init_timeout)?;
+    let name = opened.name.clone();
+    if let Some(first) = loaded_so_far.iter().find(|p| p.name == name) {
+        opened.finish();
+        return Err(LoadError::DuplicateName { name, first: first.file.clone() });
+    }
+    let config_toml = plugin_config(file, &name, config)?;
+    let config_sha256 = sha256_hex(config_toml.as_bytes());
+    let mode = config.isolation.mode_of(&name);
+    if let Some(running) = previous
+        .iter()
+        .find(|p| p.sha256 == sha256 && p.config_sha256 == config_sha256 && p.name == name && p.mode == mode)
+    {
+        opened.finish();
+        return Ok(Arc::clone(running));
+    }
+    let init =
+        InitMessage { config_toml, plugin_file: file.display().to_string(), max_log_level: config.max_log_level };
+    let spec = WorkerSpec { memory_limit: config.isolation.memory_limit_of(&name), log: plugin_log(&name), ..spec };
+    let (version, sdk_version) = (opened.version.clone(), opened.sdk_version.clone());
+    let ready = opened.with_log(spec.log.clone()).init(&init, config.init_timeout)?;
+    let provides = Provides { env_mutator: ready.env_mutator, token_provider: ready.token_provider };
+    let plugin = |mode, worker| LoadedPlugin {
+        name: name.clone(),
+        version: version.clone(),
+        sdk_version: sdk_version.clone(),
+        file: file.to_owned(),
+        sha256: sha256.clone(),
+        mode,
+        provides,
+        env_mutator: None,
+        token_provider: None,
+        worker,
+        config_sha256: config_sha256.clone(),
+        stamp,
+    };
+    match (config.purpose, mode) {
+        (Purpose::Inspect, _) => {
+            ready.finish().map_err(|cause| StartError::Died { cause, phase: process::Phase::Initialising })?;
+            Ok(Arc::new(plugin(mode, None)))
+        }
+        (Purpose::Serve, Mode::Process) => {
+            let pid = ready.pid();
+            let policy = config.isolation.policy(config.init_timeout);
+            let worker = Supervisor::start(name.clone(), ready, spec, init, policy)
+                .map_err(|err| LoadError::Io { action: "supervise the plugin worker", err })?;
+            tracing::info!(plugin = %name, version = %version, sdk = %sdk_version, file = %file.display(),
+                capabilities = ?provides, pid, "plugin loaded (process mode)");
+            Ok(Arc::new(plugin(Mode::Process, Some(worker))))
+        }
+        (Purpose::Serve, Mode::InProcess) => {
+            // The probe passed: the static initialisers and init ran in a worker without
+            // killing it. Now map it here.
+            ready.finish().map_err(|cause| StartError::Died { cause, phase: process::Phase::Initialising })?;
+            remember_probed(&sha256, &name);
+            load_in_process(file, &cached, sha256, stamp, config, previous, loaded_so_far)
+        }
+    }
+}
+
+/// Hashes of the files a worker has loaded and initialised without dying, with their plugin
+/// names: safe to map into this process.
+static PROBED: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+
+fn probed_name(sha256: &str) -> Option<String> {
+    PROBED.lock().unwrap_or_else(PoisonError::into_inner).as_ref()?.get(sha256).cloned()
+}
+
+fn remember_probed(sha256: &str, name: &str) {
+    PROBED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .insert(sha256.to_owned(), name.to_owned());
+}
+
+/// Maps the content-addressed copy `cached` into this process and initialises it.
+fn load_in_process(
+    file: &Path,
+    cached: &Path,
+    sha256: String,
+    stamp: FileStamp,
+    config: &LoaderConfig,
+    previous: &[Arc<LoadedPlugin>],
+    loaded_so_far: &[Arc<LoadedPlugin>],
+) -> Result<Arc<LoadedPlugin>, LoadError> {
+    let library = PluginLibrary::open(cached).inspect_err(|err| {
         if let OpenError::LayoutMismatch { report, .. } = err {
             tracing::debug!(file = %file.display(), "full abi_stable report:\n{report}");
         }
@@ -228,18 +391,17 @@ pub fn load_file(
     }
     let config_toml = plugin_config(file, &info.name, config)?;
     let config_sha256 = sha256_hex(config_toml.as_bytes());
-    if let Some(running) =
-        previous.iter().find(|p| p.sha256 == sha256 && p.config_sha256 == config_sha256 && p.name == info.name)
-    {
+    if let Some(running) = previous.iter().find(|p| {
+        p.sha256 == sha256 && p.config_sha256 == config_sha256 && p.name == info.name && p.mode == Mode::InProcess
+    }) {
         return Ok(Arc::clone(running));
     }
 
-    let plugin_name = info.name.clone();
     let sdk_version = library.sdk_version().to_string();
     let args = InitArgs {
         config_toml,
         plugin_file: file.display().to_string(),
-        log: Arc::new(move |level, target, message| emit(&plugin_name, level, target, message)),
+        log: plugin_log(&info.name),
         max_log_level: config.max_log_level,
     };
     // On its own thread, so a plugin whose init hangs is refused instead of hanging the scan.
@@ -261,13 +423,19 @@ pub fn load_file(
         sdk_version,
         file: file.to_owned(),
         sha256,
+        mode: Mode::InProcess,
+        provides: Provides {
+            env_mutator: instance.env_mutator.is_some(),
+            token_provider: instance.token_provider.is_some(),
+        },
         env_mutator: instance.env_mutator,
         token_provider: instance.token_provider,
+        worker: None,
         config_sha256,
         stamp,
     };
     tracing::info!(plugin = %plugin.name, version = %plugin.version, sdk = %plugin.sdk_version,
-        file = %file.display(), capabilities = ?plugin.capabilities(), "plugin loaded");
+        file = %file.display(), capabilities = ?plugin.capabilities(), "plugin loaded (in-process)");
     Ok(Arc::new(plugin))
 }
 
@@ -288,6 +456,17 @@ fn plugin_config(file: &Path, name: &str, config: &LoaderConfig) -> Result<Strin
         table.extend(central.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     toml::to_string(&table).map_err(|err| LoadError::Config(err.to_string()))
+}
+
+/// A log sink tagging events with the plugin's name.
+fn plugin_log(name: &str) -> LogSink {
+    let name = name.to_owned();
+    Arc::new(move |level, target, message| emit(&name, level, target, message))
+}
+
+/// A log sink for a worker that has not said its plugin's name yet: tagged with the file.
+fn file_log(file: &Path) -> LogSink {
+    plugin_log(&file.display().to_string())
 }
 
 /// Re-emits a plugin's log event in the host's stream, tagged with the plugin's name.

@@ -1,0 +1,244 @@
+//! The worker process: `plughost plugin-worker --library FILE`, started by the host, never by
+//! people (the subcommand is hidden).
+//!
+//! It maps one plugin file through the same SDK open and layout checks as the host would,
+//! initialises it, and serves the host's calls over the socket it inherited as standard
+//! input ([`super::protocol`]). Each call runs on a pool thread, so a slow or hung call never
+//! holds up the others. When the host goes away (end of file on the socket) the worker exits;
+//! the host also arranged, when it started the worker, for a SIGKILL on its own death.
+
+use std::io::{BufReader, Write as _};
+use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use plughost_sdk::abi::LogLevel;
+use plughost_sdk::host::{InitArgs, OpenError, PluginInstance, PluginLibrary};
+
+use super::protocol::{self, Call, FromWorker, Reply, ToWorker, WireToken};
+
+/// Calls run at once inside a worker; more wait in its queue (a hung plugin pins at most this
+/// many threads, in its own process).
+const MAX_CALL_THREADS: usize = 64;
+
+/// Runs the worker; returns only on a protocol failure (the normal end is `_exit` on EOF).
+pub fn run(library: &Path) -> ExitCode {
+    let socket = match take_socket() {
+        Ok(socket) => socket,
+        Err(err) => {
+            eprintln!("plughost plugin-worker: no socket to the host on standard input: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let writer = match socket.try_clone() {
+        Ok(writer) => Arc::new(Mutex::new(writer)),
+        Err(err) => {
+            eprintln!("plughost plugin-worker: cannot clone the socket: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let send = {
+        let writer = Arc::clone(&writer);
+        move |message: &FromWorker| -> bool {
+            let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            protocol::write_message(&mut *writer, message).and_then(|()| writer.flush()).is_ok()
+        }
+    };
+
+    let library_handle = match PluginLibrary::open(library) {
+        Ok(library) => library,
+        Err(err) => {
+            if let OpenError::LayoutMismatch { report, .. } = &err {
+                send(&FromWorker::Log {
+                    level: LogLevel::Debug as u8,
+                    target: "plughost::loader".to_owned(),
+                    message: format!("full abi_stable report:\n{report}"),
+                });
+            }
+            send(&FromWorker::OpenFailed { error: err.to_string() });
+            return ExitCode::SUCCESS;
+        }
+    };
+    let info = library_handle.info();
+    if !send(&FromWorker::Opened {
+        name: info.name,
+        version: info.version,
+        sdk_version: library_handle.sdk_version().to_string(),
+    }) {
+        return exit_host_gone();
+    }
+
+    let mut reader = BufReader::new(socket);
+    let mut buf = Vec::new();
+    let (config_toml, plugin_file, max_log_level) = match protocol::read_message::<ToWorker>(&mut reader, &mut buf) {
+        Ok(Some(ToWorker::Init { config_toml, plugin_file, max_log_level })) => {
+            (config_toml, plugin_file, max_log_level)
+        }
+        Ok(None) => return exit_host_gone(),
+        Ok(Some(other)) => return protocol_error(&format!("expected Init, got {other:?}")),
+        Err(err) => return protocol_error(&err.to_string()),
+    };
+    let log_send = send.clone();
+    let args = InitArgs {
+        config_toml,
+        plugin_file,
+        log: Arc::new(move |level, target, message| {
+            log_send(&FromWorker::Log { level: level as u8, target: target.to_owned(), message: message.to_owned() });
+        }),
+        max_log_level: level_from_u8(max_log_level),
+    };
+    let instance = match library_handle.init(args) {
+        Ok(instance) => instance,
+        Err(err) => {
+            send(&FromWorker::InitFailed { error: err.message });
+            return ExitCode::SUCCESS;
+        }
+    };
+    if !send(&FromWorker::Initialized {
+        env_mutator: instance.env_mutator.is_some(),
+        token_provider: instance.token_provider.is_some(),
+    }) {
+        return exit_host_gone();
+    }
+
+    let pool = Pool::new(Arc::new(instance), Arc::new(send));
+    loop {
+        match protocol::read_message::<ToWorker>(&mut reader, &mut buf) {
+            Ok(Some(ToWorker::Call { id, call })) => pool.submit(id, call),
+            Ok(Some(other)) => return protocol_error(&format!("unexpected {other:?}")),
+            Ok(None) => return exit_host_gone(),
+            Err(err) => return protocol_error(&err.to_string()),
+        }
+    }
+}
+
+/// Moves the socket off standard input (so plugin code reading stdin cannot eat protocol
+/// bytes) and puts `/dev/null` there instead.
+fn take_socket() -> std::io::Result<UnixStream> {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let devnull = std::fs::File::open("/dev/null")?;
+    // SAFETY: both descriptors are open and owned by this process; dup2 only replaces fd 0,
+    // whose previous open file stays referenced by `fd`.
+    if unsafe { libc::dup2(devnull.as_raw_fd(), 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let socket = UnixStream::from(fd);
+    // A socket, not a terminal or a file: refuse to talk protocol into anything else.
+    socket.peer_addr()?;
+    Ok(socket)
+}
+
+/// The host is gone: leave at once, without running the plugin's exit handlers (which could
+/// hang, with nobody left to wait for them).
+fn exit_host_gone() -> ExitCode {
+    // SAFETY: _exit has no preconditions; it ends the process without returning.
+    unsafe { libc::_exit(0) }
+}
+
+fn protocol_error(what: &str) -> ExitCode {
+    eprintln!("plughost plugin-worker: protocol error: {what}");
+    ExitCode::from(3)
+}
+
+pub(crate) fn level_from_u8(level: u8) -> LogLevel {
+    match level {
+        1 => LogLevel::Error,
+        2 => LogLevel::Warn,
+        3 => LogLevel::Info,
+        4 => LogLevel::Debug,
+        _ => LogLevel::Trace,
+    }
+}
+
+type Send = Arc<dyn Fn(&FromWorker) -> bool + std::marker::Send + Sync>;
+
+/// Threads that run calls: grown on demand up to [`MAX_CALL_THREADS`], idle ones kept.
+struct Pool {
+    shared: Arc<PoolShared>,
+}
+
+struct PoolShared {
+    instance: Arc<PluginInstance>,
+    send: Send,
+    queue: Mutex<PoolQueue>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct PoolQueue {
+    jobs: std::collections::VecDeque<(u64, Call)>,
+    threads: usize,
+    idle: usize,
+}
+
+impl Pool {
+    fn new(instance: Arc<PluginInstance>, send: Send) -> Pool {
+        Pool {
+            shared: Arc::new(PoolShared {
+                instance,
+                send,
+                queue: Mutex::new(PoolQueue::default()),
+                ready: Condvar::new(),
+            }),
+        }
+    }
+
+    fn submit(&self, id: u64, call: Call) {
+        let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.jobs.push_back((id, call));
+        if queue.idle == 0 && queue.threads < MAX_CALL_THREADS {
+            queue.threads += 1;
+            let shared = Arc::clone(&self.shared);
+            if std::thread::Builder::new().name("plugin call".to_owned()).spawn(move || shared.work()).is_err() {
+                queue.threads -= 1;
+            }
+        }
+        drop(queue);
+        self.shared.ready.notify_one();
+    }
+}
+
+impl PoolShared {
+    fn work(&self) {
+        loop {
+            let (id, call) = {
+                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if let Some(job) = queue.jobs.pop_front() {
+                        break job;
+                    }
+                    queue.idle += 1;
+                    queue = self.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                    queue.idle -= 1;
+                }
+            };
+            let reply = call_plugin(&self.instance, call);
+            if !(self.send)(&FromWorker::Reply { id, reply }) {
+                exit_host_gone();
+            }
+        }
+    }
+}
+
+fn call_plugin(instance: &PluginInstance, call: Call) -> Reply {
+    match call {
+        Call::Token => match &instance.token_provider {
+            Some(provider) => Reply::Token(provider.token().map(|token| WireToken {
+                secret: token.secret.expose().to_owned(),
+                expires_at: unix_seconds(token.expires_at),
+            })),
+            None => Reply::NotProvided,
+        },
+        Call::MutateEnv { workspace_id, env } => match &instance.env_mutator {
+            Some(mutator) => Reply::Env(mutator.mutate_env(&workspace_id, &env)),
+            None => Reply::NotProvided,
+        },
+    }
+}
+
+fn unix_seconds(at: std::time::SystemTime) -> i64 {
+    // The SDK handle clamps expiries before the epoch to the epoch: never negative here.
+    at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
