@@ -30,6 +30,10 @@ pub struct WorkspaceFixtures {
     pub not_a_plugin: PathBuf,
     /// Its name is the literal [`NUMBERED_NAME`], patchable in the file.
     pub numbered: PathBuf,
+    /// Dies where its configuration says (segfault, abort, exit, hang, memory).
+    pub crashing: PathBuf,
+    /// Segfaults in a static initialiser, when the library is mapped.
+    pub crash_at_load: PathBuf,
 }
 
 /// The name literal inside the `numbered` fixture.
@@ -67,11 +71,8 @@ pub fn scratch_plugin_dir(plugins: &[(&str, &Path)]) -> (tempfile::TempDir, plug
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let config = plughost::loader::LoaderConfig {
-        plugin_dir,
-        state_dir: dir.path().join("state"),
-        plugin_configs: Default::default(),
         max_log_level: plughost_sdk::abi::LogLevel::Warn,
-        init_timeout: plughost::loader::DEFAULT_INIT_TIMEOUT,
+        ..plughost::loader::LoaderConfig::new(plugin_dir, dir.path().join("state"))
     };
     (dir, config)
 }
@@ -132,6 +133,10 @@ fn build_workspace_fixtures() -> WorkspaceFixtures {
             "abi-fixture-not-a-plugin",
             "-p",
             "abi-fixture-numbered",
+            "-p",
+            "abi-fixture-crashing",
+            "-p",
+            "abi-fixture-crash-at-load",
         ],
         &target_dir,
         profile,
@@ -145,6 +150,8 @@ fn build_workspace_fixtures() -> WorkspaceFixtures {
         panicking: out.join("libabi_fixture_panicking.so"),
         not_a_plugin: out.join("libabi_fixture_not_a_plugin.so"),
         numbered: out.join("libabi_fixture_numbered.so"),
+        crashing: out.join("libabi_fixture_crashing.so"),
+        crash_at_load: out.join("libabi_fixture_crash_at_load.so"),
         target_dir,
         profile_dir: profile,
     }
