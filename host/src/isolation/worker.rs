@@ -12,18 +12,20 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use plughost_sdk::abi::LogLevel;
 use plughost_sdk::host::{InitArgs, OpenError, PluginInstance, PluginLibrary};
 
 use super::protocol::{self, Call, FromWorker, Reply, ToWorker, WireToken};
 
-/// Calls run at once inside a worker; more wait in its queue (a hung plugin pins at most this
-/// many threads, in its own process).
+/// Calls run at once inside a worker; more wait in the socket until a thread is free (a hung
+/// plugin pins at most this many threads, in its own process, which the host then kills).
 const MAX_CALL_THREADS: usize = 64;
 
-/// Runs the worker; returns only on a protocol failure (the normal end is `_exit` on EOF).
+/// Runs the worker; returns only when it could not start serving (the normal end is `_exit`
+/// on end of file from the host).
 pub fn run(library: &Path) -> ExitCode {
     let socket = match take_socket() {
         Ok(socket) => socket,
@@ -67,7 +69,7 @@ pub fn run(library: &Path) -> ExitCode {
         version: info.version,
         sdk_version: library_handle.sdk_version().to_string(),
     }) {
-        return exit_host_gone();
+        exit_host_gone();
     }
 
     let mut reader = BufReader::new(socket);
@@ -76,9 +78,9 @@ pub fn run(library: &Path) -> ExitCode {
         Ok(Some(ToWorker::Init { config_toml, plugin_file, max_log_level })) => {
             (config_toml, plugin_file, max_log_level)
         }
-        Ok(None) => return exit_host_gone(),
-        Ok(Some(other)) => return protocol_error(&format!("expected Init, got {other:?}")),
-        Err(err) => return protocol_error(&err.to_string()),
+        Ok(None) => exit_host_gone(),
+        Ok(Some(other)) => protocol_error(&format!("expected Init, got {other:?}")),
+        Err(err) => protocol_error(&err.to_string()),
     };
     let log_send = send.clone();
     let args = InitArgs {
@@ -100,18 +102,17 @@ pub fn run(library: &Path) -> ExitCode {
         env_mutator: instance.env_mutator.is_some(),
         token_provider: instance.token_provider.is_some(),
     }) {
-        return exit_host_gone();
+        exit_host_gone();
     }
 
-    let pool = Pool::new(Arc::new(instance), Arc::new(send));
-    loop {
-        match protocol::read_message::<ToWorker>(&mut reader, &mut buf) {
-            Ok(Some(ToWorker::Call { id, call })) => pool.submit(id, call),
-            Ok(Some(other)) => return protocol_error(&format!("unexpected {other:?}")),
-            Ok(None) => return exit_host_gone(),
-            Err(err) => return protocol_error(&err.to_string()),
-        }
-    }
+    let server = Arc::new(Server {
+        instance,
+        send: Arc::new(send),
+        reader: Mutex::new((reader, buf)),
+        threads: AtomicUsize::new(1),
+        busy: AtomicUsize::new(0),
+    });
+    server.serve()
 }
 
 /// Moves the socket off standard input (so plugin code reading stdin cannot eat protocol
@@ -132,14 +133,14 @@ fn take_socket() -> std::io::Result<UnixStream> {
 
 /// The host is gone: leave at once, without running the plugin's exit handlers (which could
 /// hang, with nobody left to wait for them).
-fn exit_host_gone() -> ExitCode {
+fn exit_host_gone() -> ! {
     // SAFETY: _exit has no preconditions; it ends the process without returning.
     unsafe { libc::_exit(0) }
 }
 
-fn protocol_error(what: &str) -> ExitCode {
+fn protocol_error(what: &str) -> ! {
     eprintln!("plughost plugin-worker: protocol error: {what}");
-    ExitCode::from(3)
+    std::process::exit(3)
 }
 
 pub(crate) fn level_from_u8(level: u8) -> LogLevel {
@@ -154,70 +155,53 @@ pub(crate) fn level_from_u8(level: u8) -> LogLevel {
 
 type Send = Arc<dyn Fn(&FromWorker) -> bool + std::marker::Send + Sync>;
 
-/// Threads that run calls: grown on demand up to [`MAX_CALL_THREADS`], idle ones kept.
-struct Pool {
-    shared: Arc<PoolShared>,
-}
-
-struct PoolShared {
-    instance: Arc<PluginInstance>,
+/// Serves calls with leaders and followers: the thread holding the reader reads one call,
+/// hands the reader to the next waiting thread and runs the call itself. A call then costs one
+/// wake-up in the worker (the reader's, on data), as a plain ping-pong does, and a slow call
+/// never holds up the calls behind it, since another thread is already reading. Threads are
+/// added while every one is busy, up to [`MAX_CALL_THREADS`].
+struct Server {
+    instance: PluginInstance,
     send: Send,
-    queue: Mutex<PoolQueue>,
-    ready: Condvar,
+    reader: Mutex<(BufReader<UnixStream>, Vec<u8>)>,
+    threads: AtomicUsize,
+    busy: AtomicUsize,
 }
 
-#[derive(Default)]
-struct PoolQueue {
-    jobs: std::collections::VecDeque<(u64, Call)>,
-    threads: usize,
-    idle: usize,
-}
-
-impl Pool {
-    fn new(instance: Arc<PluginInstance>, send: Send) -> Pool {
-        Pool {
-            shared: Arc::new(PoolShared {
-                instance,
-                send,
-                queue: Mutex::new(PoolQueue::default()),
-                ready: Condvar::new(),
-            }),
-        }
-    }
-
-    fn submit(&self, id: u64, call: Call) {
-        let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        queue.jobs.push_back((id, call));
-        if queue.idle == 0 && queue.threads < MAX_CALL_THREADS {
-            queue.threads += 1;
-            let shared = Arc::clone(&self.shared);
-            if std::thread::Builder::new().name("plugin call".to_owned()).spawn(move || shared.work()).is_err() {
-                queue.threads -= 1;
-            }
-        }
-        drop(queue);
-        self.shared.ready.notify_one();
-    }
-}
-
-impl PoolShared {
-    fn work(&self) {
+impl Server {
+    fn serve(self: Arc<Self>) -> ! {
         loop {
             let (id, call) = {
-                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                loop {
-                    if let Some(job) = queue.jobs.pop_front() {
-                        break job;
-                    }
-                    queue.idle += 1;
-                    queue = self.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
-                    queue.idle -= 1;
+                let mut guard = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+                let (reader, buf) = &mut *guard;
+                match protocol::read_message::<ToWorker>(reader, buf) {
+                    Ok(Some(ToWorker::Call { id, call })) => (id, call),
+                    Ok(Some(other)) => protocol_error(&format!("unexpected {other:?}")),
+                    Ok(None) => exit_host_gone(),
+                    Err(err) => protocol_error(&err.to_string()),
                 }
             };
+            let busy = self.busy.fetch_add(1, Ordering::AcqRel) + 1;
+            if busy >= self.threads.load(Ordering::Acquire) {
+                self.add_thread();
+            }
             let reply = call_plugin(&self.instance, call);
+            self.busy.fetch_sub(1, Ordering::AcqRel);
             if !(self.send)(&FromWorker::Reply { id, reply }) {
                 exit_host_gone();
             }
+        }
+    }
+
+    fn add_thread(self: &Arc<Self>) {
+        let threads = self.threads.fetch_add(1, Ordering::AcqRel);
+        if threads >= MAX_CALL_THREADS {
+            self.threads.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let server = Arc::clone(self);
+        if std::thread::Builder::new().name("plugin call".to_owned()).spawn(move || server.serve()).is_err() {
+            self.threads.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
