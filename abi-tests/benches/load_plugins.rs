@@ -11,6 +11,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
 use plughost::loader;
+use plughost_sdk::abi::LogLevel;
+use plughost_testkit::PluginDir;
 
 const PLUGINS: usize = 100;
 const ROUNDS: usize = 5;
@@ -18,7 +20,7 @@ const ROUNDS: usize = 5;
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this once as a smoke test.
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let fixtures = abi_tests::workspace_fixtures();
+    let fixtures = plughost_testkit::fixtures();
     let original = std::fs::read(&fixtures.numbered).unwrap();
     let needle = abi_tests::NUMBERED_NAME.as_bytes();
     let positions: Vec<usize> =
@@ -29,7 +31,8 @@ fn main() {
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     for round in 0..rounds {
-        let (_dir, config) = abi_tests::scratch_plugin_dir(&[]);
+        let dir = PluginDir::new();
+        let config = loader::LoaderConfig { max_log_level: LogLevel::Warn, ..dir.loader_config() };
         for i in 0..PLUGINS {
             let mut bytes = original.clone();
             let name = format!("numbered-plugin-{:06}", round * PLUGINS + i);
@@ -53,7 +56,7 @@ fn main() {
     }
     println!(
         "load {PLUGINS} plugins ({} build, {} KiB each), {rounds} rounds: cold median {:?} (min {:?}, max {:?}); warm reload median {:?}",
-        fixtures.profile_dir,
+        fixtures.profile(),
         original.len() / 1024,
         median(&mut cold),
         cold.iter().min().unwrap(),

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use plughost::loader;
+use plughost_sdk::abi::LogLevel;
 use plughost_sdk::{Error, Token, TokenProvider};
+use plughost_testkit::PluginDir;
 
 /// The same code as the `panicking` fixture's provider, compiled into the bench.
 struct SameAsFixture {
@@ -30,8 +32,9 @@ impl TokenProvider for SameAsFixture {
 }
 
 fn token_call(c: &mut Criterion) {
-    let fixtures = abi_tests::workspace_fixtures();
-    let (_dir, config) = abi_tests::scratch_plugin_dir(&[("panicking.so", &fixtures.panicking)]);
+    let dir = PluginDir::new();
+    dir.add(&plughost_testkit::fixtures().panicking, "panicking.so");
+    let config = loader::LoaderConfig { max_log_level: LogLevel::Warn, ..dir.loader_config() };
     let report = loader::scan(&config, &[]).unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     let through_abi = report.plugins[0].token_provider.as_ref().unwrap();

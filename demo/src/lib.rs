@@ -13,42 +13,24 @@
 //! [`Story::run`] does all of it and returns the running pieces; `plughost-demo` (the binary)
 //! prints the story and how to call the API; the end-to-end tests assert on it.
 
-use std::io::{BufRead as _, BufReader, Write};
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use github_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use plughost_testkit::{PluginDir, Serve};
 
-/// The built programs and plugins the story uses.
-#[derive(Debug, Clone)]
-pub struct Artifacts {
-    pub plughost: PathBuf,
-    pub credential_helper: PathBuf,
-    pub github_plugin: PathBuf,
-    pub static_env_plugin: PathBuf,
-}
+/// The built programs and plugins: the test kit's fixture paths, of which the story uses the
+/// host, the credential helper, and the GitHub App and static-env plugins.
+pub use plughost_testkit::Fixtures as Artifacts;
 
-impl Artifacts {
-    /// The artifacts of a cargo profile directory (`target/debug`).
-    pub fn in_dir(dir: &Path) -> Artifacts {
-        Artifacts {
-            plughost: dir.join("plughost"),
-            credential_helper: dir.join("git-credential-plughost"),
-            github_plugin: dir.join("libgithub_app_auth.so"),
-            static_env_plugin: dir.join("libstatic_env.so"),
-        }
+fn check(artifacts: &Artifacts) -> anyhow::Result<()> {
+    for path in [&artifacts.plughost, &artifacts.credential_helper, &artifacts.github_app_auth, &artifacts.static_env] {
+        ensure!(path.exists(), "{} is missing: build the workspace first (scripts/demo does)", path.display());
     }
-
-    fn check(&self) -> anyhow::Result<()> {
-        for path in [&self.plughost, &self.credential_helper, &self.github_plugin, &self.static_env_plugin] {
-            ensure!(path.exists(), "{} is missing: build the workspace first (scripts/demo does)", path.display());
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Knobs the tests turn; the demo uses the defaults.
@@ -76,6 +58,9 @@ impl Default for Options {
 
 /// The running pieces of the story. Dropping it stops the host and the emulator.
 pub struct Story {
+    /// `plughost serve`, owning the demo's work directory (see [`Story::work`]). First, so that
+    /// on drop the host stops before the emulator does.
+    server: Serve,
     pub emulator: EmulatorHandle,
     pub host_url: String,
     pub admin_token: String,
@@ -83,25 +68,15 @@ pub struct Story {
     pub workspace_id: String,
     pub options: Options,
     pub artifacts: Artifacts,
-    /// HOME, plugin dir, state dir, git config of the demo workspace.
-    pub work: tempfile::TempDir,
-    server: Child,
-    server_log: PathBuf,
-}
-
-impl Drop for Story {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
+    server_log: std::path::PathBuf,
 }
 
 impl Story {
     /// Runs steps 1-5, narrating to `out`.
     pub fn run(artifacts: Artifacts, options: Options, out: &mut dyn Write) -> anyhow::Result<Story> {
-        artifacts.check()?;
-        let work = tempfile::Builder::new().prefix("plughost-demo-").tempdir()?;
-        let root = work.path();
+        check(&artifacts)?;
+        let work = PluginDir::with_prefix("plughost-demo-");
+        let root = work.root();
 
         // 1. The emulator, with a fresh App key.
         // Generated at run time (one per process): no private key is committed anywhere.
@@ -115,17 +90,12 @@ impl Story {
         )?;
 
         // 2. The host with both plugins.
-        let plugin_dir = root.join("plugins");
-        let state_dir = root.join("state");
-        std::fs::create_dir_all(&plugin_dir)?;
-        std::fs::set_permissions(&plugin_dir, std::fs::Permissions::from_mode(0o755))?;
-        let key_path = root.join("app-private-key.pem");
-        write_private(&key_path, &key.private_pem)?;
-        install_plugin(&artifacts.static_env_plugin, &plugin_dir.join("10-static-env.so"))?;
-        write_private(&plugin_dir.join("10-static-env.toml"), "[vars]\nTZ = \"UTC\"\nPLATFORM = \"plughost-demo\"\n")?;
-        install_plugin(&artifacts.github_plugin, &plugin_dir.join("20-github-app-auth.so"))?;
-        write_private(
-            &plugin_dir.join("20-github-app-auth.toml"),
+        let key_path = work.write_private("app-private-key.pem", &key.private_pem);
+        work.add(&artifacts.static_env, "10-static-env.so");
+        work.configure_private("10-static-env.so", "[vars]\nTZ = \"UTC\"\nPLATFORM = \"plughost-demo\"\n");
+        work.add(&artifacts.github_app_auth, "20-github-app-auth.so");
+        work.configure_private(
+            "20-github-app-auth.so",
             &format!(
                 "app_id = {}\ninstallation_id = {}\nprivate_key_path = {:?}\napi_url = {:?}\nrefresh_margin_secs = {}\n",
                 github_emulator::TEST_APP_ID,
@@ -134,11 +104,20 @@ impl Story {
                 emulator.base_url(),
                 options.refresh_margin_secs,
             ),
-        )?;
+        );
         let admin_token = random_token()?;
         let server_log = root.join("plughost.log");
-        let (server, host_url) = start_host(&artifacts.plughost, &plugin_dir, &state_dir, &admin_token, &server_log)?;
-        wait_ready(&host_url)?;
+        let state_dir = work.state_dir().to_owned();
+        let server = Serve::builder()
+            .binary(&artifacts.plughost)
+            .admin_token(Some(&admin_token))
+            .rust_log("info")
+            .env("NO_COLOR", "1")
+            .log_file(&server_log)
+            .dir(work)
+            .try_start()
+            .context("starting plughost serve")?;
+        let host_url = server.base().to_owned();
         let plugins: serde_json::Value = get_json(&format!("{host_url}/admin/plugins"), &admin_token)?;
         writeln!(out, "2. plughost serving at {host_url}; plugins loaded:")?;
         for p in plugins["plugins"].as_array().into_iter().flatten() {
@@ -194,7 +173,6 @@ impl Story {
             workspace_id: options.workspace_id.clone(),
             options,
             artifacts,
-            work,
             server,
             server_log,
         };
@@ -211,9 +189,14 @@ impl Story {
         Ok(story)
     }
 
+    /// The demo's work directory: HOME, plugin dir, state dir, git config of the demo workspace.
+    pub fn work(&self) -> &Path {
+        self.server.dir().root()
+    }
+
     /// The environment of a process inside the demo workspace.
     pub fn workspace_env(&self) -> Vec<(String, String)> {
-        let root = self.work.path();
+        let root = self.work();
         vec![
             ("HOME".into(), root.join("home").display().to_string()),
             ("XDG_CONFIG_HOME".into(), root.join("home/.config").display().to_string()),
@@ -229,10 +212,9 @@ impl Story {
 
     /// `git-credential-plughost install` inside the workspace (no refresher: the demo is short).
     fn install_credential_helper(&self) -> anyhow::Result<()> {
-        let root = self.work.path();
-        std::fs::create_dir_all(root.join("home"))?;
-        std::fs::create_dir_all(root.join("configs"))?;
-        write_private(&root.join("configs/.auth_token"), &self.workspace_token)?;
+        let work = self.server.dir();
+        std::fs::create_dir_all(work.root().join("home"))?;
+        work.write_private("configs/.auth_token", &self.workspace_token);
         let out = Command::new(&self.artifacts.credential_helper)
             .args(["install", "--no-refresher"])
             .envs(self.workspace_env())
@@ -267,15 +249,14 @@ impl Story {
         })
     }
 
-    /// Stops `plughost serve` (the emulator keeps running).
+    /// Stops `plughost serve` (the emulator keeps running, the work directory stays).
     pub fn stop_host(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        self.server.kill();
     }
 
     /// Everything the host logged so far.
     pub fn host_log(&self) -> String {
-        std::fs::read_to_string(&self.server_log).unwrap_or_default()
+        self.server.log()
     }
 
     /// How to call the API by hand while the demo runs.
@@ -319,80 +300,12 @@ impl std::fmt::Debug for Filled {
     }
 }
 
-fn install_plugin(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
-    Ok(())
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(())
-}
-
 fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 24];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
         .context("reading /dev/urandom")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Starts `plughost serve` on an ephemeral port; returns it and its URL, read from the
-/// `listening on http://ADDR` line of its log (which is also copied to `log_path`).
-fn start_host(
-    plughost: &Path,
-    plugin_dir: &Path,
-    state_dir: &Path,
-    admin_token: &str,
-    log_path: &Path,
-) -> anyhow::Result<(Child, String)> {
-    let mut child = Command::new(plughost)
-        .args(["serve", "--listen", "127.0.0.1:0", "--plugin-dir"])
-        .arg(plugin_dir)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .env("PLUGHOST_ADMIN_TOKEN", admin_token)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", plughost.display()))?;
-    let stderr = child.stderr.take().context("host stderr")?;
-    let mut log = std::fs::File::create(log_path)?;
-    let (url_tx, url_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(log, "{line}");
-            if let Some(at) = line.find("listening on http://") {
-                let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
-                let _ = url_tx.send(url);
-            }
-        }
-    });
-    match url_rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(url) => Ok((child, url)),
-        Err(_) => {
-            let _ = child.kill();
-            bail!("plughost did not report its address within 30 s; see {}", log_path.display())
-        }
-    }
-}
-
-fn wait_ready(url: &str) -> anyhow::Result<()> {
-    let started = Instant::now();
-    loop {
-        if ureq::get(&format!("{url}/readyz")).call().is_ok() {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("plughost at {url} did not become ready within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn get_json(url: &str, bearer: &str) -> anyhow::Result<serde_json::Value> {

@@ -17,7 +17,8 @@ fn main() -> ExitCode {
         }
     };
     let mut out = std::io::stdout();
-    let story = match plughost_demo::Story::run(plughost_demo::Artifacts::in_dir(&dir), Default::default(), &mut out) {
+    let artifacts = plughost_demo::Artifacts::in_profile_dir(&dir);
+    let story = match plughost_demo::Story::run(artifacts, Default::default(), &mut out) {
         Ok(story) => story,
         Err(err) => {
             eprintln!("plughost-demo: {err:#}");

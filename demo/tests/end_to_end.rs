@@ -3,48 +3,15 @@
 //! and real `git`. Covers the story itself, tokens rotating under git, the host going away, a
 //! revoked workspace token, and that no token leaks into the host's log.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use plughost_demo::{Artifacts, Options, Story};
+use plughost_demo::{Options, Story};
 
-/// Builds the binaries and plugins once per test run, in this test's own target directory.
-fn artifacts() -> Artifacts {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
-        let target_dir = profile_dir.parent().unwrap();
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "-p",
-                "plughost",
-                "-p",
-                "git-credential-plughost",
-                "-p",
-                "github-app-auth",
-                "-p",
-                "static-env",
-            ])
-            .arg("--manifest-path")
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(target_dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        profile_dir
-    });
-    Artifacts::in_dir(dir)
-}
-
+/// The story on the test kit's fixtures (built once per test run, in this test's target directory).
 fn run(options: Options) -> (Story, String) {
     let mut narration = Vec::new();
-    let story = Story::run(artifacts(), options, &mut narration)
+    let story = Story::run(plughost_testkit::fixtures().clone(), options, &mut narration)
         .unwrap_or_else(|e| panic!("story failed: {e:#}\n{}", String::from_utf8_lossy(&narration)));
     (story, String::from_utf8(narration).unwrap())
 }
@@ -104,14 +71,14 @@ fn cached_token_survives_the_host_going_away_and_a_revoked_workspace_fails_clear
     // Revoke the workspace's bearer: the cached token (still valid) keeps working ...
     let revoked = Command::new(&story.artifacts.plughost)
         .args(["workspace-token", "revoke", &story.workspace_id, "--state-dir"])
-        .arg(story.work.path().join("state"))
+        .arg(story.work().join("state"))
         .output()
         .unwrap();
     assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
     assert_eq!(story.git_credential_fill().unwrap().password, cached.password);
 
     // ... and once the cache is gone, the host's 401 is a clear failure, not a dead token.
-    std::fs::remove_dir_all(story.work.path().join("credential-cache")).unwrap();
+    std::fs::remove_dir_all(story.work().join("credential-cache")).unwrap();
     let out = Command::new("git")
         .args(["credential", "fill"])
         .envs(story.workspace_env())

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::support::{PluginDir, fixtures, names, refusal};
+use crate::support::{Load as _, PluginDir, fixtures, names, refusal};
 
 fn dir_with_good_plugin() -> PluginDir {
     let dir = PluginDir::new();
@@ -14,7 +14,7 @@ fn dir_with_good_plugin() -> PluginDir {
 #[test]
 fn file_that_is_not_elf() {
     let dir = dir_with_good_plugin();
-    std::fs::write(dir.path().join("10-script.so"), "#!/bin/sh\necho not a library\n").unwrap();
+    std::fs::write(dir.plugin_dir().join("10-script.so"), "#!/bin/sh\necho not a library\n").unwrap();
     let report = dir.scan();
     assert_eq!(refusal(&report, "10-script.so"), "no ELF header (not a shared library)");
     assert_eq!(names(&report), ["static-env"]);
@@ -25,9 +25,9 @@ fn truncated_shared_library() {
     let dir = dir_with_good_plugin();
     let bytes = std::fs::read(&fixtures().static_env).unwrap();
     // Cut inside the segments: headers parse, data is missing.
-    std::fs::write(dir.path().join("10-truncated.so"), &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::write(dir.plugin_dir().join("10-truncated.so"), &bytes[..bytes.len() / 3]).unwrap();
     // Cut inside the ELF header itself.
-    std::fs::write(dir.path().join("11-stub.so"), &bytes[..40]).unwrap();
+    std::fs::write(dir.plugin_dir().join("11-stub.so"), &bytes[..40]).unwrap();
     let report = dir.scan();
     let message = refusal(&report, "10-truncated.so");
     assert!(
@@ -64,7 +64,7 @@ fn world_writable_plugin_file() {
 #[test]
 fn group_writable_plugin_directory_refuses_the_scan() {
     let dir = dir_with_good_plugin();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o775)).unwrap();
+    std::fs::set_permissions(dir.plugin_dir(), std::fs::Permissions::from_mode(0o775)).unwrap();
     let err = plughost::loader::scan(&dir.config(), &[]).unwrap_err();
     assert_eq!(err.to_string(), "insecure: the plugin directory is writable by group (mode 775); run chmod go-w");
 }
@@ -93,7 +93,7 @@ fn replaced_file_loads_as_a_new_version_from_a_new_cached_path() {
     dir.configure("10-plugin.so", "suffix = \"x\"\n");
     let second = plughost::loader::scan(&dir.config(), &first.plugins).unwrap();
     assert_eq!(names(&second), ["append-env"]);
-    let cache = dir.state.path().join("plugin-cache");
+    let cache = dir.state_dir().join("plugin-cache");
     let mut cached: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name()).collect();
     cached.sort();
     assert_eq!(cached.len(), 2, "{cached:?}");

@@ -2,7 +2,8 @@
 //! one line per file, and the exit code says whether everything loads.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::Command;
+
+use plughost_testkit::plughost_command;
 
 use crate::support::{PluginDir, fixtures};
 
@@ -11,7 +12,7 @@ fn check_accepts_a_good_plugin() {
     let f = fixtures();
     let dir = PluginDir::new();
     let file = dir.add(&f.static_env, "libstatic_env.so");
-    let out = Command::new(&f.plughost).args(["plugins", "check"]).arg(&file).output().unwrap();
+    let out = plughost_command().args(["plugins", "check"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -24,9 +25,9 @@ fn check_refuses_each_broken_fixture_with_its_reason() {
     let f = fixtures();
     let dir = PluginDir::new();
     let bytes = std::fs::read(&f.static_env).unwrap();
-    let not_elf = dir.path().join("not-elf.so");
+    let not_elf = dir.plugin_dir().join("not-elf.so");
     std::fs::write(&not_elf, "plain text").unwrap();
-    let truncated = dir.path().join("truncated.so");
+    let truncated = dir.plugin_dir().join("truncated.so");
     std::fs::write(&truncated, &bytes[..64]).unwrap();
     let writable = dir.add(&f.static_env, "writable.so");
     std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -42,7 +43,7 @@ fn check_refuses_each_broken_fixture_with_its_reason() {
         (panic_in_init, "init failed: init panicked: boom in init".to_owned()),
     ];
     for (file, reason) in &cases {
-        let out = Command::new(&f.plughost).args(["plugins", "check"]).arg(file).output().unwrap();
+        let out = plughost_command().args(["plugins", "check"]).arg(file).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{}: {stdout}", file.display());
         assert_eq!(stdout.lines().count(), 1, "{stdout}");
@@ -56,9 +57,9 @@ fn check_of_several_files_fails_if_any_fails_and_reports_each() {
     let f = fixtures();
     let dir = PluginDir::new();
     let good = dir.add(&f.static_env, "good.so");
-    let bad = dir.path().join("bad.so");
+    let bad = dir.plugin_dir().join("bad.so");
     std::fs::write(&bad, "x").unwrap();
-    let out = Command::new(&f.plughost).args(["plugins", "check"]).arg(&good).arg(&bad).output().unwrap();
+    let out = plughost_command().args(["plugins", "check"]).arg(&good).arg(&bad).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     let lines: Vec<&str> = stdout.lines().collect();
@@ -71,14 +72,17 @@ fn list_shows_what_serve_would_load_and_why_the_rest_is_refused() {
     let dir = PluginDir::new();
     dir.add(&f.static_env, "10-static.so");
     dir.add(&f.sdk_2_0, "20-major.so");
-    let out = Command::new(&f.plughost).args(["plugins", "list", "--plugin-dir"]).arg(dir.path()).output().unwrap();
+    let out = plughost_command().args(["plugins", "list", "--plugin-dir"]).arg(dir.plugin_dir()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains(&format!("load     {}/10-static.so: static-env 1.0.0", dir.path().display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("load     {}/10-static.so: static-env 1.0.0", dir.plugin_dir().display())),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!(
             "refuse   {}/20-major.so: built with plughost-sdk 2.0.0; this host loads 1.x",
-            dir.path().display()
+            dir.plugin_dir().display()
         )),
         "{stdout}"
     );

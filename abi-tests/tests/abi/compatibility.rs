@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::support::{PluginDir, fixtures, refusal};
+use crate::support::{Load as _, PluginDir, fixtures, refusal};
 
 #[test]
 fn independent_copy_of_the_sdk_loads_and_works() {

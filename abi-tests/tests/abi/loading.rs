@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::support::{PluginDir, fixtures, names};
+use crate::support::{Load as _, PluginDir, fixtures, names};
 
 #[test]
 fn static_env_loads_and_mutates() {
@@ -51,12 +51,13 @@ fn two_env_mutators_chain_in_file_name_order() {
 
 #[test]
 fn host_config_table_overrides_the_sidecar_file() {
-    let mut dir = PluginDir::new();
+    let dir = PluginDir::new();
     dir.add(&fixtures().static_env, "static.so");
     dir.configure("static.so", "[vars]\nTZ = \"UTC\"\n");
     let central: toml::Table = "vars = { TZ = \"Europe/Paris\" }".parse().unwrap();
-    dir.plugin_configs.insert("static-env".to_owned(), central);
-    let report = dir.scan();
+    let mut config = dir.config();
+    config.plugin_configs.insert("static-env".to_owned(), central);
+    let report = plughost::loader::scan(&config, &[]).expect("plugin directory readable");
     let env = report.plugins[0].env_mutator.as_ref().unwrap().mutate_env("ws", &BTreeMap::new()).unwrap();
     assert_eq!(env["TZ"], "Europe/Paris");
 }
@@ -76,8 +77,8 @@ fn bad_configuration_is_refused_naming_the_setting() {
 fn files_that_are_not_shared_libraries_are_skipped() {
     let dir = PluginDir::new();
     dir.add(&fixtures().static_env, "static.so");
-    std::fs::write(dir.path().join("README.md"), "notes").unwrap();
-    std::fs::write(dir.path().join(".static.so.swp"), "editor leftovers").unwrap();
+    std::fs::write(dir.plugin_dir().join("README.md"), "notes").unwrap();
+    std::fs::write(dir.plugin_dir().join(".static.so.swp"), "editor leftovers").unwrap();
     let report = dir.scan();
     assert_eq!(names(&report), ["static-env"]);
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);

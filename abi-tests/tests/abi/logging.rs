@@ -1,7 +1,7 @@
 //! A plugin's `tracing` events and its panic reports reach the host's log stream, tagged with
 //! the plugin's name.
 
-use crate::support::{PluginDir, capture_logs, captured_logs, fixtures};
+use crate::support::{Load as _, PluginDir, capture_logs, captured_logs, fixtures};
 
 #[test]
 fn plugin_events_and_panic_reports_reach_the_host_log() {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::support::{PluginDir, fixtures, refusal};
+use crate::support::{Load as _, PluginDir, fixtures, refusal};
 
 #[test]
 fn panic_in_init_refuses_the_plugin() {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use plughost::registry::{EnvError, Registry, TokenError};
 use secrecy::ExposeSecret as _;
 
-use crate::support::{PluginDir, fixtures, refusal};
+use crate::support::{Load as _, PluginDir, fixtures, refusal};
 
 async fn registry(dir: &PluginDir, timeout: Duration) -> Arc<Registry> {
     Registry::load(dir.config(), timeout).await.expect("plugin directory usable")
@@ -115,7 +115,7 @@ async fn reload_adds_removes_replaces_and_keeps_a_running_version_when_the_new_o
     assert!(registry.token().await.is_ok());
 
     // Replaced by a broken file: the running version stays, the refusal is reported.
-    std::fs::write(dir.path().join("20-provider.so"), "garbage").unwrap();
+    std::fs::write(dir.plugin_dir().join("20-provider.so"), "garbage").unwrap();
     let set = registry.reload().await.unwrap();
     assert_eq!(set.plugins.len(), 2);
     assert_eq!(set.rejected.len(), 1);
@@ -123,7 +123,7 @@ async fn reload_adds_removes_replaces_and_keeps_a_running_version_when_the_new_o
     assert!(registry.token().await.is_ok());
 
     // Removed.
-    std::fs::remove_file(dir.path().join("20-provider.so")).unwrap();
+    std::fs::remove_file(dir.plugin_dir().join("20-provider.so")).unwrap();
     let set = registry.reload().await.unwrap();
     assert_eq!(set.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["static-env"]);
     assert!(matches!(registry.token().await, Err(TokenError::NoTokenProvider)));

@@ -1,61 +1,29 @@
-//! Shared helpers: plugin directories with safe permissions, scans, and a log capture.
+//! Shared helpers: the test kit's plugin directories with the loader settings these tests use,
+//! scans, and a log capture.
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use plughost::loader::{self, LoaderConfig, ScanReport};
-use plughost_sdk::abi::LogLevel;
 
 pub use abi_tests::fixtures;
+pub use plughost_testkit::PluginDir;
 
-/// A plugin directory (0755) and a state directory, deleted on drop.
-pub struct PluginDir {
-    pub dir: tempfile::TempDir,
-    pub state: tempfile::TempDir,
-    pub plugin_configs: BTreeMap<String, toml::Table>,
+/// What these tests load a [`PluginDir`] with.
+pub trait Load {
+    /// The kit's loader configuration, with an init timeout short enough for a hung init to
+    /// fail a test quickly.
+    fn config(&self) -> LoaderConfig;
+
+    fn scan(&self) -> ScanReport {
+        loader::scan(&self.config(), &[]).expect("plugin directory readable")
+    }
 }
 
-impl PluginDir {
-    pub fn new() -> PluginDir {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        PluginDir { dir, state: tempfile::tempdir().unwrap(), plugin_configs: BTreeMap::new() }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Copies `so` in as `name`, mode 0755.
-    pub fn add(&self, so: &Path, name: &str) -> PathBuf {
-        let to = self.path().join(name);
-        std::fs::copy(so, &to).unwrap_or_else(|e| panic!("copy {}: {e}", so.display()));
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
-        to
-    }
-
-    /// Writes `<stem>.toml` beside the plugin file `name`.
-    pub fn configure(&self, name: &str, toml: &str) {
-        let path = self.path().join(name).with_extension("toml");
-        std::fs::write(&path, toml).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
-
-    pub fn config(&self) -> LoaderConfig {
-        LoaderConfig {
-            plugin_dir: self.path().to_owned(),
-            state_dir: self.state.path().to_owned(),
-            plugin_configs: self.plugin_configs.clone(),
-            max_log_level: LogLevel::Info,
-            init_timeout: std::time::Duration::from_secs(5),
-        }
-    }
-
-    pub fn scan(&self) -> ScanReport {
-        loader::scan(&self.config(), &[]).expect("plugin directory readable")
+impl Load for PluginDir {
+    fn config(&self) -> LoaderConfig {
+        LoaderConfig { init_timeout: Duration::from_secs(5), ..self.loader_config() }
     }
 }
 

@@ -8,7 +8,11 @@ use crate::harness::{ADMIN, fixtures, server};
 fn mutators_run_in_file_name_order() {
     let s = server()
         .plugin("10-static-env.so", &fixtures().static_env, Some("[vars]\nTZ = \"UTC\"\nLANG = \"C.UTF-8\"\n"))
-        .plugin("20-tokens.so", &fixtures().token_provider, Some("token = \"ghs_env_chain\"\nenv_var = \"GH_TOKEN\"\n"))
+        .plugin(
+            "20-tokens.so",
+            &fixtures().test_token_provider,
+            Some("token = \"ghs_env_chain\"\nenv_var = \"GH_TOKEN\"\n"),
+        )
         .start();
     let reply = s.post("/admin/workspaces/ws-env/env", Some(ADMIN), Some(r#"{"env":{"HOME":"/home/agent"}}"#));
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -27,7 +31,7 @@ fn mutators_run_in_file_name_order() {
 fn a_failing_mutator_stops_the_chain_naming_the_plugin() {
     let s = server()
         .plugin("10-static-env.so", &fixtures().static_env, Some("[vars]\nTZ = \"UTC\"\n"))
-        .plugin("20-tokens.so", &fixtures().token_provider, Some("env_var = \"GH_TOKEN\"\n"))
+        .plugin("20-tokens.so", &fixtures().test_token_provider, Some("env_var = \"GH_TOKEN\"\n"))
         .start();
     let reply = s.post("/admin/workspaces/ws-env/env", Some(ADMIN), Some(r#"{"env":{"TZ":"Europe/Paris"}}"#));
     assert_eq!(reply.status, 422, "{}", reply.body);

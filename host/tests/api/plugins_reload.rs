@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use serde_json::Value;
 
-use crate::harness::{ADMIN, fixtures, install_plugin, server};
+use crate::harness::{ADMIN, fixtures, server};
 
 fn names(json: &Value) -> Vec<String> {
     json["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
@@ -42,7 +42,8 @@ fn reload_over_http_adds_removes_changes_and_survives_broken_files() {
     let old_sha = before["plugins"][0]["sha256"].as_str().unwrap().to_owned();
 
     // Add.
-    install_plugin(&s.plugin_dir(), "20-b.so", &fixtures().token_provider, Some("token = \"ghs_reload\"\n"));
+    s.dir().add(&fixtures().test_token_provider, "20-b.so");
+    s.dir().configure("20-b.so", "token = \"ghs_reload\"\n");
     let json = reload();
     assert_eq!(names(&json), ["static-env", "test-token-provider"]);
     assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).json()["token"], "ghs_reload");
@@ -53,7 +54,7 @@ fn reload_over_http_adds_removes_changes_and_survives_broken_files() {
     assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 404);
 
     // Change: the same file name now holds another plugin.
-    install_plugin(&s.plugin_dir(), "10-a.so", &fixtures().token_provider, None);
+    s.dir().add(&fixtures().test_token_provider, "10-a.so");
     let json = reload();
     assert_eq!(names(&json), ["test-token-provider"]);
     assert_ne!(json["plugins"][0]["sha256"].as_str().unwrap(), old_sha);
@@ -78,7 +79,7 @@ fn reload_over_http_adds_removes_changes_and_survives_broken_files() {
 fn sighup_rescans_the_plugin_directory() {
     let s = server().start();
     assert_eq!(names(&s.get("/admin/plugins", Some(ADMIN)).json()), Vec::<String>::new());
-    install_plugin(&s.plugin_dir(), "libstatic_env.so", &fixtures().static_env, None);
+    s.dir().add(&fixtures().static_env, "libstatic_env.so");
     write_broken(&s.plugin_dir().join("libbroken.so"));
     s.signal(libc::SIGHUP);
     let json = s.wait_plugins("picked up the new file after SIGHUP", |json| names(json) == ["static-env"]);

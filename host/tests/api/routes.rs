@@ -8,7 +8,7 @@ fn every_route_answers_as_the_contract_says() {
         .plugin("10-static-env.so", &fixtures().static_env, Some("[vars]\nTZ = \"UTC\"\n"))
         .plugin(
             "20-tokens.so",
-            &fixtures().token_provider,
+            &fixtures().test_token_provider,
             Some("token = \"ghs_routes_fixed\"\nlifetime_secs = 3600\n"),
         )
         .start();

@@ -4,7 +4,7 @@
 // answers meant to carry them: 200 token responses, 201 issue responses, and the 200 env answer
 // (GH_TOKEN is the point of the env chain).
 
-use crate::harness::{ADMIN, fixtures, server};
+use crate::harness::{ADMIN, fixtures, run_cli, server};
 
 #[test]
 fn no_token_appears_in_logs_or_in_any_other_response() {
@@ -12,7 +12,7 @@ fn no_token_appears_in_logs_or_in_any_other_response() {
         .rust_log("trace")
         .config("plugin_call_timeout_ms = 3000\n")
         .plugin("10-static-env.so", &fixtures().static_env, Some("[vars]\nTZ = \"UTC\"\n"))
-        .plugin("20-tokens.so", &fixtures().token_provider, Some("rotate = true\nenv_var = \"GH_TOKEN\"\n"))
+        .plugin("20-tokens.so", &fixtures().test_token_provider, Some("rotate = true\nenv_var = \"GH_TOKEN\"\n"))
         .start();
     let mut served = Vec::new();
     let mut workspace_tokens = Vec::new();
@@ -42,7 +42,7 @@ fn no_token_appears_in_logs_or_in_any_other_response() {
     let _ = s.delete("/admin/workspaces/ws-a/tokens", Some(ADMIN));
     let _ = s.get("/workspaces/ws-a/github-installation-token", Some(&workspace_tokens[0]));
     let (status, cli_token, _) =
-        s.cli(&["workspace-token", "issue", "ws-c", "--state-dir", &s.state_dir().display().to_string()]);
+        run_cli(&["workspace-token", "issue", "ws-c", "--state-dir", &s.state_dir().display().to_string()]);
     assert!(status.success());
     workspace_tokens.push(cli_token.trim().to_owned());
     let _ = s.get("/workspaces/ws-c/github-installation-token", Some(&workspace_tokens[2]));

@@ -25,7 +25,7 @@ fn in_flight_request_completes_after(signal: i32) {
     let exit = s.wait_exit(Duration::from_secs(10));
     assert!(exit.success(), "exit status {exit}; log:\n{}", s.log());
     assert!(signalled.elapsed() >= Duration::from_millis(900), "the server did not wait for the request");
-    assert!(std::net::TcpStream::connect(s.base.trim_start_matches("http://")).is_err(), "still accepting");
+    assert!(std::net::TcpStream::connect(s.base().trim_start_matches("http://")).is_err(), "still accepting");
     assert!(s.log().contains("finishing requests in flight"), "{}", s.log());
 }
 

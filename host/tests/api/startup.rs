@@ -4,37 +4,30 @@
 // a bad listen address, an unreadable admin token file. A fresh state directory is created and
 // migrated; JSON logs are one object per line.
 
-use std::process::{Command, Stdio};
+use crate::harness::{PluginDir, run_cli};
 
-use crate::harness::run_cli;
-
+/// `plughost serve ARGS...` (on an ephemeral port unless ARGS say) to the end: (status, stderr).
 fn serve(args: &[&str]) -> (std::process::ExitStatus, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_plughost"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PLUGHOST_") {
-            command.env_remove(name);
-        }
-    }
-    command.arg("serve");
+    let mut all = vec!["serve"];
     if !args.contains(&"--listen") {
-        command.args(["--listen", "127.0.0.1:0"]);
+        all.extend(["--listen", "127.0.0.1:0"]);
     }
-    let output = command.args(args).stdin(Stdio::null()).output().expect("run plughost serve");
-    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    all.extend(args);
+    let (status, _, stderr) = run_cli(&all);
+    (status, stderr)
 }
 
-fn dirs() -> (tempfile::TempDir, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let state = dir.path().join("state");
-    (dir, plugins.display().to_string(), state.display().to_string())
+/// A scratch root with an empty plugin directory, and the paths of both directories as strings.
+fn dirs() -> (PluginDir, String, String) {
+    let dir = PluginDir::new();
+    let (plugins, state) = (dir.plugin_dir().display().to_string(), dir.state_dir().display().to_string());
+    (dir, plugins, state)
 }
 
 #[test]
 fn an_unusable_state_directory_stops_the_start_naming_it() {
     let (dir, plugins, _) = dirs();
-    let not_a_dir = dir.path().join("a-file");
+    let not_a_dir = dir.root().join("a-file");
     std::fs::write(&not_a_dir, "").unwrap();
     for state in [not_a_dir.clone(), not_a_dir.join("state")] {
         let (status, stderr) = serve(&["--plugin-dir", &plugins, "--state-dir", &state.display().to_string()]);
@@ -61,7 +54,7 @@ fn a_corrupt_database_stops_the_start_naming_it() {
 #[test]
 fn a_missing_plugin_directory_stops_the_server_naming_it() {
     let (dir, _, state) = dirs();
-    let missing = dir.path().join("no-such-plugins").display().to_string();
+    let missing = dir.root().join("no-such-plugins").display().to_string();
     let (status, stderr) = serve(&["--plugin-dir", &missing, "--state-dir", &state]);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("cannot load plugins from {missing}")), "{stderr}");
@@ -74,18 +67,22 @@ fn bad_settings_stop_the_start() {
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("\"nowhere\" is not an address:port"), "{stderr}");
 
-    let config = dir.path().join("plughost.toml");
-    let missing = dir.path().join("missing-token");
+    let config = dir.root().join("plughost.toml");
+    let missing = dir.root().join("missing-token");
     std::fs::write(&config, format!("admin_token_file = {:?}\n", missing.display().to_string())).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_plughost"))
-        .env_remove("PLUGHOST_ADMIN_TOKEN")
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--listen", "127.0.0.1:0", "--plugin-dir", &plugins, "--state-dir", &state])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2));
+    let config = config.display().to_string();
+    let (status, _, stderr) = run_cli(&[
+        "--config",
+        &config,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--plugin-dir",
+        &plugins,
+        "--state-dir",
+        &state,
+    ]);
+    assert_eq!(status.code(), Some(2));
     assert!(stderr.contains(&format!("cannot read the admin token file {}", missing.display())), "{stderr}");
 }
 

@@ -46,7 +46,7 @@ fn failing_empty_or_expired_tokens_are_500_with_the_reason_only_in_the_log() {
 fn a_hung_provider_is_504_and_does_not_block_other_requests() {
     let s =
         server().config("plugin_call_timeout_ms = 1500\n").token_provider("mode = \"slow\"\ndelay_ms = 4000\n").start();
-    let base = s.base.clone();
+    let base = s.base().to_owned();
     let callers: Vec<_> = (0..6)
         .map(|_| {
             let url = format!("{base}/admin/github-installation-token");

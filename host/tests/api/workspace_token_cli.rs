@@ -1,7 +1,7 @@
 // `plughost workspace-token issue|revoke` against the state directory of a running server:
 // an issued token works at once, a revocation takes effect at once; bad ids are refused.
 
-use crate::harness::{ADMIN, server};
+use crate::harness::{ADMIN, plughost_command, run_cli, server};
 
 #[test]
 fn cli_issue_and_revoke_take_effect_on_the_running_server() {
@@ -9,7 +9,7 @@ fn cli_issue_and_revoke_take_effect_on_the_running_server() {
     let state = s.state_dir().display().to_string();
     let route = "/workspaces/ws-cli/github-installation-token";
 
-    let (status, stdout, stderr) = s.cli(&["workspace-token", "issue", "ws-cli", "--state-dir", &state]);
+    let (status, stdout, stderr) = run_cli(&["workspace-token", "issue", "ws-cli", "--state-dir", &state]);
     assert!(status.success(), "{stderr}");
     let token = stdout.trim().to_owned();
     assert_eq!(stdout, format!("{token}\n"), "stdout is the token alone");
@@ -18,7 +18,7 @@ fn cli_issue_and_revoke_take_effect_on_the_running_server() {
     assert_eq!(s.get(route, Some(&token)).json()["token"], "ghs_cli");
     let api_token = s.issue("ws-cli");
 
-    let (status, _, stderr) = s.cli(&["workspace-token", "revoke", "ws-cli", "--state-dir", &state]);
+    let (status, _, stderr) = run_cli(&["workspace-token", "revoke", "ws-cli", "--state-dir", &state]);
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("revoked 2 token(s) of workspace ws-cli"), "{stderr}");
     assert_eq!(s.get(route, Some(&token)).status, 401);
@@ -26,7 +26,7 @@ fn cli_issue_and_revoke_take_effect_on_the_running_server() {
     assert_eq!(s.get(route, Some(ADMIN)).status, 200);
 
     // PLUGHOST_STATE_DIR works as well as the flag.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_plughost"))
+    let output = plughost_command()
         .args(["workspace-token", "issue", "ws-env"])
         .env("PLUGHOST_STATE_DIR", &state)
         .output()
@@ -35,7 +35,7 @@ fn cli_issue_and_revoke_take_effect_on_the_running_server() {
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     assert_eq!(s.get("/workspaces/ws-env/github-installation-token", Some(&token)).status, 200);
 
-    let (status, stdout, stderr) = s.cli(&["workspace-token", "issue", "../etc", "--state-dir", &state]);
+    let (status, stdout, stderr) = run_cli(&["workspace-token", "issue", "../etc", "--state-dir", &state]);
     assert_eq!(status.code(), Some(2));
     assert!(stdout.is_empty());
     assert!(stderr.contains("invalid workspace id"), "{stderr}");
@@ -50,7 +50,7 @@ fn a_cli_revocation_reaches_every_worker_at_once() {
     let fetch = |s: &crate::harness::Server| s.get("/workspaces/ws-many/github-installation-token", Some(&token));
     assert!(s.concurrently(8, 25, fetch).iter().all(|r| r.status == 200));
     let (status, _, stderr) =
-        s.cli(&["workspace-token", "revoke", "ws-many", "--state-dir", &s.state_dir().display().to_string()]);
+        run_cli(&["workspace-token", "revoke", "ws-many", "--state-dir", &s.state_dir().display().to_string()]);
     assert!(status.success(), "{stderr}");
     let statuses: Vec<u16> = s.concurrently(8, 25, fetch).iter().map(|r| r.status).collect();
     assert!(statuses.iter().all(|&status| status == 401), "{statuses:?}");

@@ -64,16 +64,11 @@ fn env_mutator_failure_names_the_workspace_and_the_cause() {
     assert!(env.is_empty());
 }
 
-/// The `.so` cargo built beside this test binary, loaded as the host loads plugins.
+/// The built `.so` (the test kit's fixture build), loaded as the host loads plugins.
 #[test]
 fn the_built_cdylib_loads_and_serves_tokens() {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps folder");
-    let so = [deps.join("libgithub_app_auth.so"), deps.join("../libgithub_app_auth.so")]
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("cargo builds the cdylib with the tests");
-    let library = plughost_sdk::host::PluginLibrary::open(&so).expect("loads");
+    let so = &plughost_testkit::fixtures().github_app_auth;
+    let library = plughost_sdk::host::PluginLibrary::open(so).expect("loads");
     assert_eq!(library.info().name, "github-app-auth");
 
     let emu = emulator(Duration::from_secs(3600));
