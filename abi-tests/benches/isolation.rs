@@ -17,9 +17,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plughost::isolation::{Isolation, Mode};
+use plughost::isolation::Mode;
 use plughost::loader::LoaderConfig;
 use plughost::registry::Registry;
+use plughost_testkit::PluginDir;
 
 const CHILD_ENV: &str = "PLUGHOST_BENCH_PINGPONG_CHILD";
 /// About the size of a token call's request and answer frames.
@@ -114,18 +115,13 @@ impl AsFdOwned for std::io::Stdin {
     }
 }
 
-fn config(fixtures: &abi_tests::Fixtures, dir: &tempfile::TempDir, mode: Mode, plugin_toml: &str) -> LoaderConfig {
-    use std::os::unix::fs::PermissionsExt as _;
-    let plugin_dir = dir.path().join("plugins");
-    std::fs::create_dir(&plugin_dir).unwrap();
-    std::fs::set_permissions(&plugin_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let so = plugin_dir.join("crashing.so");
-    std::fs::copy(&fixtures.crashing, &so).unwrap();
-    std::fs::set_permissions(&so, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(plugin_dir.join("crashing.toml"), plugin_toml).unwrap();
-    let mut isolation = Isolation::new(fixtures.plughost.clone());
-    isolation.default_mode = mode;
-    LoaderConfig { isolation, ..LoaderConfig::new(plugin_dir, dir.path().join("state")) }
+/// A plugin directory holding the crashing fixture (configured with `plugin_toml`), loaded in `mode`.
+fn config(fixtures: &abi_tests::Fixtures, dir: &PluginDir, mode: Mode, plugin_toml: &str) -> LoaderConfig {
+    dir.add(&fixtures.crashing, "crashing.so");
+    dir.configure("crashing.so", plugin_toml);
+    let mut config = dir.loader_config();
+    config.isolation.default_mode = mode;
+    config
 }
 
 fn registry_calls(
@@ -134,7 +130,7 @@ fn registry_calls(
     mode: Mode,
     rounds: usize,
 ) -> Percentiles {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = PluginDir::new();
     let registry: Arc<Registry> =
         runtime.block_on(Registry::load(config(fixtures, &dir, mode, ""), Duration::from_secs(10))).unwrap();
     // On a runtime worker, as a request handler would be.
@@ -167,7 +163,7 @@ fn registry_calls(
 fn crash_recovery(runtime: &tokio::runtime::Runtime, fixtures: &abi_tests::Fixtures, crashes: usize) -> Percentiles {
     let samples = (0..crashes)
         .map(|_| {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = PluginDir::new();
             let config = config(fixtures, &dir, Mode::Process, "mutate_env = \"segv\"\n");
             let registry = runtime.block_on(Registry::load(config, Duration::from_secs(10))).unwrap();
             runtime

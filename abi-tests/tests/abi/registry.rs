@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plughost::registry::{EnvError, Registry, TokenError};
+use plughost::registry::{CallError, EnvError, Registry, TokenError};
 use secrecy::ExposeSecret as _;
 
 use crate::support::{Load as _, PluginDir, fixtures, refusal};
@@ -66,7 +66,10 @@ async fn slow_provider_times_out_without_blocking_other_calls() {
     let env = registry.mutate_env("ws-1", BTreeMap::new()).await;
     assert!(env.is_ok(), "{env:?}");
     let err = slow.await.unwrap().unwrap_err();
-    assert!(matches!(err, TokenError::Timeout { ref plugin, .. } if plugin == "panicking"), "{err}");
+    assert!(
+        matches!(err, TokenError::Call { ref plugin, err: CallError::Timeout(_) } if plugin == "panicking"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
@@ -92,10 +95,10 @@ async fn env_chain_runs_in_order_and_stops_at_the_first_failure() {
     let registry = self::registry(&dir, Duration::from_secs(5)).await;
     let err = registry.mutate_env("ws-1", BTreeMap::new()).await.unwrap_err();
     assert!(
-        matches!(&err, EnvError::Failed { plugin, message } if plugin == "panicking" && message == "mutate_env panicked: boom in mutate_env"),
+        matches!(&err, EnvError { plugin, err: CallError::Panicked(message) } if plugin == "panicking" && message == "mutate_env panicked: boom in mutate_env"),
         "{err}"
     );
-    assert_eq!(err.plugin(), "panicking");
+    assert_eq!(err.plugin, "panicking");
 }
 
 #[tokio::test]

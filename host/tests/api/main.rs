@@ -6,6 +6,8 @@
 
 mod harness;
 
+mod isolation;
+
 mod auth;
 mod bad_input;
 mod env_chain;
