@@ -6,6 +6,7 @@ mod support;
 mod broken_files;
 mod cli;
 mod compatibility;
+mod isolation;
 mod loading;
 mod logging;
 mod panics;
