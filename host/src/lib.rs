@@ -7,10 +7,14 @@
 //! ## Design
 //!
 //! The path of a request, by module:
-//! HTTP route ([`api`]) -> [`registry`] (async, timeouts) -> plugin handle (`plughost_sdk::host`,
-//! the ABI call) -> the plugin. Plugins come from the [`loader`], which vets each file before
-//! the dynamic loader sees it, copies it into a content-addressed cache and checks its layout
-//! against the frozen layout of the SDK minor it was built with.
+//! HTTP route ([`api`]) -> [`registry`] (async, timeouts) -> where the plugin runs:
+//! - process mode (the default): its supervised worker process ([`isolation`]: the same binary,
+//!   the same `.so`, calls over a socket), which dies alone when the plugin crashes;
+//! - in-process: the plugin handle (`plughost_sdk::host`, the ABI call) -> the plugin.
+//!
+//! Plugins come from the [`loader`], which vets each file before the dynamic loader sees it,
+//! copies it into a content-addressed cache, and opens it (in a worker first, for a file never
+//! loaded before) checking its layout against the frozen layout of the SDK minor it was built with.
 //!
 //! Every command ([`cli`]) takes its settings from [`settings`], the one module that declares
 //! defaults and resolves flag > environment > config file > default; it reads the environment
@@ -19,7 +23,9 @@
 //! ## The public interface is:
 //!
 //! - [`loader`]: scanning a plugin directory ([`loader::scan`], [`loader::load_file`])
-//! - [`registry::Registry`]: the running set, token and env calls, reload
+//! - [`registry::Registry`]: the running set, token and env calls, reload; [`registry::CallError`]
+//!   says how a call failed (timeout, crashed, quarantined, panicked, plugin error)
+//! - [`isolation`]: plugin worker processes, their protocol and supervision
 //! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape
 //! - [`store::WorkspaceTokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
 //!   (GitHub installation tokens come from plugins; see [`api::tokens`])

@@ -5,7 +5,10 @@
 //! `plughost_http_request_duration_seconds{route}` (here; `route` is the route template, never
 //! the concrete path, so workspace ids do not explode the label set),
 //! `plughost_token_provider_seconds{plugin}`, `plughost_env_mutator_seconds{plugin}`,
-//! `plughost_plugins_loaded` and `plughost_plugins_refused` (recorded by the registry).
+//! `plughost_plugins_loaded` and `plughost_plugins_refused` (recorded by the registry),
+//! `plughost_plugin_call_seconds{plugin,mode,outcome}` (every plugin call, by isolation mode),
+//! and the supervision counters `plughost_plugin_crashes_total{plugin,cause}`,
+//! `plughost_plugin_restarts_total{plugin}`, `plughost_plugin_quarantines_total{plugin}`.
 //!
 //! The request families are tallied per thread and merged into the recorder before every
 //! render ([`flush`]), so a scrape sees every request answered before it.
@@ -47,6 +50,17 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
         metrics::Unit::Seconds,
         "Time an env mutator took to answer (timeouts included)"
     );
+    metrics::describe_histogram!(
+        "plughost_plugin_call_seconds",
+        metrics::Unit::Seconds,
+        "Time a plugin call took, by isolation mode (process, in-process) and outcome"
+    );
+    metrics::describe_counter!(
+        "plughost_plugin_crashes_total",
+        "Plugin worker processes that died (signal, exit, killed when stuck), by cause"
+    );
+    metrics::describe_counter!("plughost_plugin_restarts_total", "Plugin worker processes restarted after a death");
+    metrics::describe_counter!("plughost_plugin_quarantines_total", "Plugins quarantined for dying too often");
     metrics::describe_gauge!("plughost_plugins_loaded", "Plugins in the running set");
     metrics::describe_gauge!("plughost_plugins_refused", "Plugin files refused at the last scan");
     let upkeep = handle.clone();

@@ -516,7 +516,11 @@ impl Connection {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(self.failure_after_loss(id).await),
             Err(_) => {
-                self.watch_stuck(id);
+                // The worker stopped reading long enough for the socket to fill, and the frame
+                // may be half written: the stream is unusable, and the worker is stuck anyway.
+                tracing::warn!(pid = self.pid, "a plugin worker stopped reading its calls; killing it");
+                self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                self.kill();
                 return Err(CallFailure::Timeout);
             }
         }
