@@ -139,6 +139,8 @@ pub struct Registry {
 impl Registry {
     /// Scans the plugin directory once. Fails only if the directory itself is unusable.
     pub async fn load(config: LoaderConfig, call_timeout: Duration) -> Result<Arc<Registry>, LoadError> {
+        // Records a killed host left describe nothing that runs.
+        crate::isolation::quarantine::clear(&config.state_dir);
         let registry = Arc::new(Registry {
             config,
             call_timeout,

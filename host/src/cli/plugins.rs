@@ -3,12 +3,13 @@
 //! with the settings `serve` would resolve (config file and `[plugins.<name>]` tables included);
 //! the differences are [`Loading::Inspect`]'s: a scratch state directory, quieter plugins.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Subcommand;
 
+use crate::isolation::quarantine;
 use crate::loader::{self, LoadedPlugin, LoaderConfig};
 use crate::settings::{self, Environment, Flags, Loading, Settings};
 
@@ -20,19 +21,25 @@ pub enum PluginsCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// What serve would load from the plugin directory, and why the rest would be refused.
+    /// What serve would load from the plugin directory, and why the rest would be refused; and
+    /// which plugins a host running on the state directory has quarantined.
     List {
         #[arg(long, help = settings::PLUGIN_DIR.help("Directory of plugin .so files", settings::DEFAULT_PLUGIN_DIR))]
         plugin_dir: Option<PathBuf>,
+        #[arg(long, help = settings::STATE_DIR.help(
+            "State directory of the running host (for its quarantine records)",
+            settings::DEFAULT_STATE_DIR,
+        ))]
+        state_dir: Option<PathBuf>,
     },
 }
 
 pub fn run(cmd: PluginsCommand, config: Option<PathBuf>, env: Environment<'_>) -> ExitCode {
-    let plugin_dir = match &cmd {
-        PluginsCommand::List { plugin_dir } => plugin_dir.clone(),
-        PluginsCommand::Check { .. } => None,
+    let (plugin_dir, state_dir) = match &cmd {
+        PluginsCommand::List { plugin_dir, state_dir } => (plugin_dir.clone(), state_dir.clone()),
+        PluginsCommand::Check { .. } => (None, None),
     };
-    let settings = match Settings::load(Flags { config, plugin_dir, ..Flags::default() }, env) {
+    let settings = match Settings::load(Flags { config, plugin_dir, state_dir, ..Flags::default() }, env) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("plughost: {err}");
@@ -49,7 +56,7 @@ pub fn run(cmd: PluginsCommand, config: Option<PathBuf>, env: Environment<'_>) -
     let loader_config = settings.loader_config(Loading::Inspect { scratch_state_dir: scratch.path() });
     match cmd {
         PluginsCommand::Check { files } => check(&files, &loader_config),
-        PluginsCommand::List { .. } => list(&loader_config),
+        PluginsCommand::List { .. } => list(&loader_config, &settings.state_dir()),
     }
 }
 
@@ -71,12 +78,23 @@ fn check(files: &[PathBuf], config: &LoaderConfig) -> ExitCode {
     if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-fn list(config: &LoaderConfig) -> ExitCode {
+/// `running_state_dir`: the state directory of a host that may be running (where it keeps its
+/// quarantine records); `config` loads into a scratch one.
+fn list(config: &LoaderConfig, running_state_dir: &Path) -> ExitCode {
+    let quarantined = quarantine::read_all(running_state_dir);
     match loader::scan(config, &[]) {
         Ok(report) => {
             println!("plugin directory {}:", config.plugin_dir.display());
             for plugin in &report.plugins {
-                println!("load     {}: {}", plugin.file.display(), describe(plugin));
+                match quarantined.get(&plugin.name).filter(|record| record.sha256 == plugin.sha256) {
+                    Some(record) => println!(
+                        "load     {}: {}; quarantined by the running host: {}",
+                        plugin.file.display(),
+                        describe(plugin),
+                        record.reason
+                    ),
+                    None => println!("load     {}: {}", plugin.file.display(), describe(plugin)),
+                }
             }
             for rejected in &report.rejected {
                 println!("refuse   {}: {}", rejected.file.display(), rejected.error);

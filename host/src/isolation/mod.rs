@@ -17,6 +17,7 @@
 
 pub mod process;
 pub mod protocol;
+pub mod quarantine;
 pub mod supervisor;
 pub mod worker;
 
@@ -91,13 +92,16 @@ impl Isolation {
         self.plugins.get(plugin).and_then(|p| p.memory_limit_mb).map_or(self.memory_limit, mb)
     }
 
-    pub fn policy(&self, start_timeout: Duration) -> ProcessPolicy {
+    /// The supervision policy of one plugin; `quarantine_record` is where its quarantine record
+    /// goes and the hash of its file.
+    pub fn policy(&self, start_timeout: Duration, quarantine_record: Option<(PathBuf, String)>) -> ProcessPolicy {
         ProcessPolicy {
             start_timeout,
             stuck_grace: self.stuck_grace,
             crash_limit: self.crash_limit,
             crash_window: self.crash_window,
             max_backoff: self.max_backoff,
+            quarantine_record,
         }
     }
 }

@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 
 use super::process::{self, CallFailure, Connection, ExitCause, InitMessage, ReadyWorker, WorkerSpec};
 use super::protocol::{Call, Reply};
+use super::quarantine;
 
 /// Restart and quarantine policy of a worker.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct ProcessPolicy {
     pub crash_limit: usize,
     pub crash_window: Duration,
     pub max_backoff: Duration,
+    /// Where to keep the quarantine record for `plugins list`, and the file's hash it names.
+    pub quarantine_record: Option<(PathBuf, String)>,
 }
 
 /// Why a supervised call got no answer.
@@ -165,6 +169,7 @@ impl Supervisor {
             return;
         }
         self.shared.deaths.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.shared.remove_quarantine_record();
         tracing::info!(plugin = %self.shared.plugin, "quarantine lifted by a reload; restarting the worker");
         Shared::restart_after(&self.shared, ExitCause::Killed("quarantined"), Duration::ZERO);
     }
@@ -173,6 +178,7 @@ impl Supervisor {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         self.shared.stopped.store(true, Ordering::Release);
+        self.shared.remove_quarantine_record();
         let previous = self.shared.state.send_replace(State::Stopped);
         if let State::Running(connection) = previous {
             connection.kill();
@@ -181,6 +187,12 @@ impl Drop for Supervisor {
 }
 
 impl Shared {
+    fn remove_quarantine_record(&self) {
+        if let Some((file, _)) = &self.policy.quarantine_record {
+            quarantine::remove(file);
+        }
+    }
+
     /// Serves through `worker` until it dies.
     fn run(shared: &Arc<Shared>, worker: ReadyWorker) -> std::io::Result<()> {
         let on_exit = {
@@ -216,6 +228,9 @@ impl Shared {
             let quarantine = Quarantine { crashes: deaths, window: shared.policy.crash_window, last: cause };
             tracing::error!(plugin, "plugin worker died ({}); quarantined: {quarantine}", quarantine.last);
             metrics::counter!("plughost_plugin_quarantines_total", "plugin" => plugin.to_owned()).increment(1);
+            if let Some((file, sha256)) = &shared.policy.quarantine_record {
+                quarantine::write(file, &quarantine::Record { sha256: sha256.clone(), reason: quarantine.to_string() });
+            }
             shared.state.send_replace(State::Quarantined(quarantine));
             return;
         }

@@ -33,7 +33,7 @@ use plughost_sdk::host::{
 };
 
 use crate::isolation::process::{self, InitMessage, StartError, WorkerSpec};
-use crate::isolation::{Isolation, Mode, Supervisor};
+use crate::isolation::{self, Isolation, Mode, Supervisor};
 
 pub use cache::sha256_hex;
 
@@ -337,7 +337,8 @@ pub fn load_file(
         }
         (Purpose::Serve, Mode::Process) => {
             let pid = ready.pid();
-            let policy = config.isolation.policy(config.init_timeout);
+            let record = (isolation::quarantine::path(&config.state_dir, &name), sha256.clone());
+            let policy = config.isolation.policy(config.init_timeout, Some(record));
             let worker = Supervisor::start(name.clone(), ready, spec, init, policy)
                 .map_err(|err| LoadError::Io { action: "supervise the plugin worker", err })?;
             tracing::info!(plugin = %name, version = %version, sdk = %sdk_version, file = %file.display(),

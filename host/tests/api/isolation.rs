@@ -198,11 +198,33 @@ fn a_crash_loop_is_quarantined_until_a_reload_lifts_it() {
     assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 503);
     assert!(started.elapsed() < Duration::from_millis(500));
 
+    // The operator's other view, a separate process, sees it too.
+    let (status, stdout, stderr) = run_cli(&[
+        "plugins",
+        "list",
+        "--plugin-dir",
+        s.plugin_dir().to_str().unwrap(),
+        "--state-dir",
+        s.state_dir().to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{stderr}");
+    let line = stdout.lines().find(|l| l.contains(CRASHING)).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.ends_with("; quarantined by the running host: crashed 3 times in 60 s (SIGSEGV)"), "{line}");
+
     let reload = s.post("/admin/plugins/reload", Some(ADMIN), None);
     assert_eq!(reload.status, 200, "{}", reload.body);
     s.wait_plugins("restarted after the reload", |json| {
         json["plugins"][0]["status"].as_str().is_some_and(|st| st.starts_with("running"))
     });
+    let (_, stdout, _) = run_cli(&[
+        "plugins",
+        "list",
+        "--plugin-dir",
+        s.plugin_dir().to_str().unwrap(),
+        "--state-dir",
+        s.state_dir().to_str().unwrap(),
+    ]);
+    assert!(!stdout.contains("quarantined"), "{stdout}");
     assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 502, "it runs (and crashes) again");
 }
 
@@ -263,4 +285,24 @@ fn killing_the_host_with_sigkill_leaves_no_worker_behind() {
         assert!(Instant::now() < deadline, "workers outlived the host: {workers:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_slow_call_does_not_hold_up_the_calls_behind_it_in_the_same_worker() {
+    let s = server()
+        .config("token_cache_ms = 0\n")
+        .plugin(CRASHING, &fixtures().crashing, Some("token = \"slow\"\nslow_ms = 3000\n"))
+        .start();
+    std::thread::scope(|scope| {
+        let slow: Vec<_> =
+            (0..3).map(|_| scope.spawn(|| s.get("/admin/github-installation-token", Some(ADMIN)))).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        let env = s.post("/admin/workspaces/ws-1/env", Some(ADMIN), Some(r#"{"env":{}}"#));
+        assert_eq!(env.status, 200, "{}", env.body);
+        assert!(started.elapsed() < Duration::from_millis(1500), "the env call waited {:?}", started.elapsed());
+        for handle in slow {
+            assert_eq!(handle.join().unwrap().status, 200);
+        }
+    });
 }
