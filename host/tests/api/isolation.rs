@@ -47,6 +47,12 @@ fn wait_restarted(s: &Server, plugin: &str, old: u32) -> u32 {
     }
 }
 
+/// `plughost plugins list` on the server's directories, as an operator would run it beside it.
+fn plugins_list(s: &Server) -> (std::process::ExitStatus, String, String) {
+    let (plugin_dir, state_dir) = (s.plugin_dir().to_str().unwrap(), s.state_dir().to_str().unwrap());
+    run_cli(&["plugins", "list", "--plugin-dir", plugin_dir, "--state-dir", state_dir])
+}
+
 fn gone(pid: u32) -> bool {
     // Gone, or a zombie waiting for whoever inherited it: either way no plugin code runs.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -199,14 +205,7 @@ fn a_crash_loop_is_quarantined_until_a_reload_lifts_it() {
     assert!(started.elapsed() < Duration::from_millis(500));
 
     // The operator's other view, a separate process, sees it too.
-    let (status, stdout, stderr) = run_cli(&[
-        "plugins",
-        "list",
-        "--plugin-dir",
-        s.plugin_dir().to_str().unwrap(),
-        "--state-dir",
-        s.state_dir().to_str().unwrap(),
-    ]);
+    let (status, stdout, stderr) = plugins_list(&s);
     assert!(status.success(), "{stderr}");
     let line = stdout.lines().find(|l| l.contains(CRASHING)).unwrap_or_else(|| panic!("{stdout}"));
     assert!(line.ends_with("; quarantined by the running host: crashed 3 times in 60 s (SIGSEGV)"), "{line}");
@@ -216,14 +215,7 @@ fn a_crash_loop_is_quarantined_until_a_reload_lifts_it() {
     s.wait_plugins("restarted after the reload", |json| {
         json["plugins"][0]["status"].as_str().is_some_and(|st| st.starts_with("running"))
     });
-    let (_, stdout, _) = run_cli(&[
-        "plugins",
-        "list",
-        "--plugin-dir",
-        s.plugin_dir().to_str().unwrap(),
-        "--state-dir",
-        s.state_dir().to_str().unwrap(),
-    ]);
+    let (_, stdout, _) = plugins_list(&s);
     assert!(!stdout.contains("quarantined"), "{stdout}");
     assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 502, "it runs (and crashes) again");
 }
