@@ -8,6 +8,7 @@ mod erase;
 mod failures;
 mod fallback;
 mod get;
+mod input_limits;
 mod install;
 mod refresher;
 mod smart_http;
