@@ -31,11 +31,18 @@ pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
     documentation_url: &'static str,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: &str, documentation_url: &'static str) -> Self {
-        ApiError { status, message: message.to_owned(), documentation_url }
+        ApiError { status, message: message.to_owned(), documentation_url, headers: Vec::new() }
+    }
+
+    /// Adds a response header (rate-limit headers, `Retry-After`).
+    pub fn header(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.headers.push((name, value.to_string()));
+        self
     }
 
     pub fn not_found() -> Self {
@@ -62,7 +69,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "message": self.message, "documentation_url": self.documentation_url });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in self.headers {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
     }
 }
 

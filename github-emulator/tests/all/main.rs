@@ -7,6 +7,7 @@ mod clock_skew;
 mod control_http;
 mod discovery;
 mod faults;
+mod rate_limits;
 mod scoping;
 mod support;
 mod tokens;
