@@ -1,15 +1,18 @@
 //! The token cache: refresh ahead of expiry, one upstream request however many callers,
-//! and a still-valid token when GitHub fails.
+//! a still-valid token when GitHub fails, and one backoff shared by every caller.
 //!
 //! Rules, in order, for each caller:
 //! 1. A cached token with at least `margin` left is returned at once.
 //! 2. If a refresh is in flight, wait for it (single flight). A caller that holds a still-valid
 //!    fallback waits at most [`FALLBACK_WAIT`], then takes the fallback.
-//! 3. If the last refresh failed less than a backoff ago, do not ask GitHub again yet: return the
-//!    still-valid token, or the last error when there is none.
-//! 4. Otherwise this caller refreshes. With a still-valid fallback it tries once (a failure
-//!    serves the fallback and schedules the next try after a jittered backoff); without one it
-//!    retries transient failures with jittered backoff until the retry deadline.
+//! 3. If the last refresh failed and its backoff has not run out, do not ask GitHub again yet:
+//!    return the still-valid token, or the last error when there is none. After a rate limit,
+//!    the backoff lasts at least until the time GitHub named, and the error says when that is.
+//! 4. Otherwise this caller refreshes, every request ending by the retry deadline. With a
+//!    still-valid fallback it tries once (a failure serves the fallback and schedules the next
+//!    try after a jittered backoff); without one it retries transient failures with jittered
+//!    backoff until the retry deadline. A rate limit's wait is never cut short: if GitHub's
+//!    time falls after the deadline, the caller fails at once with the rate-limit error.
 //!
 //! A token is never returned with less than [`MIN_VALIDITY`] left: an expired token is worse
 //! than an error, since git would fail later and less clearly.
@@ -31,11 +34,22 @@ pub const FALLBACK_WAIT: Duration = Duration::from_secs(1);
 /// Where new tokens come from: GitHub in production.
 pub trait TokenSource: Send + Sync {
     fn fetch(&self) -> Result<InstallationToken, Error>;
+
+    /// [`fetch`](Self::fetch), giving up by `deadline`. Sources that cannot bound their
+    /// requests may keep the default.
+    fn fetch_before(&self, deadline: Instant) -> Result<InstallationToken, Error> {
+        let _ = deadline;
+        self.fetch()
+    }
 }
 
 impl TokenSource for GitHubClient {
     fn fetch(&self) -> Result<InstallationToken, Error> {
         self.mint()
+    }
+
+    fn fetch_before(&self, deadline: Instant) -> Result<InstallationToken, Error> {
+        self.mint_before(Some(deadline))
     }
 }
 
@@ -45,7 +59,8 @@ impl TokenSource for GitHubClient {
 pub struct RetryPolicy {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
-    /// Total time a caller without a fallback spends retrying.
+    /// Total time a refresh may take, retries and waits included. Keep it below the host's
+    /// plugin call timeout, or callers get the host's timeout instead of this plugin's error.
     pub deadline: Duration,
 }
 
@@ -67,7 +82,7 @@ struct State {
     last_error: Option<Error>,
     /// Consecutive failed refreshes.
     failures: u32,
-    /// No refresh before this, after a failure.
+    /// No refresh before this, after a failure: a backoff, or the time GitHub named.
     retry_at: Option<Instant>,
 }
 
@@ -164,7 +179,8 @@ impl<S: TokenSource> TokenCache<S> {
 
         // A panicking source must not leave `refreshing` set forever: the guard clears it.
         let guard = RefreshGuard { cache: self };
-        let result = if has_fallback { self.source.fetch() } else { self.fetch_with_retries() };
+        let deadline = Instant::now() + self.retry.deadline;
+        let result = if has_fallback { self.source.fetch_before(deadline) } else { self.fetch_with_retries(deadline) };
         std::mem::forget(guard);
 
         let mut state = relock(self.state.lock());
@@ -180,7 +196,9 @@ impl<S: TokenSource> TokenCache<S> {
             }
             Err(err) => {
                 state.failures = state.failures.saturating_add(1);
-                state.retry_at = Some(Instant::now() + self.retry.backoff(state.failures));
+                let backoff = Instant::now() + self.retry.backoff(state.failures);
+                // Every caller honours GitHub's time: one backoff for the installation.
+                state.retry_at = Some(err.retry_at().map_or(backoff, |at| at.instant().max(backoff)));
                 state.last_error = Some(err.clone());
                 match state.fallback() {
                     Some(token) => {
@@ -196,20 +214,27 @@ impl<S: TokenSource> TokenCache<S> {
         outcome
     }
 
-    fn fetch_with_retries(&self) -> Result<InstallationToken, Error> {
+    fn fetch_with_retries(&self, deadline: Instant) -> Result<InstallationToken, Error> {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let err = match self.source.fetch() {
+            let err = match self.source.fetch_before(deadline) {
                 Ok(token) => return Ok(token),
                 Err(err) if !err.is_transient() => return Err(err),
                 Err(err) => err,
             };
-            let wait = self.retry.backoff(attempts);
-            if started.elapsed() + wait >= self.retry.deadline {
+            let now = Instant::now();
+            let backoff = now + self.retry.backoff(attempts);
+            let wake = err.retry_at().map_or(backoff, |at| at.instant().max(backoff));
+            if wake >= deadline {
+                if attempts == 1 && err.retry_at().is_some() {
+                    // GitHub's time is past the deadline: say when, at once.
+                    return Err(err);
+                }
                 return Err(Error::GaveUp { attempts, elapsed: started.elapsed(), last: Box::new(err) });
             }
+            let wait = wake - now;
             tracing::debug!(error = %err, ?wait, attempts, "token request failed; retrying");
             std::thread::sleep(wait);
         }

@@ -18,6 +18,9 @@ use crate::error::ConfigError;
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
+/// Default of `retry_deadline_secs`: inside the host's default plugin call timeout (10 s), so a
+/// caller gets this plugin's error, not the host's timeout.
+pub const DEFAULT_RETRY_DEADLINE: Duration = Duration::from_secs(8);
 /// Installation tokens live one hour; a margin at least that long would refresh on every call.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -118,7 +121,7 @@ pub struct Config {
     pub scope: TokenScope,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
-    /// How long a caller with no usable token keeps retrying transient failures.
+    /// How long a refresh may take, retries and waits included (each request ends by then too).
     pub retry_deadline: Duration,
     /// First wait between retries; doubles up to `max_backoff`, with jitter.
     pub initial_backoff: Duration,
@@ -144,7 +147,7 @@ impl Config {
             scope: TokenScope::default(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(15),
-            retry_deadline: Duration::from_secs(15),
+            retry_deadline: DEFAULT_RETRY_DEADLINE,
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             user_agent: format!("plughost-github-app-auth/{}", env!("CARGO_PKG_VERSION")),

@@ -20,8 +20,9 @@
 //! repositories = ["widgets"]            # optional down-scoping; also repository_ids, permissions
 //! permissions = { contents = "read" }
 //! connect_timeout_secs = 5
-//! request_timeout_secs = 15
-//! retry_deadline_secs = 15              # how long a caller without a usable token may wait
+//! request_timeout_secs = 15             # one request; never past the retry deadline either
+//! retry_deadline_secs = 8               # how long a refresh may take, retries included: keep it
+//!                                       # below the host's plugin_call_timeout_ms (default 10 s)
 //! user_agent = "plughost-github-app-auth/0.1.0"
 //! [env]                                 # the env mutator
 //! token_vars = ["GH_TOKEN", "GITHUB_TOKEN"]    # [] writes no token into workspace environments
@@ -38,6 +39,9 @@
 //!   GitHub's clock taken from the `Date` header, and keeps that offset for later requests.
 //! - [`TokenCache`]: refresh ahead of expiry, single flight across threads, a still-valid token
 //!   served while GitHub fails, jittered backoff within a deadline, never an expired token.
+//!   GitHub's rate limits are honoured (`Retry-After`; `x-ratelimit-reset` with none remaining;
+//!   else a minute) with one backoff for every caller: nobody asks GitHub before the time it
+//!   named, and a caller without a usable token learns at once when that is.
 //! - `plugin`: the plughost-sdk glue (token provider + env mutator), thin on top of the above.
 //! - Secrets ([`InstallationToken`], [`PrivateKey`]) print as `[REDACTED]`; errors quote GitHub's
 //!   message but never a token, a JWT or a key.
@@ -52,10 +56,10 @@
 pub use cache::{FALLBACK_WAIT, MIN_VALIDITY, RetryPolicy, TokenCache, TokenSource};
 pub use client::GitHubClient;
 pub use config::{
-    AppIdentity, Config, DEFAULT_API_URL, DEFAULT_REFRESH_MARGIN, EnvSettings, InstallationTarget, PrivateKey,
-    TokenScope,
+    AppIdentity, Config, DEFAULT_API_URL, DEFAULT_REFRESH_MARGIN, DEFAULT_RETRY_DEADLINE, EnvSettings,
+    InstallationTarget, PrivateKey, TokenScope,
 };
-pub use error::{ConfigError, Error};
+pub use error::{ConfigError, Error, RetryAt};
 pub use token::InstallationToken;
 
 mod cache;

@@ -91,6 +91,15 @@ fn defaults_and_environment_fallbacks() {
 }
 
 #[test]
+fn the_default_retry_deadline_fits_inside_the_hosts_call_timeout() {
+    let config = load("app_id = 1\ninstallation_id = 2", &[("GITHUB_APP_PRIVATE_KEY", &shared_test_key().private_pem)])
+        .expect("loads");
+    // plughost's default plugin_call_timeout_ms is 10 s: past it the caller gets 504, not our 500.
+    assert_eq!(config.retry_deadline, Duration::from_secs(8));
+    assert_eq!(config.retry_deadline, github_app_auth::DEFAULT_RETRY_DEADLINE);
+}
+
+#[test]
 fn relative_key_path_is_resolved_against_the_config_folder() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("app.pem"), &shared_test_key().private_pem).unwrap();

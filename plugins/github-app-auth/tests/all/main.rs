@@ -5,6 +5,7 @@ mod discovery_and_env;
 mod errors;
 mod outage;
 mod plugin_sdk;
+mod rate_limits;
 mod redaction;
 mod refresh_margin;
 mod single_flight;
