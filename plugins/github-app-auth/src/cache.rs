@@ -3,8 +3,8 @@
 //!
 //! Rules, in order, for each caller:
 //! 1. A cached token with at least `margin` left is returned at once.
-//! 2. If a refresh is in flight, wait for it (single flight). A caller that holds a still-valid
-//!    fallback waits at most [`FALLBACK_WAIT`], then takes the fallback.
+//! 2. If a refresh is in flight, wait for it (single flight). A caller that holds a fallback
+//!    waits at most [`FALLBACK_WAIT`], then takes the fallback.
 //! 3. If the last refresh failed and its backoff has not run out, do not ask GitHub again yet:
 //!    return the still-valid token, or the last error when there is none. After a rate limit,
 //!    the backoff lasts at least until the time GitHub named, and the error says when that is.
@@ -14,8 +14,10 @@
 //!    backoff until the retry deadline. A rate limit's wait is never cut short: if GitHub's
 //!    time falls after the deadline, the caller fails at once with the rate-limit error.
 //!
-//! A token is never returned with less than [`MIN_VALIDITY`] left: an expired token is worse
-//! than an error, since git would fail later and less clearly.
+//! A fallback is a cached token with at least `min_validity` left (`min_validity_secs`, default
+//! 60 s): a token with seconds left would let git start a clone and fail part-way, which is
+//! worse than a clear error now. Even a just-minted token is never returned with less than
+//! [`MIN_VALIDITY`] left.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -26,7 +28,7 @@ use crate::client::GitHubClient;
 use crate::error::Error;
 use crate::token::InstallationToken;
 
-/// Shortest validity a served token may have.
+/// Shortest validity any served token may have, a just-minted one included.
 pub const MIN_VALIDITY: Duration = Duration::from_secs(1);
 /// How long a caller holding a valid fallback waits for an in-flight refresh.
 pub const FALLBACK_WAIT: Duration = Duration::from_secs(1);
@@ -91,8 +93,14 @@ impl State {
         self.token.as_ref().filter(|t| t.remaining() >= margin)
     }
 
-    fn fallback(&self) -> Option<&InstallationToken> {
-        self.token.as_ref().filter(|t| t.remaining() >= MIN_VALIDITY)
+    /// What may be served while GitHub fails.
+    fn fallback(&self, min_validity: Duration) -> Option<&InstallationToken> {
+        self.token.as_ref().filter(|t| t.remaining() >= min_validity.max(MIN_VALIDITY))
+    }
+
+    /// The token the last refresh brought, when it succeeded.
+    fn just_minted(&self) -> Option<&InstallationToken> {
+        self.token.as_ref().filter(|t| self.last_error.is_none() && t.remaining() >= MIN_VALIDITY)
     }
 }
 
@@ -100,6 +108,7 @@ impl State {
 pub struct TokenCache<S> {
     source: S,
     margin: Duration,
+    min_validity: Duration,
     retry: RetryPolicy,
     state: Mutex<State>,
     refreshed: Condvar,
@@ -113,8 +122,9 @@ fn relock<T>(result: Result<T, PoisonError<T>>) -> T {
 
 impl<S: TokenSource> TokenCache<S> {
     /// `margin`: a token with less than this left is refreshed before being served.
-    pub fn new(source: S, margin: Duration, retry: RetryPolicy) -> Self {
-        TokenCache { source, margin, retry, state: Mutex::default(), refreshed: Condvar::new() }
+    /// `min_validity`: while GitHub fails, a cached token is served only with this much left.
+    pub fn new(source: S, margin: Duration, min_validity: Duration, retry: RetryPolicy) -> Self {
+        TokenCache { source, margin, min_validity, retry, state: Mutex::default(), refreshed: Condvar::new() }
     }
 
     pub fn source(&self) -> &S {
@@ -130,10 +140,11 @@ impl<S: TokenSource> TokenCache<S> {
             }
             if state.refreshing {
                 state = self.wait_for_refresh(state);
-                if let Some(token) = state.fresh(self.margin) {
+                let finished = !state.refreshing;
+                if let Some(token) = state.fresh(self.margin).or_else(|| state.just_minted().filter(|_| finished)) {
                     return Ok(token.clone());
                 }
-                if let Some(token) = state.fallback() {
+                if let Some(token) = state.fallback(self.min_validity) {
                     return Ok(token.clone());
                 }
                 if let Some(err) = &state.last_error {
@@ -142,7 +153,7 @@ impl<S: TokenSource> TokenCache<S> {
                 continue;
             }
             if state.retry_at.is_some_and(|at| Instant::now() < at) {
-                if let Some(token) = state.fallback() {
+                if let Some(token) = state.fallback(self.min_validity) {
                     return Ok(token.clone());
                 }
                 if let Some(err) = &state.last_error {
@@ -158,7 +169,7 @@ impl<S: TokenSource> TokenCache<S> {
         let generation = state.generation;
         let started = Instant::now();
         while state.refreshing && state.generation == generation {
-            if state.fallback().is_some() {
+            if state.fallback(self.min_validity).is_some() {
                 let waited = started.elapsed();
                 if waited >= FALLBACK_WAIT {
                     break;
@@ -174,7 +185,7 @@ impl<S: TokenSource> TokenCache<S> {
     /// Runs the refresh as the single caller allowed to, then wakes the others.
     fn refresh<'a>(&'a self, mut state: MutexGuard<'a, State>) -> Result<InstallationToken, Error> {
         state.refreshing = true;
-        let has_fallback = state.fallback().is_some();
+        let has_fallback = state.fallback(self.min_validity).is_some();
         drop(state);
 
         // A panicking source must not leave `refreshing` set forever: the guard clears it.
@@ -200,7 +211,7 @@ impl<S: TokenSource> TokenCache<S> {
                 // Every caller honours GitHub's time: one backoff for the installation.
                 state.retry_at = Some(err.retry_at().map_or(backoff, |at| at.instant().max(backoff)));
                 state.last_error = Some(err.clone());
-                match state.fallback() {
+                match state.fallback(self.min_validity) {
                     Some(token) => {
                         tracing::warn!(error = %err, remaining = ?token.remaining(), "token refresh failed; serving the cached token while it is valid");
                         Ok(token.clone())

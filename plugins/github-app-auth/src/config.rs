@@ -18,6 +18,9 @@ use crate::error::ConfigError;
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
+/// Default of `min_validity_secs`: while GitHub fails, a cached token is served only while it has
+/// at least this long left, so that what it is used for (a clone, a push) can finish.
+pub const DEFAULT_MIN_VALIDITY: Duration = Duration::from_secs(60);
 /// Default of `retry_deadline_secs`: inside the host's default plugin call timeout (10 s), so a
 /// caller gets this plugin's error, not the host's timeout.
 pub const DEFAULT_RETRY_DEADLINE: Duration = Duration::from_secs(8);
@@ -118,6 +121,8 @@ pub struct Config {
     /// Without a trailing slash.
     pub api_url: String,
     pub refresh_margin: Duration,
+    /// While GitHub fails, a cached token is served only while it has at least this long left.
+    pub min_validity: Duration,
     pub scope: TokenScope,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
@@ -144,6 +149,7 @@ impl Config {
             private_key,
             api_url: parse_api_url(api_url, "api_url")?,
             refresh_margin: DEFAULT_REFRESH_MARGIN,
+            min_validity: DEFAULT_MIN_VALIDITY,
             scope: TokenScope::default(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(15),
@@ -187,6 +193,7 @@ const KNOWN_KEYS: &[&str] = &[
     "private_key",
     "api_url",
     "refresh_margin_secs",
+    "min_validity_secs",
     "repositories",
     "repository_ids",
     "permissions",
@@ -250,6 +257,27 @@ impl Raw<'_> {
                 ));
             }
             config.refresh_margin = Duration::from_secs(margin);
+        }
+        let min_validity = match self.get::<u64>("min_validity_secs")? {
+            Some(secs) => Some(("min_validity_secs", secs)),
+            None => match self.env("GITHUB_APP_MIN_VALIDITY_SECS") {
+                Some(v) => Some((
+                    "GITHUB_APP_MIN_VALIDITY_SECS",
+                    v.trim().parse().map_err(|_| {
+                        ConfigError::new("GITHUB_APP_MIN_VALIDITY_SECS", "expected a whole number of seconds")
+                    })?,
+                )),
+                None => None,
+            },
+        };
+        if let Some((setting, secs)) = min_validity {
+            if secs == 0 || Duration::from_secs(secs) >= TOKEN_LIFETIME {
+                return Err(ConfigError::new(
+                    setting,
+                    format!("{secs} is not between 1 and the 3600 s lifetime of installation tokens"),
+                ));
+            }
+            config.min_validity = Duration::from_secs(secs);
         }
         for (key, slot) in [
             ("connect_timeout_secs", &mut config.connect_timeout),

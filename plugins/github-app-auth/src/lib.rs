@@ -16,7 +16,9 @@
 //! private_key_path = "app.pem"          # GITHUB_APP_PRIVATE_KEY_PATH; relative to the plugin's folder
 //! # private_key = """-----BEGIN RSA PRIVATE KEY-----..."""   (GITHUB_APP_PRIVATE_KEY)
 //! api_url = "https://api.github.com"    # GITHUB_API_URL; GHES: "https://ghe.example.com/api/v3"
-//! refresh_margin_secs = 600             # a served token always has at least this long left
+//! refresh_margin_secs = 600             # a token with less than this left is refreshed first
+//! min_validity_secs = 60                # GITHUB_APP_MIN_VALIDITY_SECS; while GitHub fails, a cached
+//!                                       # token is served only while it has at least this long left
 //! repositories = ["widgets"]            # optional down-scoping; also repository_ids, permissions
 //! permissions = { contents = "read" }
 //! connect_timeout_secs = 5
@@ -56,8 +58,8 @@
 pub use cache::{FALLBACK_WAIT, MIN_VALIDITY, RetryPolicy, TokenCache, TokenSource};
 pub use client::GitHubClient;
 pub use config::{
-    AppIdentity, Config, DEFAULT_API_URL, DEFAULT_REFRESH_MARGIN, DEFAULT_RETRY_DEADLINE, EnvSettings,
-    InstallationTarget, PrivateKey, TokenScope,
+    AppIdentity, Config, DEFAULT_API_URL, DEFAULT_MIN_VALIDITY, DEFAULT_REFRESH_MARGIN, DEFAULT_RETRY_DEADLINE,
+    EnvSettings, InstallationTarget, PrivateKey, TokenScope,
 };
 pub use error::{ConfigError, Error, RetryAt};
 pub use token::InstallationToken;
@@ -87,12 +89,13 @@ impl GitHubAppAuth {
             deadline: config.retry_deadline,
         };
         GitHubAppAuth {
-            cache: TokenCache::new(GitHubClient::new(config), config.refresh_margin, retry),
+            cache: TokenCache::new(GitHubClient::new(config), config.refresh_margin, config.min_validity, retry),
             env: config.env.clone(),
         }
     }
 
-    /// A token with at least `refresh_margin` left (or, while GitHub fails, one still valid).
+    /// A token with at least `refresh_margin` left (or, while GitHub fails, a cached one with at
+    /// least `min_validity` left).
     pub fn token(&self) -> Result<InstallationToken, Error> {
         self.cache.token()
     }
