@@ -13,6 +13,9 @@
 //!   plain std threads and async tests can both use it, and dropping the handle stops it.
 //! - Every GitHub route is answered both at `/...` (github.com) and at `/api/v3/...`
 //!   (GitHub Enterprise Server).
+//! - TLS mode ([`EmulatorConfig::tls`]): https with a server certificate from a [`TestCa`], a
+//!   throwaway CA generated at run time, as GitHub Enterprise Server behind a private CA is met
+//!   in the field: clients succeed only when told to trust that CA.
 //! - The emulator has its own clock: a configurable skew shifts the time it checks `iat`/`exp`
 //!   against and the time it reports in every response's `Date` header, so clients can be tested
 //!   on their recovery from clock skew.
@@ -48,7 +51,7 @@
 //!
 //! # Non-features
 //!
-//! No webhooks, no rate-limit headers outside injected rate limits (and no counting of requests
+//! No client certificates, no webhooks, no rate-limit headers outside injected rate limits (and no counting of requests
 //! against a limit), no OAuth user flows, no pagination (lists are answered
 //! whole), no HTTP/2.
 //!
@@ -58,6 +61,7 @@ pub use config::{TEST_APP_ID, TEST_CLIENT_ID, TEST_INSTALLATION_ID, TEST_ORG};
 pub use faults::Fault;
 pub use keys::{KeyError, TestKeyPair, shared_test_key};
 pub use server::{Attempt, Emulator, EmulatorHandle, StartError, Stats, TokenInfo};
+pub use tls::{TestCa, TlsError};
 
 mod api;
 mod auth;
@@ -67,3 +71,4 @@ mod faults;
 mod keys;
 mod server;
 mod state;
+mod tls;

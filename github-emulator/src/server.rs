@@ -36,6 +36,8 @@ pub enum StartError {
     },
     #[error("cannot start the emulator's runtime")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot set up TLS")]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// Counters since start, as `GET /_emulator/stats` also reports them.
@@ -94,6 +96,10 @@ impl Emulator {
     /// until the handle is dropped. Works from sync and async code alike.
     pub fn start(config: EmulatorConfig) -> Result<EmulatorHandle, StartError> {
         let shared = Arc::new(Shared::new(&config).map_err(StartError::Config)?);
+        let tls = match &config.tls {
+            Some(ca) => Some(tokio_rustls::TlsAcceptor::from(ca.server_config().map_err(StartError::Tls)?)),
+            None => None,
+        };
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
@@ -111,7 +117,7 @@ impl Emulator {
             .spawn(move || {
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => serve(listener, router, stop_rx).await,
+                        Ok(listener) => serve(listener, tls, router, stop_rx).await,
                         Err(e) => tracing::error!("github-emulator: cannot register listener: {e}"),
                     }
                 });
@@ -136,14 +142,15 @@ impl EmulatorHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`: the `api_url` of a github.com-style client.
+    /// `http://127.0.0.1:PORT` (`https://` in TLS mode): the `api_url` of a github.com-style client.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.shared.scheme, self.addr)
     }
 
-    /// `http://127.0.0.1:PORT/api/v3`: the `api_url` of a GitHub Enterprise Server client.
+    /// `http://127.0.0.1:PORT/api/v3` (`https://` in TLS mode): the `api_url` of a GitHub
+    /// Enterprise Server client.
     pub fn ghes_base_url(&self) -> String {
-        format!("http://{}{GHES_PREFIX}", self.addr)
+        format!("{}{GHES_PREFIX}", self.base_url())
     }
 
     /// Installation tokens minted so far.
@@ -264,7 +271,15 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn serve(listener: tokio::net::TcpListener, router: Router, mut stop: tokio::sync::oneshot::Receiver<()>) {
+/// How long a TLS client may take to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
     loop {
         let stream = tokio::select! {
             _ = &mut stop => return,
@@ -279,29 +294,45 @@ async fn serve(listener: tokio::net::TcpListener, router: Router, mut stop: toki
             },
         };
         let router = router.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let router = router.clone();
-                async move {
-                    let response = match router.oneshot(req).await {
-                        Ok(r) => r,
-                        Err(never) => match never {},
-                    };
-                    if response.extensions().get::<DropConnection>().is_some() {
-                        // An error from the service makes hyper close the socket unanswered.
-                        return Err(ConnectionDropped);
-                    }
-                    Ok::<_, ConnectionDropped>(response)
-                }
-            });
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                tracing::debug!("github-emulator: connection ended: {e}");
+            match tls {
+                None => serve_connection(stream, router).await,
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, router).await,
+                    // A client that does not trust the test CA ends here, as it should.
+                    Ok(Err(e)) => tracing::debug!("github-emulator: TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!("github-emulator: TLS handshake timed out"),
+                },
             }
         });
+    }
+}
+
+async fn serve_connection<S>(stream: S, router: Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        async move {
+            let response = match router.oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            if response.extensions().get::<DropConnection>().is_some() {
+                // An error from the service makes hyper close the socket unanswered.
+                return Err(ConnectionDropped);
+            }
+            Ok::<_, ConnectionDropped>(response)
+        }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!("github-emulator: connection ended: {e}");
     }
 }
 

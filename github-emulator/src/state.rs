@@ -47,6 +47,8 @@ pub(crate) struct RateLimitWindow {
 }
 
 pub(crate) struct Shared {
+    /// `http` or `https` (TLS mode).
+    pub scheme: &'static str,
     pub apps: Vec<App>,
     pub installations: Vec<InstallationConfig>,
     pub jwt_leeway: Duration,
@@ -83,6 +85,7 @@ impl Shared {
             }
         }
         Ok(Shared {
+            scheme: if config.tls.is_some() { "https" } else { "http" },
             apps,
             installations: config.installations.clone(),
             jwt_leeway: config.jwt_leeway,

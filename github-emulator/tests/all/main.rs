@@ -10,4 +10,5 @@ mod faults;
 mod rate_limits;
 mod scoping;
 mod support;
+mod tls;
 mod tokens;

@@ -79,7 +79,17 @@ pub fn call(method: &str, url: &str, auth: Option<&str>, body: Option<&Value>) -
 }
 
 pub fn try_call(method: &str, url: &str, auth: Option<&str>, body: Option<&Value>) -> Result<Reply, ureq::Error> {
-    let agent = agent();
+    try_call_with(&agent(), method, url, auth, body)
+}
+
+/// [`try_call`] through `agent` (e.g. one that trusts a test CA).
+pub fn try_call_with(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    auth: Option<&str>,
+    body: Option<&Value>,
+) -> Result<Reply, ureq::Error> {
     let mut builder = ureq::http::Request::builder()
         .method(method)
         .uri(url)
