@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::config::{Config, InstallationTarget, TokenScope};
+use crate::config::{Config, InstallationTarget, TlsTrust, TokenScope};
 use crate::error::{Error, RetryAt};
 use crate::jwt::AppJwtSigner;
 use crate::token::InstallationToken;
@@ -32,6 +32,8 @@ pub struct GitHubClient {
     clock_offset_ms: AtomicI64,
     connect_timeout: Duration,
     request_timeout: Duration,
+    /// What to suggest when the TLS handshake fails.
+    tls_hint: String,
 }
 
 /// A response, reduced to what the client looks at.
@@ -47,7 +49,31 @@ struct Reply {
 
 impl GitHubClient {
     pub fn new(config: &Config) -> Self {
+        use ureq::tls::{RootCerts, TlsConfig};
+        let (roots, tls_hint) = match &config.tls {
+            TlsTrust::Builtin => (
+                RootCerts::WebPki,
+                "if the server's certificate comes from a private CA (e.g. GitHub Enterprise Server behind a \
+                 corporate CA), set ca_bundle_path to that CA's PEM bundle, or tls_roots = \"system\" to trust \
+                 the operating system's trust store"
+                    .to_owned(),
+            ),
+            TlsTrust::System => (
+                RootCerts::PlatformVerifier,
+                "the operating system's trust store (tls_roots = \"system\") does not accept the server's \
+                 certificate: add its CA there, or set ca_bundle_path to that CA's PEM bundle"
+                    .to_owned(),
+            ),
+            TlsTrust::Bundle(bundle) => (
+                RootCerts::new_with_certs(bundle.certs()),
+                format!(
+                    "the CA bundle {} (ca_bundle_path) does not hold the CA that signed the server's certificate",
+                    bundle.path().display()
+                ),
+            ),
+        };
         let agent = ureq::Agent::config_builder()
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
             .http_status_as_error(false)
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.request_timeout))
@@ -68,6 +94,7 @@ impl GitHubClient {
             clock_offset_ms: AtomicI64::new(0),
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
+            tls_hint,
         }
     }
 
@@ -253,6 +280,8 @@ impl GitHubClient {
         };
         if timed_out {
             Error::Timeout { url: url.to_owned(), connect: self.connect_timeout, request: timeout }
+        } else if let Some(reason) = tls_failure(&err) {
+            Error::Tls { url: url.to_owned(), reason, hint: self.tls_hint.clone() }
         } else {
             Error::Transport { url: url.to_owned(), reason: err.to_string() }
         }
@@ -289,6 +318,17 @@ impl GitHubClient {
             return Err(invalid("GitHub returned a token that has already expired by its own clock"));
         }
         Ok(InstallationToken::new(token.to_owned(), expires_at, reply.received + lifetime, permissions, selection))
+    }
+}
+
+/// What went wrong in TLS, if that is what failed: ureq reports handshake failures as rustls
+/// errors, some wrapped in an `io::Error`.
+fn tls_failure(err: &ureq::Error) -> Option<String> {
+    match err {
+        ureq::Error::Rustls(e) => Some(e.to_string()),
+        ureq::Error::Tls(e) => Some((*e).to_owned()),
+        ureq::Error::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).map(ToString::to_string),
+        _ => None,
     }
 }
 

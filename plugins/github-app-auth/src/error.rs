@@ -66,6 +66,10 @@ pub enum Error {
     #[error("cannot reach {url}: {reason}")]
     Transport { url: String, reason: String },
 
+    /// The TLS handshake failed, typically a server certificate from a CA not trusted here.
+    #[error("TLS with {url} failed ({reason}): {hint}")]
+    Tls { url: String, reason: String, hint: String },
+
     #[error("unusable answer from {url}: {reason}")]
     InvalidResponse { url: String, reason: String },
 

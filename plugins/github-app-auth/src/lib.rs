@@ -16,6 +16,10 @@
 //! private_key_path = "app.pem"          # GITHUB_APP_PRIVATE_KEY_PATH; relative to the plugin's folder
 //! # private_key = """-----BEGIN RSA PRIVATE KEY-----..."""   (GITHUB_APP_PRIVATE_KEY)
 //! api_url = "https://api.github.com"    # GITHUB_API_URL; GHES: "https://ghe.example.com/api/v3"
+//! tls_roots = "builtin"                 # GITHUB_APP_TLS_ROOTS; "builtin": the roots compiled into the
+//!                                       # plugin; "system": the operating system's trust store
+//! # ca_bundle_path = "corp-ca.pem"      # GITHUB_APP_CA_BUNDLE_PATH; trust exactly these CAs (PEM;
+//!                                       # relative to the plugin's folder), e.g. GHES behind a private CA
 //! refresh_margin_secs = 600             # a token with less than this left is refreshed first
 //! min_validity_secs = 60                # GITHUB_APP_MIN_VALIDITY_SECS; while GitHub fails, a cached
 //!                                       # token is served only while it has at least this long left
@@ -39,6 +43,9 @@
 //! - `jwt`: RS256 App JWTs, `iat` 60 s back, `exp` 9 minutes ahead, `iss` the client or app id.
 //! - [`GitHubClient`]: blocking HTTP (ureq) with timeouts; on a 401 it re-signs once with
 //!   GitHub's clock taken from the `Date` header, and keeps that offset for later requests.
+//!   TLS trusts the built-in roots, the operating system's store, or a CA bundle; a failed
+//!   handshake says which setting would trust the server. Proxies come from the host
+//!   process's standard variables (`HTTPS_PROXY`, `NO_PROXY`, ...), set by the operator.
 //! - [`TokenCache`]: refresh ahead of expiry, single flight across threads, a still-valid token
 //!   served while GitHub fails, jittered backoff within a deadline, never an expired token.
 //!   GitHub's rate limits are honoured (`Retry-After`; `x-ratelimit-reset` with none remaining;
@@ -58,8 +65,8 @@
 pub use cache::{FALLBACK_WAIT, MIN_VALIDITY, RetryPolicy, TokenCache, TokenSource};
 pub use client::GitHubClient;
 pub use config::{
-    AppIdentity, Config, DEFAULT_API_URL, DEFAULT_MIN_VALIDITY, DEFAULT_REFRESH_MARGIN, DEFAULT_RETRY_DEADLINE,
-    EnvSettings, InstallationTarget, PrivateKey, TokenScope,
+    AppIdentity, CaBundle, Config, DEFAULT_API_URL, DEFAULT_MIN_VALIDITY, DEFAULT_REFRESH_MARGIN,
+    DEFAULT_RETRY_DEADLINE, EnvSettings, InstallationTarget, PrivateKey, TlsTrust, TokenScope,
 };
 pub use error::{ConfigError, Error, RetryAt};
 pub use token::InstallationToken;

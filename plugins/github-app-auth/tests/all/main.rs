@@ -11,3 +11,4 @@ mod refresh_margin;
 mod single_flight;
 mod skew;
 mod support;
+mod tls;
