@@ -13,3 +13,4 @@ mod install;
 mod refresher;
 mod smart_http;
 mod support;
+mod transport;
