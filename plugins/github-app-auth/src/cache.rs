@@ -131,7 +131,8 @@ impl<S: TokenSource> TokenCache<S> {
         &self.source
     }
 
-    /// A token with at least the margin left, or, when GitHub fails, one still valid.
+    /// A token with at least the margin left, or, while GitHub fails, a cached one with at least
+    /// `min_validity` left.
     pub fn token(&self) -> Result<InstallationToken, Error> {
         let mut state = relock(self.state.lock());
         loop {
