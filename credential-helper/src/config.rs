@@ -1,6 +1,7 @@
 //! Everything the helper reads from its environment, read once.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::secret::Secret;
@@ -35,6 +36,65 @@ pub struct EnvToken {
     pub token: Secret,
 }
 
+/// Which certificate authorities the helper trusts for an `https://` `PLATFORM_URL`.
+#[derive(Debug, Clone, Default)]
+pub enum TlsTrust {
+    /// The default, `PLUGHOST_TLS_ROOTS=builtin`: Mozilla's roots, compiled in.
+    #[default]
+    Builtin,
+    /// `PLUGHOST_TLS_ROOTS=system`: the operating system's trust store (on Linux its CA files,
+    /// or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set).
+    System,
+    /// `PLUGHOST_CA_BUNDLE`: exactly the CA certificates of this PEM file.
+    Bundle(CaBundle),
+}
+
+/// The certificates of `PLUGHOST_CA_BUNDLE`, read once.
+#[derive(Clone)]
+pub struct CaBundle {
+    /// The file.
+    pub path: PathBuf,
+    certs: Vec<ureq::tls::Certificate<'static>>,
+}
+
+impl CaBundle {
+    fn load(path: &Path) -> Result<Self, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            if let ureq::tls::PemItem::Certificate(cert) = item.map_err(|e| format!("not valid PEM: {e}"))? {
+                certs.push(cert);
+            }
+        }
+        if certs.is_empty() {
+            return Err("it holds no PEM certificate".to_owned());
+        }
+        Ok(Self { path: path.to_owned(), certs })
+    }
+
+    /// The certificates.
+    pub fn certs(&self) -> &[ureq::tls::Certificate<'static>] {
+        &self.certs
+    }
+}
+
+impl fmt::Debug for CaBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaBundle").field("path", &self.path).field("certificates", &self.certs.len()).finish()
+    }
+}
+
+/// `PLUGHOST_PLATFORM_PROXY`: the only proxy the request to plughost ever goes through.
+#[derive(Clone)]
+pub struct PlatformProxy(pub ureq::Proxy);
+
+impl fmt::Debug for PlatformProxy {
+    /// Without the credentials the URL may carry.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PlatformProxy({:?}://{}:{})", self.0.protocol(), self.0.host(), self.0.port())
+    }
+}
+
 /// The helper's configuration; see the crate documentation for each variable.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -58,6 +118,10 @@ pub struct Config {
     pub env_tokens: Vec<EnvToken>,
     /// `$GH_CONFIG_DIR`, else `$XDG_CONFIG_HOME/gh`, else `~/.config/gh` (gh's own lookup order).
     pub gh_config_dir: Option<PathBuf>,
+    /// `PLUGHOST_CA_BUNDLE` or `PLUGHOST_TLS_ROOTS`.
+    pub tls: TlsTrust,
+    /// `PLUGHOST_PLATFORM_PROXY`; `None`: always a direct connection.
+    pub platform_proxy: Option<PlatformProxy>,
 }
 
 /// A variable that is set but unusable.
@@ -86,6 +150,37 @@ pub enum ConfigError {
         /// Its value.
         value: String,
     },
+    /// `PLATFORM_URL` is plain http to another machine, without the opt-in.
+    #[error(
+        "PLATFORM_URL={value:?} would send the workspace's bearer token unencrypted to another machine: use https:// \
+         (plain http is accepted for this machine only), or set PLUGHOST_PLATFORM_ALLOW_HTTP=1 if the network path is trusted"
+    )]
+    InsecurePlatformUrl {
+        /// Its value.
+        value: String,
+    },
+    /// `PLUGHOST_CA_BUNDLE` cannot be used.
+    #[error("PLUGHOST_CA_BUNDLE={path}: {reason}")]
+    BadCaBundle {
+        /// The file named.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// `PLUGHOST_TLS_ROOTS` is not a known value, or clashes with `PLUGHOST_CA_BUNDLE`.
+    #[error("PLUGHOST_TLS_ROOTS={value:?}: {reason}")]
+    BadTlsRoots {
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// `PLUGHOST_PLATFORM_PROXY` is not a proxy URL (not quoted: it may hold a password).
+    #[error("PLUGHOST_PLATFORM_PROXY is not a proxy URL (expected e.g. http://proxy.example:3128): {reason}")]
+    BadProxy {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Config {
@@ -111,6 +206,11 @@ impl Config {
                 if !(lower.starts_with("http://") || lower.starts_with("https://")) {
                     return Err(ConfigError::BadPlatformUrl { value: url });
                 }
+                let allow_http =
+                    get("PLUGHOST_PLATFORM_ALLOW_HTTP").is_some_and(|v| matches!(v.as_str(), "1" | "true"));
+                if lower.starts_with("http://") && !allow_http && !is_loopback_url(&url) {
+                    return Err(ConfigError::InsecurePlatformUrl { value: url });
+                }
                 Some(url.trim_end_matches('/').to_owned())
             }
         };
@@ -129,6 +229,32 @@ impl Config {
             .filter_map(|var| Some(EnvToken { var, token: Secret::new(get(var)?).ok()? }))
             .collect();
         let timeout = seconds("PLUGHOST_CREDENTIAL_TIMEOUT_SECS", DEFAULT_TIMEOUT_SECS)?.max(1);
+        let roots = get("PLUGHOST_TLS_ROOTS");
+        let tls = match (get("PLUGHOST_CA_BUNDLE"), roots.as_deref()) {
+            (Some(_), Some("system")) => {
+                return Err(ConfigError::BadTlsRoots {
+                    value: "system".into(),
+                    reason: "set either it or PLUGHOST_CA_BUNDLE, not both: the bundle replaces the other roots",
+                });
+            }
+            (Some(path), None | Some("builtin")) => TlsTrust::Bundle(
+                CaBundle::load(Path::new(&path)).map_err(|reason| ConfigError::BadCaBundle { path, reason })?,
+            ),
+            (_, None | Some("builtin")) => TlsTrust::Builtin,
+            (None, Some("system")) => TlsTrust::System,
+            (_, Some(other)) => {
+                return Err(ConfigError::BadTlsRoots {
+                    value: other.to_owned(),
+                    reason: "expected builtin (the roots compiled in) or system (the operating system's trust store)",
+                });
+            }
+        };
+        let platform_proxy = match get("PLUGHOST_PLATFORM_PROXY") {
+            None => None,
+            Some(url) => Some(PlatformProxy(
+                ureq::Proxy::new(&url).map_err(|e| ConfigError::BadProxy { reason: e.to_string() })?,
+            )),
+        };
 
         Ok(Self {
             platform_url,
@@ -143,6 +269,8 @@ impl Config {
             ),
             env_tokens,
             gh_config_dir,
+            tls,
+            platform_proxy,
         })
     }
 
@@ -170,6 +298,20 @@ impl Config {
     pub fn auth_token_path(&self) -> PathBuf {
         self.configs_dir.join(".auth_token")
     }
+}
+
+/// Whether `url`'s host is this machine: `localhost` (and `*.localhost`) or a loopback address.
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn parse_hosts(list: &str) -> Result<Vec<HostRule>, ConfigError> {
@@ -232,11 +374,33 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        let c = config(&[("PLATFORM_URL", "http://platform:8080/"), ("WORKSPACE_ID", "ws 1/x")]).unwrap();
-        assert_eq!(c.token_endpoint().unwrap(), "http://platform:8080/workspaces/ws%201%2Fx/github-installation-token");
+        let c = config(&[("PLATFORM_URL", "https://platform:8080/"), ("WORKSPACE_ID", "ws 1/x")]).unwrap();
+        assert_eq!(
+            c.token_endpoint().unwrap(),
+            "https://platform:8080/workspaces/ws%201%2Fx/github-installation-token"
+        );
         let c = config(&[("PLATFORM_URL", "https://p")]).unwrap();
         assert_eq!(c.token_endpoint().unwrap(), "https://p/admin/github-installation-token");
         assert!(config(&[("PLATFORM_URL", "platform:8080")]).is_err());
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine_unless_allowed() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:80/x",
+            "http://127.1.2.3",
+            "http://a.localhost",
+        ] {
+            assert!(config(&[("PLATFORM_URL", local)]).is_ok(), "{local}");
+        }
+        for remote in ["http://platform:8080", "http://10.0.0.1", "http://localhost.example.com", "HTTP://p"] {
+            let err = config(&[("PLATFORM_URL", remote)]).unwrap_err().to_string();
+            assert!(err.contains("PLUGHOST_PLATFORM_ALLOW_HTTP=1"), "{remote}: {err}");
+            assert!(config(&[("PLATFORM_URL", remote), ("PLUGHOST_PLATFORM_ALLOW_HTTP", "1")]).is_ok(), "{remote}");
+        }
+        assert!(config(&[("PLATFORM_URL", "https://platform:8443")]).is_ok());
     }
 
     #[test]

@@ -32,7 +32,10 @@
 //!   comparison), and remembers the rejected value's SHA-256 so it is never offered again.
 //!   `store` does nothing; unknown actions are ignored silently.
 //! - Blocking HTTP (`ureq`) with a 3 s connect and `PLUGHOST_CREDENTIAL_TIMEOUT_SECS`
-//!   (default 10 s) overall timeout; no async runtime.
+//!   (default 10 s) overall timeout; no async runtime. The bearer goes to plughost over https
+//!   (trusting the built-in roots, the system's store or `PLUGHOST_CA_BUNDLE`), over plain http
+//!   only to this machine unless allowed, and through a proxy only when
+//!   `PLUGHOST_PLATFORM_PROXY` names one.
 //! - Tokens are [`Secret`]s: their `Debug`/`Display` print `<redacted>`. The only places a
 //!   token is written are git's stdout on `get`, stdout of `gh-token`, the 0600 cache file
 //!   and gh's 0600 `hosts.yml`.
@@ -59,6 +62,10 @@
 //! | `PLUGHOST_CREDENTIAL_BACKOFF_MAX_SECS` | refresher's longest retry delay (default 60) |
 //! | `GH_TOKEN`, `GITHUB_TOKEN` | last-resort fallback |
 //! | `GH_CONFIG_DIR` | gh's config directory (else `$XDG_CONFIG_HOME/gh`, else `~/.config/gh`) |
+//! | `PLUGHOST_CA_BUNDLE` | PEM file of the CAs trusted for an `https://` `PLATFORM_URL` (instead of the built-in roots) |
+//! | `PLUGHOST_TLS_ROOTS` | `builtin` (default) or `system` (the operating system's trust store) |
+//! | `PLUGHOST_PLATFORM_ALLOW_HTTP` | `1`: allow plain `http://` to another machine (default: loopback only) |
+//! | `PLUGHOST_PLATFORM_PROXY` | the only proxy the request to plughost uses; `HTTP(S)_PROXY`/`ALL_PROXY` never are |
 //!
 //! # The public interface is:
 //!
@@ -85,7 +92,7 @@ mod secret;
 pub mod time;
 
 pub use cache::{Cache, CacheKey, CachedToken, Seen};
-pub use config::{Config, ConfigError, EnvToken, HostRule};
+pub use config::{CaBundle, Config, ConfigError, EnvToken, HostRule, PlatformProxy, TlsTrust};
 pub use error::Error;
 pub use fsutil::PathError;
 pub use platform::{FetchError, IssuedToken, fetch_token};

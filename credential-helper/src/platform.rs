@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::{CONNECT_TIMEOUT, Config};
+use crate::config::{CONNECT_TIMEOUT, Config, TlsTrust};
 use crate::secret::{InvalidSecret, Secret};
 use crate::time::parse_rfc3339;
 
@@ -45,6 +45,17 @@ pub enum FetchError {
         /// The transport error.
         #[source]
         source: Box<ureq::Error>,
+    },
+    /// The TLS handshake with plughost failed, typically a certificate from a CA not trusted here.
+    /// Nothing was sent.
+    #[error("TLS with plughost at {url} failed ({reason}): {hint}")]
+    Tls {
+        /// The endpoint.
+        url: String,
+        /// rustls' reason.
+        reason: String,
+        /// Which setting would trust the server.
+        hint: String,
     },
     /// 401/403: plughost does not accept our bearer token (revoked workspace, wrong token file).
     #[error(
@@ -116,7 +127,17 @@ pub fn fetch_token(config: &Config, now: u64) -> Result<IssuedToken, FetchError>
                 .map_err(|e: InvalidSecret| FetchError::Bearer { path: token_path.clone(), reason: e.to_string() })
         })?;
 
+    use ureq::tls::{RootCerts, TlsConfig};
+    let roots = match &config.tls {
+        TlsTrust::Builtin => RootCerts::WebPki,
+        TlsTrust::System => RootCerts::PlatformVerifier,
+        TlsTrust::Bundle(bundle) => RootCerts::new_with_certs(bundle.certs()),
+    };
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        // The bearer goes through a proxy only when PLUGHOST_PLATFORM_PROXY names one, never
+        // through HTTP(S)_PROXY/ALL_PROXY picked up from the workspace's environment.
+        .proxy(config.platform_proxy.as_ref().map(|p| p.0.clone()))
         .timeout_global(Some(config.request_timeout))
         .timeout_connect(Some(CONNECT_TIMEOUT.min(config.request_timeout)))
         .http_status_as_error(false)
@@ -128,7 +149,10 @@ pub fn fetch_token(config: &Config, now: u64) -> Result<IssuedToken, FetchError>
         .header("Authorization", &format!("Bearer {}", bearer.expose()))
         .header("Accept", "application/json")
         .call()
-        .map_err(|e| FetchError::Unreachable { url: url.clone(), source: Box::new(e) })?;
+        .map_err(|e| match tls_failure(&e) {
+            Some(reason) => FetchError::Tls { url: url.clone(), reason, hint: tls_hint(config) },
+            None => FetchError::Unreachable { url: url.clone(), source: Box::new(e) },
+        })?;
 
     let status = response.status().as_u16();
     let mut body = Vec::new();
@@ -160,6 +184,31 @@ pub fn fetch_token(config: &Config, now: u64) -> Result<IssuedToken, FetchError>
         return Err(FetchError::Expired { url, expires_at });
     }
     Ok(IssuedToken { token, expires_at })
+}
+
+/// rustls' reason, if the TLS handshake is what failed (ureq wraps some in an `io::Error`).
+fn tls_failure(err: &ureq::Error) -> Option<String> {
+    match err {
+        ureq::Error::Rustls(e) => Some(e.to_string()),
+        ureq::Error::Tls(e) => Some((*e).to_owned()),
+        ureq::Error::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).map(ToString::to_string),
+        _ => None,
+    }
+}
+
+fn tls_hint(config: &Config) -> String {
+    match &config.tls {
+        TlsTrust::Builtin => "if plughost's certificate comes from a private CA, set PLUGHOST_CA_BUNDLE to that CA's \
+                              PEM file, or PLUGHOST_TLS_ROOTS=system to trust the system's trust store"
+            .to_owned(),
+        TlsTrust::System => "the system's trust store (PLUGHOST_TLS_ROOTS=system) does not accept plughost's \
+                             certificate: add its CA there, or set PLUGHOST_CA_BUNDLE to that CA's PEM file"
+            .to_owned(),
+        TlsTrust::Bundle(bundle) => format!(
+            "PLUGHOST_CA_BUNDLE={} does not hold the CA that signed plughost's certificate",
+            bundle.path.display()
+        ),
+    }
 }
 
 /// Keeps a server message printable on one line and short.

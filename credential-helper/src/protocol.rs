@@ -1,11 +1,13 @@
 //! git's credential protocol: `key=value` lines ending with a blank line (gitcredentials(7)).
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use crate::secret::Secret;
 
 /// Longest request accepted; git sends a few hundred bytes.
 const MAX_REQUEST: usize = 64 * 1024;
+/// Longest line accepted (a `wwwauth[]` header or a long `path` fit many times over).
+const MAX_LINE: usize = 16 * 1024;
 
 /// The attributes of one request from git that the helper looks at; the rest are ignored.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,18 +34,30 @@ impl std::fmt::Debug for RedactedString {
 }
 
 impl Request {
-    /// Reads attributes up to a blank line or end of input.
+    /// Reads attributes up to a blank line or end of input. Never reads more than
+    /// [`MAX_REQUEST`] bytes, nor more than [`MAX_LINE`] for one line: git's input is trusted
+    /// to be git's, but a stuck or hostile writer must not make the helper grow without bound.
     pub fn read(input: impl BufRead) -> io::Result<Self> {
         let mut request = Self::default();
-        let mut total = 0;
-        for line in input.split(b'\n') {
-            let line = line?;
-            total += line.len() + 1;
-            if total > MAX_REQUEST {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "credential request longer than 64 KiB"));
+        let mut input = input.take(MAX_REQUEST as u64);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = (&mut input).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
+            // A line without its newline is the end of input, or a limit reached.
+            let cut = !line.ends_with(b"\n");
+            if cut && line.len() > MAX_LINE {
+                return Err(too_long(format!("credential request has a line longer than {} KiB", MAX_LINE / 1024)));
+            }
+            if cut && input.limit() == 0 {
+                return Err(too_long(format!("credential request longer than {} KiB", MAX_REQUEST / 1024)));
+            }
+            if read == 0 {
+                break;
             }
             let line = String::from_utf8_lossy(&line);
-            let line = line.strip_suffix('\r').unwrap_or(&line);
+            let line = line.strip_suffix('\n').unwrap_or(&line);
+            let line = line.strip_suffix('\r').unwrap_or(line);
             if line.is_empty() {
                 break;
             }
@@ -61,6 +75,10 @@ impl Request {
         }
         Ok(request)
     }
+}
+
+fn too_long(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 /// Writes the answer to `get`: the username, the token and, when known, its expiry so
@@ -103,6 +121,22 @@ mod tests {
     fn refuses_huge_input() {
         let big = vec![b'a'; MAX_REQUEST + 10];
         assert!(Request::read(&big[..]).is_err());
+        let many: Vec<u8> = b"wwwauth[]=Basic realm=x\n".repeat(MAX_REQUEST / 10);
+        let err = Request::read(&many[..]).unwrap_err();
+        assert_eq!(err.to_string(), "credential request longer than 64 KiB");
+    }
+
+    #[test]
+    fn refuses_a_long_line_but_not_a_long_request() {
+        let mut long = b"protocol=https\npath=".to_vec();
+        long.extend(vec![b'a'; MAX_LINE]);
+        long.extend(b"\nhost=github.com\n");
+        let err = Request::read(&long[..]).unwrap_err();
+        assert_eq!(err.to_string(), "credential request has a line longer than 16 KiB");
+        let lines = b"wwwauth[]=Basic realm=x\n".repeat(MAX_LINE / 10);
+        let mut ok = lines.clone();
+        ok.extend(b"host=github.com\n\n");
+        assert_eq!(Request::read(&ok[..]).unwrap().host.as_deref(), Some("github.com"));
     }
 
     #[test]

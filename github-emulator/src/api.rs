@@ -31,11 +31,18 @@ pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
     documentation_url: &'static str,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: &str, documentation_url: &'static str) -> Self {
-        ApiError { status, message: message.to_owned(), documentation_url }
+        ApiError { status, message: message.to_owned(), documentation_url, headers: Vec::new() }
+    }
+
+    /// Adds a response header (rate-limit headers, `Retry-After`).
+    pub fn header(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.headers.push((name, value.to_string()));
+        self
     }
 
     pub fn not_found() -> Self {
@@ -62,7 +69,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "message": self.message, "documentation_url": self.documentation_url });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in self.headers {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
     }
 }
 
@@ -86,10 +99,10 @@ pub(crate) async fn fallback() -> ApiError {
 }
 
 /// The API root as the client addressed it, so URLs in bodies lead back here (GHES included).
-fn api_base(headers: &HeaderMap, uri: &OriginalUri) -> String {
+fn api_base(shared: &Shared, headers: &HeaderMap, uri: &OriginalUri) -> String {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let prefix = if uri.path().starts_with(GHES_PREFIX) { GHES_PREFIX } else { "" };
-    format!("http://{host}{prefix}")
+    format!("{}://{host}{prefix}", shared.scheme)
 }
 
 fn installation_json(shared: &Shared, inst: &InstallationConfig, base: &str) -> Value {
@@ -140,7 +153,7 @@ async fn list_installations(
     uri: OriginalUri,
 ) -> Result<Json<Value>, ApiError> {
     let app = auth::app_from_jwt(&shared, &headers)?;
-    let base = api_base(&headers, &uri);
+    let base = api_base(&shared, &headers, &uri);
     let list: Vec<Value> = installations_of(&shared, app).map(|i| installation_json(&shared, i, &base)).collect();
     Ok(Json(Value::Array(list)))
 }
@@ -163,7 +176,7 @@ async fn get_installation(
 ) -> Result<Json<Value>, ApiError> {
     let app = auth::app_from_jwt(&shared, &headers)?;
     let inst = own_installation(&shared, app, &id)?;
-    Ok(Json(installation_json(&shared, inst, &api_base(&headers, &uri))))
+    Ok(Json(installation_json(&shared, inst, &api_base(&shared, &headers, &uri))))
 }
 
 async fn org_installation(
@@ -194,7 +207,7 @@ fn account_installation(
     let inst = installations_of(shared, app)
         .find(|i| i.account.eq_ignore_ascii_case(account))
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(installation_json(shared, inst, &api_base(headers, uri))))
+    Ok(Json(installation_json(shared, inst, &api_base(shared, headers, uri))))
 }
 
 async fn repo_installation(
@@ -209,7 +222,7 @@ async fn repo_installation(
             i.account.eq_ignore_ascii_case(&owner) && i.repositories.iter().any(|r| r.name.eq_ignore_ascii_case(&repo))
         })
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(installation_json(&shared, inst, &api_base(&headers, &uri))))
+    Ok(Json(installation_json(&shared, inst, &api_base(&shared, &headers, &uri))))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -30,25 +30,9 @@ pub(crate) fn app_from_jwt<'a>(shared: &'a Shared, headers: &HeaderMap) -> Resul
     let jwt = bearer(headers).ok_or_else(|| unauthorized("A JSON web token could not be decoded"))?;
 
     // The issuer picks the key, so read it before the signature can be checked.
-    let mut peek = Validation::new(Algorithm::RS256);
-    peek.insecure_disable_signature_validation();
-    peek.validate_exp = false;
-    peek.validate_aud = false;
-    peek.required_spec_claims = HashSet::new();
-    let header = jsonwebtoken::decode_header(jwt).map_err(|_| unauthorized("A JSON web token could not be decoded"))?;
-    if header.alg != Algorithm::RS256 {
-        return Err(unauthorized("A JSON web token could not be decoded"));
-    }
-    let claims = jsonwebtoken::decode::<Value>(jwt, &jsonwebtoken::DecodingKey::from_secret(&[]), &peek)
-        .map_err(|_| unauthorized("A JSON web token could not be decoded"))?
-        .claims;
-    let iss = match claims.get("iss") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-        _ => {
-            return Err(unauthorized("'Issuer' claim ('iss') must be an Integer or a client ID"));
-        }
-    };
+    let claims = unverified_claims(jwt).ok_or_else(|| unauthorized("A JSON web token could not be decoded"))?;
+    let iss =
+        issuer(&claims).ok_or_else(|| unauthorized("'Issuer' claim ('iss') must be an Integer or a client ID"))?;
     let app = shared.app_by_issuer(&iss).ok_or_else(|| unauthorized("Integration not found"))?;
 
     let mut verify = Validation::new(Algorithm::RS256);
@@ -61,6 +45,35 @@ pub(crate) fn app_from_jwt<'a>(shared: &'a Shared, headers: &HeaderMap) -> Resul
 
     check_times(&claims, shared.now(), shared.jwt_leeway)?;
     Ok(app)
+}
+
+/// The claims of an RS256 JWT, signature NOT checked: only to learn who it claims to be.
+fn unverified_claims(jwt: &str) -> Option<Value> {
+    let mut peek = Validation::new(Algorithm::RS256);
+    peek.insecure_disable_signature_validation();
+    peek.validate_exp = false;
+    peek.validate_aud = false;
+    peek.required_spec_claims = HashSet::new();
+    let header = jsonwebtoken::decode_header(jwt).ok()?;
+    if header.alg != Algorithm::RS256 {
+        return None;
+    }
+    jsonwebtoken::decode::<Value>(jwt, &jsonwebtoken::DecodingKey::from_secret(&[]), &peek).ok().map(|d| d.claims)
+}
+
+fn issuer(claims: &Value) -> Option<String> {
+    match claims.get("iss") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The App a request's JWT claims to come from, unverified: for wording rate-limit messages,
+/// which GitHub sends before it checks anything else.
+pub(crate) fn claimed_app<'a>(shared: &'a Shared, headers: &HeaderMap) -> Option<&'a App> {
+    let claims = unverified_claims(bearer(headers)?)?;
+    shared.app_by_issuer(&issuer(&claims)?)
 }
 
 fn unix(t: SystemTime) -> i64 {

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::tls::TestCa;
+
 /// App id of the App that [`EmulatorConfig::with_test_app`] configures.
 pub const TEST_APP_ID: u64 = 1001;
 /// Client id of that App (GitHub's recommended JWT issuer).
@@ -26,6 +28,9 @@ pub struct EmulatorConfig {
     pub clock_skew_secs: i64,
     /// How far `iat` may lie in the emulator's future and `exp - iat` may exceed 10 minutes.
     pub jwt_leeway: Duration,
+    /// Serve https with this CA's server certificate (for `localhost`, `127.0.0.1`, `::1`)
+    /// instead of plain http.
+    pub tls: Option<TestCa>,
 }
 
 impl Default for EmulatorConfig {
@@ -37,6 +42,7 @@ impl Default for EmulatorConfig {
             token_ttl: Duration::from_secs(3600),
             clock_skew_secs: 0,
             jwt_leeway: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -56,6 +62,12 @@ impl EmulatorConfig {
 
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.token_ttl = ttl;
+        self
+    }
+
+    /// Serves https with `ca`'s server certificate; clients trust it through [`TestCa::ca_pem`].
+    pub fn tls(mut self, ca: &TestCa) -> Self {
+        self.tls = Some(ca.clone());
         self
     }
 

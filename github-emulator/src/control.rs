@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::faults::{Fault, FaultRequest};
-use crate::server::Stats;
+use crate::server::{Attempt, Stats};
 use crate::state::Shared;
 
 type AppState = Arc<Shared>;
@@ -21,6 +21,7 @@ type AppState = Arc<Shared>;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/_emulator/stats", get(stats))
+        .route("/_emulator/attempts", get(attempts))
         .route("/_emulator/faults", post(add_fault).delete(clear_faults))
         .route("/_emulator/clock-skew", put(set_clock_skew))
         .route("/_emulator/token-ttl", put(set_token_ttl))
@@ -36,6 +37,10 @@ async fn stats(State(shared): State<AppState>) -> Json<Stats> {
     })
 }
 
+async fn attempts(State(shared): State<AppState>) -> Json<Vec<Attempt>> {
+    Json(shared.attempts())
+}
+
 async fn add_fault(State(shared): State<AppState>, Json(request): Json<FaultRequest>) -> StatusCode {
     shared.push_fault(Fault::from(request.kind), request.count);
     StatusCode::NO_CONTENT
@@ -43,6 +48,7 @@ async fn add_fault(State(shared): State<AppState>, Json(request): Json<FaultRequ
 
 async fn clear_faults(State(shared): State<AppState>) -> StatusCode {
     shared.clear_faults();
+    shared.clear_rate_limit();
     StatusCode::NO_CONTENT
 }
 

@@ -13,11 +13,19 @@
 //!   plain std threads and async tests can both use it, and dropping the handle stops it.
 //! - Every GitHub route is answered both at `/...` (github.com) and at `/api/v3/...`
 //!   (GitHub Enterprise Server).
+//! - TLS mode ([`EmulatorConfig::tls`]): https with a server certificate from a [`TestCa`], a
+//!   throwaway CA generated at run time, as GitHub Enterprise Server behind a private CA is met
+//!   in the field: clients succeed only when told to trust that CA.
 //! - The emulator has its own clock: a configurable skew shifts the time it checks `iat`/`exp`
 //!   against and the time it reports in every response's `Date` header, so clients can be tested
 //!   on their recovery from clock skew.
 //! - Faults are a queue consumed one per GitHub-route request: answer with a status, add
-//!   latency, or drop the connection without answering. The control routes never consume them.
+//!   latency, drop the connection without answering, or start one of GitHub's rate limits.
+//!   A rate limit, like GitHub's, refuses every GitHub-route request until the time it named
+//!   (`x-ratelimit-reset` for the primary limit, `Retry-After` for a secondary one); queued
+//!   faults wait meanwhile. The control routes never consume faults.
+//! - Every GitHub-route request is logged with its arrival time and answer
+//!   ([`EmulatorHandle::attempts`]), so tests can check when a client asked, not only how often.
 //!
 //! # Current features
 //!
@@ -31,8 +39,9 @@
 //! | route | body | answer |
 //! | --- | --- | --- |
 //! | `GET /_emulator/stats` | | `{"mints","requests":{"POST /app/installations/{id}/access_tokens":n,..},"clock_skew_secs","pending_faults"}` |
-//! | `POST /_emulator/faults` | `{"fault":"status","status":503,"count":2}`, `{"fault":"latency","millis":2000}`, `{"fault":"drop"}` (`count` defaults to 1) | 204 |
-//! | `DELETE /_emulator/faults` | | 204 |
+//! | `GET /_emulator/attempts` | | `[{"route","at","status"}]`: every GitHub-route request, `at` RFC 3339 with milliseconds (machine clock), `status` `null` for a dropped connection |
+//! | `POST /_emulator/faults` | `{"fault":"status","status":503,"count":2}`, `{"fault":"latency","millis":2000}`, `{"fault":"drop"}`, `{"fault":"primary_rate_limit","reset_in_secs":60,"status":429}`, `{"fault":"secondary_rate_limit","retry_after_secs":60}` (`count` defaults to 1, a rate limit's `status` to 403) | 204 |
+//! | `DELETE /_emulator/faults` | | 204; also ends a rate limit in force |
 //! | `PUT /_emulator/clock-skew` | `{"secs":-600}` | 204 |
 //! | `PUT /_emulator/token-ttl` | `{"secs":8}` | 204 |
 //! | `POST /_emulator/tokens/check` | `{"token":"ghs_..."}` | `{"valid","known","revoked","installation_id","expires_at","repositories","permissions"}` |
@@ -42,7 +51,8 @@
 //!
 //! # Non-features
 //!
-//! No webhooks, no rate-limit headers, no OAuth user flows, no pagination (lists are answered
+//! No client certificates, no webhooks, no rate-limit headers outside injected rate limits (and no counting of requests
+//! against a limit), no OAuth user flows, no pagination (lists are answered
 //! whole), no HTTP/2.
 //!
 //! # The public interface is:
@@ -50,7 +60,8 @@ pub use config::{AccountType, AppConfig, EmulatorConfig, InstallationConfig, Rep
 pub use config::{TEST_APP_ID, TEST_CLIENT_ID, TEST_INSTALLATION_ID, TEST_ORG};
 pub use faults::Fault;
 pub use keys::{KeyError, TestKeyPair, shared_test_key};
-pub use server::{Emulator, EmulatorHandle, StartError, Stats, TokenInfo};
+pub use server::{Attempt, Emulator, EmulatorHandle, StartError, Stats, TokenInfo};
+pub use tls::{TestCa, TlsError};
 
 mod api;
 mod auth;
@@ -60,3 +71,4 @@ mod faults;
 mod keys;
 mod server;
 mod state;
+mod tls;

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! prints the listening address and the App/installation it emulates; point a client's
-//! `api_url` at it and its `private_key_path` at `/tmp/app-key.pem`. Steer it with
+//! `api_url` at it and its `private_key_path` at `/tmp/app-key.pem`. With
+//! `--tls-ca-to /tmp/ca.pem` it serves https with a throwaway CA whose certificate it writes
+//! there (the client's `ca_bundle_path`). Steer it with
 //! `/_emulator/...` (see the crate docs). It is NOT GitHub: its tokens work nowhere else.
 
 use std::net::SocketAddr;
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use github_emulator::{AppConfig, Emulator, EmulatorConfig, InstallationConfig, TestKeyPair};
+use github_emulator::{AppConfig, Emulator, EmulatorConfig, InstallationConfig, TestCa, TestKeyPair};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,10 @@ struct Args {
     /// Offset of the emulator's clock from this machine's, in seconds.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     clock_skew_secs: i64,
+    /// Serve https with a throwaway CA made now, and write that CA's certificate (PEM) to this
+    /// file for clients to trust (e.g. the plugin's ca_bundle_path).
+    #[arg(long)]
+    tls_ca_to: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -81,8 +87,18 @@ fn run(args: Args) -> Result<(), String> {
     let installation = InstallationConfig::new(args.installation_id, args.app_id, &args.org)
         .with_repos(args.repos.iter().map(String::as_str))
         .with_permissions([("contents", "write"), ("metadata", "read"), ("pull_requests", "write")]);
+    let tls = match &args.tls_ca_to {
+        Some(path) => {
+            let ca = TestCa::generate().map_err(|e| e.to_string())?;
+            std::fs::write(path, ca.ca_pem())
+                .map_err(|e| format!("--tls-ca-to: cannot write {}: {e}", path.display()))?;
+            Some(ca)
+        }
+        None => None,
+    };
     let config = EmulatorConfig {
         listen: args.listen,
+        tls,
         apps: vec![AppConfig::new(args.app_id, &args.client_id, &public_pem)],
         installations: vec![installation],
         token_ttl: Duration::from_secs(args.token_ttl_secs),
@@ -97,6 +113,9 @@ fn run(args: Args) -> Result<(), String> {
     println!("  installation {} on {} with repositories {}", args.installation_id, args.org, args.repos.join(", "));
     if let Some(path) = &args.generate_key_to {
         println!("  App private key (generated): {}", path.display());
+    }
+    if let Some(path) = &args.tls_ca_to {
+        println!("  https with a throwaway CA; its certificate: {}", path.display());
     }
     println!("  token lifetime {} s, clock skew {} s", args.token_ttl_secs, args.clock_skew_secs);
     println!("  control: {}/_emulator/stats, /_emulator/faults, /_emulator/clock-skew", handle.base_url());

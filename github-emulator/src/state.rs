@@ -11,6 +11,7 @@ use rand::distributions::Alphanumeric;
 
 use crate::config::{AppConfig, EmulatorConfig, InstallationConfig};
 use crate::faults::{Fault, FaultQueue};
+use crate::server::Attempt;
 
 pub(crate) struct App {
     pub config: AppConfig,
@@ -29,7 +30,25 @@ pub(crate) struct TokenRecord {
     pub revoked: bool,
 }
 
+/// Which of GitHub's rate limits is in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RateLimitKind {
+    Primary,
+    Secondary,
+}
+
+/// A rate limit in force: every GitHub-route request is refused until `until`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RateLimitWindow {
+    pub kind: RateLimitKind,
+    pub status: u16,
+    /// On the emulator's (skewed) clock.
+    pub until: SystemTime,
+}
+
 pub(crate) struct Shared {
+    /// `http` or `https` (TLS mode).
+    pub scheme: &'static str,
     pub apps: Vec<App>,
     pub installations: Vec<InstallationConfig>,
     pub jwt_leeway: Duration,
@@ -38,6 +57,8 @@ pub(crate) struct Shared {
     mints: AtomicU64,
     requests: Mutex<BTreeMap<String, u64>>,
     faults: Mutex<FaultQueue>,
+    rate_limit: Mutex<Option<RateLimitWindow>>,
+    attempts: Mutex<Vec<Attempt>>,
     tokens: Mutex<HashMap<String, TokenRecord>>,
 }
 
@@ -64,6 +85,7 @@ impl Shared {
             }
         }
         Ok(Shared {
+            scheme: if config.tls.is_some() { "https" } else { "http" },
             apps,
             installations: config.installations.clone(),
             jwt_leeway: config.jwt_leeway,
@@ -72,6 +94,8 @@ impl Shared {
             mints: AtomicU64::new(0),
             requests: Mutex::default(),
             faults: Mutex::default(),
+            rate_limit: Mutex::default(),
+            attempts: Mutex::default(),
             tokens: Mutex::default(),
         })
     }
@@ -109,6 +133,35 @@ impl Shared {
 
     pub fn requests(&self) -> BTreeMap<String, u64> {
         lock(&self.requests).clone()
+    }
+
+    pub fn record_attempt(&self, attempt: Attempt) {
+        lock(&self.attempts).push(attempt);
+    }
+
+    pub fn attempts(&self) -> Vec<Attempt> {
+        lock(&self.attempts).clone()
+    }
+
+    /// Puts a rate limit in force until `until` (emulator's clock).
+    pub fn start_rate_limit(&self, kind: RateLimitKind, status: u16, until: SystemTime) -> RateLimitWindow {
+        let window = RateLimitWindow { kind, status, until };
+        *lock(&self.rate_limit) = Some(window);
+        window
+    }
+
+    /// The rate limit in force now, if any (an ended one is forgotten).
+    pub fn rate_limit_in_force(&self) -> Option<RateLimitWindow> {
+        let mut current = lock(&self.rate_limit);
+        if current.is_some_and(|w| self.now() >= w.until) {
+            *current = None;
+        }
+        *current
+    }
+
+    /// Ends any rate limit in force, as if its time had passed.
+    pub fn clear_rate_limit(&self) {
+        *lock(&self.rate_limit) = None;
     }
 
     pub fn push_fault(&self, fault: Fault, count: u32) {

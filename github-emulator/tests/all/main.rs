@@ -7,6 +7,8 @@ mod clock_skew;
 mod control_http;
 mod discovery;
 mod faults;
+mod rate_limits;
 mod scoping;
 mod support;
+mod tls;
 mod tokens;

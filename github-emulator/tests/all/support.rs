@@ -55,15 +55,22 @@ pub fn agent() -> ureq::Agent {
 pub struct Reply {
     pub status: u16,
     pub date: Option<String>,
+    /// Every header, lower-case names.
+    pub headers: std::collections::BTreeMap<String, String>,
     pub body: Value,
 }
 
 fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
     let status = response.status().as_u16();
     let date = response.headers().get("date").and_then(|d| d.to_str().ok()).map(str::to_owned);
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect();
     let text = response.body_mut().read_to_string().expect("body reads");
     let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
-    Reply { status, date, body }
+    Reply { status, date, headers, body }
 }
 
 /// `METHOD base+path` with GitHub's headers, `Authorization: <auth>` if given, JSON body if given.
@@ -72,7 +79,17 @@ pub fn call(method: &str, url: &str, auth: Option<&str>, body: Option<&Value>) -
 }
 
 pub fn try_call(method: &str, url: &str, auth: Option<&str>, body: Option<&Value>) -> Result<Reply, ureq::Error> {
-    let agent = agent();
+    try_call_with(&agent(), method, url, auth, body)
+}
+
+/// [`try_call`] through `agent` (e.g. one that trusts a test CA).
+pub fn try_call_with(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    auth: Option<&str>,
+    body: Option<&Value>,
+) -> Result<Reply, ureq::Error> {
     let mut builder = ureq::http::Request::builder()
         .method(method)
         .uri(url)

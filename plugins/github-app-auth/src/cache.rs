@@ -1,18 +1,23 @@
 //! The token cache: refresh ahead of expiry, one upstream request however many callers,
-//! and a still-valid token when GitHub fails.
+//! a still-valid token when GitHub fails, and one backoff shared by every caller.
 //!
 //! Rules, in order, for each caller:
 //! 1. A cached token with at least `margin` left is returned at once.
-//! 2. If a refresh is in flight, wait for it (single flight). A caller that holds a still-valid
-//!    fallback waits at most [`FALLBACK_WAIT`], then takes the fallback.
-//! 3. If the last refresh failed less than a backoff ago, do not ask GitHub again yet: return the
-//!    still-valid token, or the last error when there is none.
-//! 4. Otherwise this caller refreshes. With a still-valid fallback it tries once (a failure
-//!    serves the fallback and schedules the next try after a jittered backoff); without one it
-//!    retries transient failures with jittered backoff until the retry deadline.
+//! 2. If a refresh is in flight, wait for it (single flight). A caller that holds a fallback
+//!    waits at most [`FALLBACK_WAIT`], then takes the fallback.
+//! 3. If the last refresh failed and its backoff has not run out, do not ask GitHub again yet:
+//!    return the still-valid token, or the last error when there is none. After a rate limit,
+//!    the backoff lasts at least until the time GitHub named, and the error says when that is.
+//! 4. Otherwise this caller refreshes, every request ending by the retry deadline. With a
+//!    still-valid fallback it tries once (a failure serves the fallback and schedules the next
+//!    try after a jittered backoff); without one it retries transient failures with jittered
+//!    backoff until the retry deadline. A rate limit's wait is never cut short: if GitHub's
+//!    time falls after the deadline, the caller fails at once with the rate-limit error.
 //!
-//! A token is never returned with less than [`MIN_VALIDITY`] left: an expired token is worse
-//! than an error, since git would fail later and less clearly.
+//! A fallback is a cached token with at least `min_validity` left (`min_validity_secs`, default
+//! 60 s): a token with seconds left would let git start a clone and fail part-way, which is
+//! worse than a clear error now. Even a just-minted token is never returned with less than
+//! [`MIN_VALIDITY`] left.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -23,7 +28,7 @@ use crate::client::GitHubClient;
 use crate::error::Error;
 use crate::token::InstallationToken;
 
-/// Shortest validity a served token may have.
+/// Shortest validity any served token may have, a just-minted one included.
 pub const MIN_VALIDITY: Duration = Duration::from_secs(1);
 /// How long a caller holding a valid fallback waits for an in-flight refresh.
 pub const FALLBACK_WAIT: Duration = Duration::from_secs(1);
@@ -31,11 +36,22 @@ pub const FALLBACK_WAIT: Duration = Duration::from_secs(1);
 /// Where new tokens come from: GitHub in production.
 pub trait TokenSource: Send + Sync {
     fn fetch(&self) -> Result<InstallationToken, Error>;
+
+    /// [`fetch`](Self::fetch), giving up by `deadline`. Sources that cannot bound their
+    /// requests may keep the default.
+    fn fetch_before(&self, deadline: Instant) -> Result<InstallationToken, Error> {
+        let _ = deadline;
+        self.fetch()
+    }
 }
 
 impl TokenSource for GitHubClient {
     fn fetch(&self) -> Result<InstallationToken, Error> {
         self.mint()
+    }
+
+    fn fetch_before(&self, deadline: Instant) -> Result<InstallationToken, Error> {
+        self.mint_before(Some(deadline))
     }
 }
 
@@ -45,7 +61,8 @@ impl TokenSource for GitHubClient {
 pub struct RetryPolicy {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
-    /// Total time a caller without a fallback spends retrying.
+    /// Total time a refresh may take, retries and waits included. Keep it below the host's
+    /// plugin call timeout, or callers get the host's timeout instead of this plugin's error.
     pub deadline: Duration,
 }
 
@@ -67,7 +84,7 @@ struct State {
     last_error: Option<Error>,
     /// Consecutive failed refreshes.
     failures: u32,
-    /// No refresh before this, after a failure.
+    /// No refresh before this, after a failure: a backoff, or the time GitHub named.
     retry_at: Option<Instant>,
 }
 
@@ -76,8 +93,14 @@ impl State {
         self.token.as_ref().filter(|t| t.remaining() >= margin)
     }
 
-    fn fallback(&self) -> Option<&InstallationToken> {
-        self.token.as_ref().filter(|t| t.remaining() >= MIN_VALIDITY)
+    /// What may be served while GitHub fails.
+    fn fallback(&self, min_validity: Duration) -> Option<&InstallationToken> {
+        self.token.as_ref().filter(|t| t.remaining() >= min_validity.max(MIN_VALIDITY))
+    }
+
+    /// The token the last refresh brought, when it succeeded.
+    fn just_minted(&self) -> Option<&InstallationToken> {
+        self.token.as_ref().filter(|t| self.last_error.is_none() && t.remaining() >= MIN_VALIDITY)
     }
 }
 
@@ -85,6 +108,7 @@ impl State {
 pub struct TokenCache<S> {
     source: S,
     margin: Duration,
+    min_validity: Duration,
     retry: RetryPolicy,
     state: Mutex<State>,
     refreshed: Condvar,
@@ -98,15 +122,17 @@ fn relock<T>(result: Result<T, PoisonError<T>>) -> T {
 
 impl<S: TokenSource> TokenCache<S> {
     /// `margin`: a token with less than this left is refreshed before being served.
-    pub fn new(source: S, margin: Duration, retry: RetryPolicy) -> Self {
-        TokenCache { source, margin, retry, state: Mutex::default(), refreshed: Condvar::new() }
+    /// `min_validity`: while GitHub fails, a cached token is served only with this much left.
+    pub fn new(source: S, margin: Duration, min_validity: Duration, retry: RetryPolicy) -> Self {
+        TokenCache { source, margin, min_validity, retry, state: Mutex::default(), refreshed: Condvar::new() }
     }
 
     pub fn source(&self) -> &S {
         &self.source
     }
 
-    /// A token with at least the margin left, or, when GitHub fails, one still valid.
+    /// A token with at least the margin left, or, while GitHub fails, a cached one with at least
+    /// `min_validity` left.
     pub fn token(&self) -> Result<InstallationToken, Error> {
         let mut state = relock(self.state.lock());
         loop {
@@ -115,10 +141,11 @@ impl<S: TokenSource> TokenCache<S> {
             }
             if state.refreshing {
                 state = self.wait_for_refresh(state);
-                if let Some(token) = state.fresh(self.margin) {
+                let finished = !state.refreshing;
+                if let Some(token) = state.fresh(self.margin).or_else(|| state.just_minted().filter(|_| finished)) {
                     return Ok(token.clone());
                 }
-                if let Some(token) = state.fallback() {
+                if let Some(token) = state.fallback(self.min_validity) {
                     return Ok(token.clone());
                 }
                 if let Some(err) = &state.last_error {
@@ -127,7 +154,7 @@ impl<S: TokenSource> TokenCache<S> {
                 continue;
             }
             if state.retry_at.is_some_and(|at| Instant::now() < at) {
-                if let Some(token) = state.fallback() {
+                if let Some(token) = state.fallback(self.min_validity) {
                     return Ok(token.clone());
                 }
                 if let Some(err) = &state.last_error {
@@ -143,7 +170,7 @@ impl<S: TokenSource> TokenCache<S> {
         let generation = state.generation;
         let started = Instant::now();
         while state.refreshing && state.generation == generation {
-            if state.fallback().is_some() {
+            if state.fallback(self.min_validity).is_some() {
                 let waited = started.elapsed();
                 if waited >= FALLBACK_WAIT {
                     break;
@@ -159,12 +186,13 @@ impl<S: TokenSource> TokenCache<S> {
     /// Runs the refresh as the single caller allowed to, then wakes the others.
     fn refresh<'a>(&'a self, mut state: MutexGuard<'a, State>) -> Result<InstallationToken, Error> {
         state.refreshing = true;
-        let has_fallback = state.fallback().is_some();
+        let has_fallback = state.fallback(self.min_validity).is_some();
         drop(state);
 
         // A panicking source must not leave `refreshing` set forever: the guard clears it.
         let guard = RefreshGuard { cache: self };
-        let result = if has_fallback { self.source.fetch() } else { self.fetch_with_retries() };
+        let deadline = Instant::now() + self.retry.deadline;
+        let result = if has_fallback { self.source.fetch_before(deadline) } else { self.fetch_with_retries(deadline) };
         std::mem::forget(guard);
 
         let mut state = relock(self.state.lock());
@@ -180,9 +208,11 @@ impl<S: TokenSource> TokenCache<S> {
             }
             Err(err) => {
                 state.failures = state.failures.saturating_add(1);
-                state.retry_at = Some(Instant::now() + self.retry.backoff(state.failures));
+                let backoff = Instant::now() + self.retry.backoff(state.failures);
+                // Every caller honours GitHub's time: one backoff for the installation.
+                state.retry_at = Some(err.retry_at().map_or(backoff, |at| at.instant().max(backoff)));
                 state.last_error = Some(err.clone());
-                match state.fallback() {
+                match state.fallback(self.min_validity) {
                     Some(token) => {
                         tracing::warn!(error = %err, remaining = ?token.remaining(), "token refresh failed; serving the cached token while it is valid");
                         Ok(token.clone())
@@ -196,20 +226,27 @@ impl<S: TokenSource> TokenCache<S> {
         outcome
     }
 
-    fn fetch_with_retries(&self) -> Result<InstallationToken, Error> {
+    fn fetch_with_retries(&self, deadline: Instant) -> Result<InstallationToken, Error> {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let err = match self.source.fetch() {
+            let err = match self.source.fetch_before(deadline) {
                 Ok(token) => return Ok(token),
                 Err(err) if !err.is_transient() => return Err(err),
                 Err(err) => err,
             };
-            let wait = self.retry.backoff(attempts);
-            if started.elapsed() + wait >= self.retry.deadline {
+            let now = Instant::now();
+            let backoff = now + self.retry.backoff(attempts);
+            let wake = err.retry_at().map_or(backoff, |at| at.instant().max(backoff));
+            if wake >= deadline {
+                if attempts == 1 && err.retry_at().is_some() {
+                    // GitHub's time is past the deadline: say when, at once.
+                    return Err(err);
+                }
                 return Err(Error::GaveUp { attempts, elapsed: started.elapsed(), last: Box::new(err) });
             }
+            let wait = wake - now;
             tracing::debug!(error = %err, ?wait, attempts, "token request failed; retrying");
             std::thread::sleep(wait);
         }

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant, SystemTime};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::config::{Config, InstallationTarget, TokenScope};
-use crate::error::Error;
+use crate::config::{Config, InstallationTarget, TlsTrust, TokenScope};
+use crate::error::{Error, RetryAt};
 use crate::jwt::AppJwtSigner;
 use crate::token::InstallationToken;
 
 const API_VERSION: &str = "2022-11-28";
 /// Longest GitHub message quoted in an error.
 const MAX_MESSAGE: usize = 300;
+/// How long to wait after a rate limit that names no time: GitHub asks for at least a minute.
+const UNNAMED_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
 /// A GitHub App client for one installation.
 pub struct GitHubClient {
@@ -30,6 +32,8 @@ pub struct GitHubClient {
     clock_offset_ms: AtomicI64,
     connect_timeout: Duration,
     request_timeout: Duration,
+    /// What to suggest when the TLS handshake fails.
+    tls_hint: String,
 }
 
 /// A response, reduced to what the client looks at.
@@ -38,13 +42,38 @@ struct Reply {
     /// GitHub's clock when it answered.
     date: Option<SystemTime>,
     received: Instant,
-    rate_limited: bool,
+    /// A rate limit, with how long GitHub asked us to wait from `received`.
+    rate_limit_wait: Option<Duration>,
     body: String,
 }
 
 impl GitHubClient {
     pub fn new(config: &Config) -> Self {
+        use ureq::tls::{RootCerts, TlsConfig};
+        let (roots, tls_hint) = match &config.tls {
+            TlsTrust::Builtin => (
+                RootCerts::WebPki,
+                "if the server's certificate comes from a private CA (e.g. GitHub Enterprise Server behind a \
+                 corporate CA), set ca_bundle_path to that CA's PEM bundle, or tls_roots = \"system\" to trust \
+                 the operating system's trust store"
+                    .to_owned(),
+            ),
+            TlsTrust::System => (
+                RootCerts::PlatformVerifier,
+                "the operating system's trust store (tls_roots = \"system\") does not accept the server's \
+                 certificate: add its CA there, or set ca_bundle_path to that CA's PEM bundle"
+                    .to_owned(),
+            ),
+            TlsTrust::Bundle(bundle) => (
+                RootCerts::new_with_certs(bundle.certs()),
+                format!(
+                    "the CA bundle {} (ca_bundle_path) does not hold the CA that signed the server's certificate",
+                    bundle.path().display()
+                ),
+            ),
+        };
         let agent = ureq::Agent::config_builder()
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
             .http_status_as_error(false)
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.request_timeout))
@@ -65,6 +94,7 @@ impl GitHubClient {
             clock_offset_ms: AtomicI64::new(0),
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
+            tls_hint,
         }
     }
 
@@ -80,6 +110,10 @@ impl GitHubClient {
 
     /// The installation id, discovering it from the org or repository on first use.
     pub fn installation_id(&self) -> Result<u64, Error> {
+        self.discover_installation_id(None)
+    }
+
+    fn discover_installation_id(&self, deadline: Option<Instant>) -> Result<u64, Error> {
         if let Some(id) = self.installation_id.get() {
             return Ok(*id);
         }
@@ -93,7 +127,7 @@ impl GitHubClient {
             }
         };
         let url = format!("{}{path}", self.api_url);
-        let reply = self.with_jwt("GET", &url, None)?;
+        let reply = self.with_jwt("GET", &url, None, deadline)?;
         if reply.status != 200 {
             return Err(status_error(&reply, &url, &what));
         }
@@ -109,10 +143,15 @@ impl GitHubClient {
 
     /// Mints a new installation token: `POST /app/installations/{id}/access_tokens`.
     pub fn mint(&self) -> Result<InstallationToken, Error> {
-        let id = self.installation_id()?;
+        self.mint_before(None)
+    }
+
+    /// [`mint`](Self::mint), every request ending by `deadline` at the latest (a timeout then).
+    pub fn mint_before(&self, deadline: Option<Instant>) -> Result<InstallationToken, Error> {
+        let id = self.discover_installation_id(deadline)?;
         let url = format!("{}/app/installations/{id}/access_tokens", self.api_url);
         let body = self.scope_body();
-        let reply = self.with_jwt("POST", &url, body.as_ref())?;
+        let reply = self.with_jwt("POST", &url, body.as_ref(), deadline)?;
         if reply.status != 201 {
             return Err(status_error(&reply, &url, &format!("installation {id}")));
         }
@@ -139,9 +178,15 @@ impl GitHubClient {
     }
 
     /// Sends with a fresh App JWT; on 401, learns GitHub's clock from `Date` and re-signs once.
-    fn with_jwt(&self, method: &str, url: &str, body: Option<&Value>) -> Result<Reply, Error> {
+    fn with_jwt(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+        deadline: Option<Instant>,
+    ) -> Result<Reply, Error> {
         let jwt = self.signer.sign(self.github_now())?;
-        let reply = self.send(method, url, &bearer(&jwt), body)?;
+        let reply = self.send(method, url, &bearer(&jwt), body, deadline)?;
         if reply.status != 401 {
             return Ok(reply);
         }
@@ -156,10 +201,27 @@ impl GitHubClient {
             }
         }
         let jwt = self.signer.sign(self.github_now())?;
-        self.send(method, url, &bearer(&jwt), body)
+        self.send(method, url, &bearer(&jwt), body, deadline)
     }
 
-    fn send(&self, method: &str, url: &str, authorization: &str, body: Option<&Value>) -> Result<Reply, Error> {
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        authorization: &str,
+        body: Option<&Value>,
+        deadline: Option<Instant>,
+    ) -> Result<Reply, Error> {
+        // Each request ends by the caller's deadline, so a slow GitHub cannot hold a caller
+        // past it (and past the host's call timeout behind it).
+        let timeout = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(self.request_timeout),
+            None => self.request_timeout,
+        };
+        let timed_out = || Error::Timeout { url: url.to_owned(), connect: self.connect_timeout, request: timeout };
+        if timeout.is_zero() {
+            return Err(timed_out());
+        }
         let builder = ureq::http::Request::builder()
             .method(method)
             .uri(url)
@@ -171,31 +233,55 @@ impl GitHubClient {
             Some(body) => {
                 let request =
                     builder.header("Content-Type", "application/json").body(body.to_string()).map_err(request_error)?;
-                self.agent.run(request)
+                self.agent.run(self.agent.configure_request(request).timeout_global(Some(timeout)).build())
             }
-            None => self.agent.run(builder.body(()).map_err(request_error)?),
+            None => {
+                let request = builder.body(()).map_err(request_error)?;
+                self.agent.run(self.agent.configure_request(request).timeout_global(Some(timeout)).build())
+            }
         };
-        let mut response = result.map_err(|e| self.transport_error(url, e))?;
+        let mut response = result.map_err(|e| self.transport_error(url, e, timeout))?;
         let received = Instant::now();
         let headers = response.headers();
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
         let date = header("date").and_then(|d| httpdate::parse_http_date(&d).ok());
         let status = response.status().as_u16();
+        let retry_after = header("retry-after");
+        let exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
+        let reset = header("x-ratelimit-reset").and_then(|r| r.parse::<u64>().ok());
+        let body = response.body_mut().read_to_string().map_err(|e| self.transport_error(url, e, timeout))?;
         let rate_limited = status == 429
             || (status == 403
-                && (header("x-ratelimit-remaining").as_deref() == Some("0") || header("retry-after").is_some()));
-        let body = response.body_mut().read_to_string().map_err(|e| self.transport_error(url, e))?;
-        Ok(Reply { status, date, received, rate_limited, body })
+                && (exhausted
+                    || retry_after.is_some()
+                    || github_message(&body).to_ascii_lowercase().contains("rate limit")));
+        let rate_limit_wait = rate_limited.then(|| {
+            // GitHub's rules, in its order: Retry-After; else the reset when none are left
+            // (epoch seconds on GitHub's clock, so measured from its Date); else a minute.
+            let github_now = date.unwrap_or_else(|| self.github_now());
+            let after = retry_after.as_deref().and_then(|v| match v.parse::<u64>() {
+                Ok(secs) => Some(Duration::from_secs(secs)),
+                Err(_) => httpdate::parse_http_date(v).ok().map(|at| at.duration_since(github_now).unwrap_or_default()),
+            });
+            let until_reset = || {
+                let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(reset?);
+                Some(reset.duration_since(github_now).unwrap_or_default())
+            };
+            after.or_else(|| exhausted.then(until_reset).flatten()).unwrap_or(UNNAMED_RATE_LIMIT_WAIT)
+        });
+        Ok(Reply { status, date, received, rate_limit_wait, body })
     }
 
-    fn transport_error(&self, url: &str, err: ureq::Error) -> Error {
+    fn transport_error(&self, url: &str, err: ureq::Error, timeout: Duration) -> Error {
         let timed_out = match &err {
             ureq::Error::Timeout(_) => true,
             ureq::Error::Io(io) => matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock),
             _ => false,
         };
         if timed_out {
-            Error::Timeout { url: url.to_owned(), connect: self.connect_timeout, request: self.request_timeout }
+            Error::Timeout { url: url.to_owned(), connect: self.connect_timeout, request: timeout }
+        } else if let Some(reason) = tls_failure(&err) {
+            Error::Tls { url: url.to_owned(), reason, hint: self.tls_hint.clone() }
         } else {
             Error::Transport { url: url.to_owned(), reason: err.to_string() }
         }
@@ -235,6 +321,17 @@ impl GitHubClient {
     }
 }
 
+/// What went wrong in TLS, if that is what failed: ureq reports handshake failures as rustls
+/// errors, some wrapped in an `io::Error`.
+fn tls_failure(err: &ureq::Error) -> Option<String> {
+    match err {
+        ureq::Error::Rustls(e) => Some(e.to_string()),
+        ureq::Error::Tls(e) => Some((*e).to_owned()),
+        ureq::Error::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).map(ToString::to_string),
+        _ => None,
+    }
+}
+
 fn bearer(jwt: &SecretString) -> String {
     format!("Bearer {}", jwt.expose_secret())
 }
@@ -268,8 +365,8 @@ fn status_error(reply: &Reply, url: &str, what: &str) -> Error {
     let message = github_message(&reply.body);
     let url = url.to_owned();
     let status = reply.status;
-    if reply.rate_limited {
-        return Error::RateLimited { status, url, message };
+    if let Some(wait) = reply.rate_limit_wait {
+        return Error::RateLimited { status, url, message, retry_at: RetryAt::after(reply.received, wait) };
     }
     match status {
         401 => Error::Unauthorized { status, url, message },

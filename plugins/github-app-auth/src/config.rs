@@ -18,6 +18,12 @@ use crate::error::ConfigError;
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(600);
+/// Default of `min_validity_secs`: while GitHub fails, a cached token is served only while it has
+/// at least this long left, so that what it is used for (a clone, a push) can finish.
+pub const DEFAULT_MIN_VALIDITY: Duration = Duration::from_secs(60);
+/// Default of `retry_deadline_secs`: inside the host's default plugin call timeout (10 s), so a
+/// caller gets this plugin's error, not the host's timeout.
+pub const DEFAULT_RETRY_DEADLINE: Duration = Duration::from_secs(8);
 /// Installation tokens live one hour; a margin at least that long would refresh on every call.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -80,6 +86,60 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+/// Which certificate authorities the client trusts for `api_url`.
+#[derive(Clone, Debug, Default)]
+pub enum TlsTrust {
+    /// `tls_roots = "builtin"` (the default): Mozilla's roots, compiled into the plugin.
+    #[default]
+    Builtin,
+    /// `tls_roots = "system"`: the operating system's trust store (rustls-platform-verifier;
+    /// on Linux the usual CA files, or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set).
+    System,
+    /// `ca_bundle_path`: exactly the CA certificates in this PEM file.
+    Bundle(CaBundle),
+}
+
+/// The CA certificates of a PEM bundle, read and checked at load.
+#[derive(Clone)]
+pub struct CaBundle {
+    path: PathBuf,
+    certs: Vec<ureq::tls::Certificate<'static>>,
+}
+
+impl CaBundle {
+    /// Reads every certificate in the PEM file at `path`; `setting` names where it came from.
+    pub fn load(path: &Path, setting: &str) -> Result<Self, ConfigError> {
+        let pem = std::fs::read(path)
+            .map_err(|e| ConfigError::new(setting, format!("cannot read {}: {e}", path.display())))?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+                Ok(_) => {}
+                Err(e) => return Err(ConfigError::new(setting, format!("{}: not valid PEM: {e}", path.display()))),
+            }
+        }
+        if certs.is_empty() {
+            return Err(ConfigError::new(setting, format!("{} holds no PEM certificate", path.display())));
+        }
+        Ok(CaBundle { path: path.to_owned(), certs })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn certs(&self) -> &[ureq::tls::Certificate<'static>] {
+        &self.certs
+    }
+}
+
+impl fmt::Debug for CaBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaBundle").field("path", &self.path).field("certificates", &self.certs.len()).finish()
+    }
+}
+
 /// What the env mutator writes into a workspace's environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnvSettings {
@@ -114,11 +174,15 @@ pub struct Config {
     pub private_key: PrivateKey,
     /// Without a trailing slash.
     pub api_url: String,
+    /// The CAs trusted for `api_url`.
+    pub tls: TlsTrust,
     pub refresh_margin: Duration,
+    /// While GitHub fails, a cached token is served only while it has at least this long left.
+    pub min_validity: Duration,
     pub scope: TokenScope,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
-    /// How long a caller with no usable token keeps retrying transient failures.
+    /// How long a refresh may take, retries and waits included (each request ends by then too).
     pub retry_deadline: Duration,
     /// First wait between retries; doubles up to `max_backoff`, with jitter.
     pub initial_backoff: Duration,
@@ -140,11 +204,13 @@ impl Config {
             installation,
             private_key,
             api_url: parse_api_url(api_url, "api_url")?,
+            tls: TlsTrust::default(),
             refresh_margin: DEFAULT_REFRESH_MARGIN,
+            min_validity: DEFAULT_MIN_VALIDITY,
             scope: TokenScope::default(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(15),
-            retry_deadline: Duration::from_secs(15),
+            retry_deadline: DEFAULT_RETRY_DEADLINE,
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             user_agent: format!("plughost-github-app-auth/{}", env!("CARGO_PKG_VERSION")),
@@ -183,7 +249,10 @@ const KNOWN_KEYS: &[&str] = &[
     "private_key_path",
     "private_key",
     "api_url",
+    "tls_roots",
+    "ca_bundle_path",
     "refresh_margin_secs",
+    "min_validity_secs",
     "repositories",
     "repository_ids",
     "permissions",
@@ -238,6 +307,7 @@ impl Raw<'_> {
             },
         };
         let mut config = Config::new(identity, installation, private_key, &api_url)?;
+        config.tls = self.tls_trust(base_dir)?;
 
         if let Some(margin) = self.get::<u64>("refresh_margin_secs")? {
             if Duration::from_secs(margin) >= TOKEN_LIFETIME {
@@ -247,6 +317,27 @@ impl Raw<'_> {
                 ));
             }
             config.refresh_margin = Duration::from_secs(margin);
+        }
+        let min_validity = match self.get::<u64>("min_validity_secs")? {
+            Some(secs) => Some(("min_validity_secs", secs)),
+            None => match self.env("GITHUB_APP_MIN_VALIDITY_SECS") {
+                Some(v) => Some((
+                    "GITHUB_APP_MIN_VALIDITY_SECS",
+                    v.trim().parse().map_err(|_| {
+                        ConfigError::new("GITHUB_APP_MIN_VALIDITY_SECS", "expected a whole number of seconds")
+                    })?,
+                )),
+                None => None,
+            },
+        };
+        if let Some((setting, secs)) = min_validity {
+            if secs == 0 || Duration::from_secs(secs) >= TOKEN_LIFETIME {
+                return Err(ConfigError::new(
+                    setting,
+                    format!("{secs} is not between 1 and the 3600 s lifetime of installation tokens"),
+                ));
+            }
+            config.min_validity = Duration::from_secs(secs);
         }
         for (key, slot) in [
             ("connect_timeout_secs", &mut config.connect_timeout),
@@ -286,6 +377,39 @@ impl Raw<'_> {
             config.env = env.validate()?;
         }
         Ok(config)
+    }
+
+    /// `ca_bundle_path` (`GITHUB_APP_CA_BUNDLE_PATH`) or `tls_roots` (`GITHUB_APP_TLS_ROOTS`).
+    fn tls_trust(&self, base_dir: Option<&Path>) -> Result<TlsTrust, ConfigError> {
+        let roots = match self.get::<String>("tls_roots")? {
+            Some(value) => Some(("tls_roots", value)),
+            None => self.env("GITHUB_APP_TLS_ROOTS").map(|v| ("GITHUB_APP_TLS_ROOTS", v)),
+        };
+        let roots = match roots {
+            None => None,
+            Some((_, value)) if value.trim() == "builtin" => Some(TlsTrust::Builtin),
+            Some((_, value)) if value.trim() == "system" => Some(TlsTrust::System),
+            Some((setting, value)) => {
+                return Err(ConfigError::new(
+                    setting,
+                    format!(
+                        "{value:?} is not \"builtin\" (the roots built into the plugin) or \"system\" (the operating system's trust store)"
+                    ),
+                ));
+            }
+        };
+        let bundle = match self.get::<PathBuf>("ca_bundle_path")? {
+            Some(path) => Some(("ca_bundle_path", resolve(&path, base_dir))),
+            None => self.env("GITHUB_APP_CA_BUNDLE_PATH").map(|p| ("GITHUB_APP_CA_BUNDLE_PATH", PathBuf::from(p))),
+        };
+        match (bundle, roots) {
+            (Some((setting, _)), Some(TlsTrust::System)) => Err(ConfigError::new(
+                setting,
+                "set either a CA bundle or tls_roots = \"system\", not both: the bundle replaces the other roots",
+            )),
+            (Some((setting, path)), _) => Ok(TlsTrust::Bundle(CaBundle::load(&path, setting)?)),
+            (None, roots) => Ok(roots.unwrap_or_default()),
+        }
     }
 
     fn identity(&self) -> Result<AppIdentity, ConfigError> {
@@ -375,11 +499,16 @@ impl Raw<'_> {
     }
 }
 
-fn read_key_file(path: &Path, base_dir: Option<&Path>, setting: &str) -> Result<PrivateKey, ConfigError> {
-    let path = match base_dir {
+/// A relative path from the table is relative to the config file's folder.
+fn resolve(path: &Path, base_dir: Option<&Path>) -> PathBuf {
+    match base_dir {
         Some(dir) if path.is_relative() => dir.join(path),
         _ => path.to_owned(),
-    };
+    }
+}
+
+fn read_key_file(path: &Path, base_dir: Option<&Path>, setting: &str) -> Result<PrivateKey, ConfigError> {
+    let path = resolve(path, base_dir);
     let pem = std::fs::read_to_string(&path)
         .map_err(|e| ConfigError::new(setting, format!("cannot read {}: {e}", path.display())))?;
     PrivateKey::from_pem(&pem, setting)

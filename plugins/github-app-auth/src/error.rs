@@ -1,7 +1,8 @@
 //! Errors: each a sentence an operator can act on. None ever contains a token or a key:
 //! GitHub's messages are quoted, response bodies of successful mints never are.
 
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime};
 
 /// A configuration problem, naming the setting (or the environment variable it came from).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -35,8 +36,13 @@ pub enum Error {
     #[error("GitHub refused access ({status} {message}) at {url}: the App lacks access to this resource")]
     Forbidden { status: u16, url: String, message: String },
 
-    #[error("GitHub is rate-limiting the App ({status} {message}) at {url}")]
-    RateLimited { status: u16, url: String, message: String },
+    /// GitHub's primary or a secondary rate limit. `retry_at` is when GitHub allows the next
+    /// request: its `Retry-After`, else its `x-ratelimit-reset` (with none remaining), else a
+    /// minute, as GitHub asks when it names no time.
+    #[error(
+        "GitHub is rate-limiting the App ({status} {message}) at {url}: GitHub allows the next request at {retry_at}"
+    )]
+    RateLimited { status: u16, url: String, message: String, retry_at: RetryAt },
 
     #[error(
         "{what} not found (404 {message}) at {url}: check the installation setting and that the App is installed there"
@@ -60,6 +66,10 @@ pub enum Error {
     #[error("cannot reach {url}: {reason}")]
     Transport { url: String, reason: String },
 
+    /// The TLS handshake failed, typically a server certificate from a CA not trusted here.
+    #[error("TLS with {url} failed ({reason}): {hint}")]
+    Tls { url: String, reason: String, hint: String },
+
     #[error("unusable answer from {url}: {reason}")]
     InvalidResponse { url: String, reason: String },
 
@@ -76,7 +86,57 @@ impl From<ConfigError> for Error {
     }
 }
 
+/// A moment GitHub named for the next request, on this machine's monotonic and wall clocks.
+/// Displays as `2025-01-01T12:00:03Z (in 30 s)`, the wait counted from when it is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryAt {
+    instant: Instant,
+    wall: SystemTime,
+}
+
+impl RetryAt {
+    /// `wait` after `received`, the moment GitHub's answer arrived.
+    pub(crate) fn after(received: Instant, wait: Duration) -> Self {
+        let instant = received + wait;
+        RetryAt { instant, wall: SystemTime::now() + instant.saturating_duration_since(Instant::now()) }
+    }
+
+    pub fn instant(&self) -> Instant {
+        self.instant
+    }
+
+    /// On this machine's wall clock.
+    pub fn wall(&self) -> SystemTime {
+        self.wall
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.instant.saturating_duration_since(Instant::now())
+    }
+}
+
+impl fmt::Display for RetryAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let left = self.remaining();
+        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        write!(f, "{} (in {secs} s)", humantime::format_rfc3339_seconds(self.wall))
+    }
+}
+
 impl Error {
+    /// When GitHub allows the next request, if it said (a rate limit), on the wall clock.
+    pub fn not_before(&self) -> Option<SystemTime> {
+        self.retry_at().map(|at| at.wall())
+    }
+
+    pub(crate) fn retry_at(&self) -> Option<RetryAt> {
+        match self {
+            Error::RateLimited { retry_at, .. } => Some(*retry_at),
+            Error::GaveUp { last, .. } => last.retry_at(),
+            _ => None,
+        }
+    }
+
     /// Whether trying again later can help: GitHub or the network failing, not our setup.
     pub fn is_transient(&self) -> bool {
         match self {

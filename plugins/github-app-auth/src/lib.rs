@@ -16,12 +16,19 @@
 //! private_key_path = "app.pem"          # GITHUB_APP_PRIVATE_KEY_PATH; relative to the plugin's folder
 //! # private_key = """-----BEGIN RSA PRIVATE KEY-----..."""   (GITHUB_APP_PRIVATE_KEY)
 //! api_url = "https://api.github.com"    # GITHUB_API_URL; GHES: "https://ghe.example.com/api/v3"
-//! refresh_margin_secs = 600             # a served token always has at least this long left
+//! tls_roots = "builtin"                 # GITHUB_APP_TLS_ROOTS; "builtin": the roots compiled into the
+//!                                       # plugin; "system": the operating system's trust store
+//! # ca_bundle_path = "corp-ca.pem"      # GITHUB_APP_CA_BUNDLE_PATH; trust exactly these CAs (PEM;
+//!                                       # relative to the plugin's folder), e.g. GHES behind a private CA
+//! refresh_margin_secs = 600             # a token with less than this left is refreshed first
+//! min_validity_secs = 60                # GITHUB_APP_MIN_VALIDITY_SECS; while GitHub fails, a cached
+//!                                       # token is served only while it has at least this long left
 //! repositories = ["widgets"]            # optional down-scoping; also repository_ids, permissions
 //! permissions = { contents = "read" }
 //! connect_timeout_secs = 5
-//! request_timeout_secs = 15
-//! retry_deadline_secs = 15              # how long a caller without a usable token may wait
+//! request_timeout_secs = 15             # one request; never past the retry deadline either
+//! retry_deadline_secs = 8               # how long a refresh may take, retries included: keep it
+//!                                       # below the host's plugin_call_timeout_ms (default 10 s)
 //! user_agent = "plughost-github-app-auth/0.1.0"
 //! [env]                                 # the env mutator
 //! token_vars = ["GH_TOKEN", "GITHUB_TOKEN"]    # [] writes no token into workspace environments
@@ -36,8 +43,14 @@
 //! - `jwt`: RS256 App JWTs, `iat` 60 s back, `exp` 9 minutes ahead, `iss` the client or app id.
 //! - [`GitHubClient`]: blocking HTTP (ureq) with timeouts; on a 401 it re-signs once with
 //!   GitHub's clock taken from the `Date` header, and keeps that offset for later requests.
+//!   TLS trusts the built-in roots, the operating system's store, or a CA bundle; a failed
+//!   handshake says which setting would trust the server. Proxies come from the host
+//!   process's standard variables (`HTTPS_PROXY`, `NO_PROXY`, ...), set by the operator.
 //! - [`TokenCache`]: refresh ahead of expiry, single flight across threads, a still-valid token
 //!   served while GitHub fails, jittered backoff within a deadline, never an expired token.
+//!   GitHub's rate limits are honoured (`Retry-After`; `x-ratelimit-reset` with none remaining;
+//!   else a minute) with one backoff for every caller: nobody asks GitHub before the time it
+//!   named, and a caller without a usable token learns at once when that is.
 //! - `plugin`: the plughost-sdk glue (token provider + env mutator), thin on top of the above.
 //! - Secrets ([`InstallationToken`], [`PrivateKey`]) print as `[REDACTED]`; errors quote GitHub's
 //!   message but never a token, a JWT or a key.
@@ -52,10 +65,10 @@
 pub use cache::{FALLBACK_WAIT, MIN_VALIDITY, RetryPolicy, TokenCache, TokenSource};
 pub use client::GitHubClient;
 pub use config::{
-    AppIdentity, Config, DEFAULT_API_URL, DEFAULT_REFRESH_MARGIN, EnvSettings, InstallationTarget, PrivateKey,
-    TokenScope,
+    AppIdentity, CaBundle, Config, DEFAULT_API_URL, DEFAULT_MIN_VALIDITY, DEFAULT_REFRESH_MARGIN,
+    DEFAULT_RETRY_DEADLINE, EnvSettings, InstallationTarget, PrivateKey, TlsTrust, TokenScope,
 };
-pub use error::{ConfigError, Error};
+pub use error::{ConfigError, Error, RetryAt};
 pub use token::InstallationToken;
 
 mod cache;
@@ -83,12 +96,13 @@ impl GitHubAppAuth {
             deadline: config.retry_deadline,
         };
         GitHubAppAuth {
-            cache: TokenCache::new(GitHubClient::new(config), config.refresh_margin, retry),
+            cache: TokenCache::new(GitHubClient::new(config), config.refresh_margin, config.min_validity, retry),
             env: config.env.clone(),
         }
     }
 
-    /// A token with at least `refresh_margin` left (or, while GitHub fails, one still valid).
+    /// A token with at least `refresh_margin` left (or, while GitHub fails, a cached one with at
+    /// least `min_validity` left).
     pub fn token(&self) -> Result<InstallationToken, Error> {
         self.cache.token()
     }

@@ -32,6 +32,7 @@ impl Plugin for GitHubAppAuth {
         tracing::info!(
             api_url = %config.api_url,
             refresh_margin_secs = config.refresh_margin.as_secs(),
+            min_validity_secs = config.min_validity.as_secs(),
             "github-app-auth configured: {app}, {installation}"
         );
         Ok(GitHubAppAuth::new(&config))

@@ -2,6 +2,7 @@
 //! runs the real binary and real git with an isolated HOME and cache.
 
 pub mod git_http;
+pub mod proxy;
 pub mod token_server;
 
 use std::collections::{BTreeMap, HashMap};

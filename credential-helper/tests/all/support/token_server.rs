@@ -81,6 +81,16 @@ impl TokenServer {
     /// Starts a server minting tokens that live `lifetime_secs`, re-minted once fewer than
     /// `server_margin_secs` are left (plughost's plugin does the same with 600 s).
     pub fn start(lifetime_secs: u64, server_margin_secs: u64) -> Self {
+        Self::start_with(lifetime_secs, server_margin_secs, None)
+    }
+
+    /// [`start`](Self::start) over https, with `ca`'s server certificate (for 127.0.0.1 and
+    /// localhost): `url` is `https://127.0.0.1:PORT`.
+    pub fn start_tls(lifetime_secs: u64, server_margin_secs: u64, ca: &github_emulator::TestCa) -> Self {
+        Self::start_with(lifetime_secs, server_margin_secs, Some(ca))
+    }
+
+    fn start_with(lifetime_secs: u64, server_margin_secs: u64, tls: Option<&github_emulator::TestCa>) -> Self {
         let inner = Arc::new(Inner {
             lifetime_secs: Mutex::new(lifetime_secs),
             server_margin_secs: Mutex::new(server_margin_secs),
@@ -98,8 +108,18 @@ impl TokenServer {
             .route("/admin/github-installation-token", get(admin_route))
             .with_state(inner.clone());
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let addr = listener.local_addr().unwrap();
+        let url = match tls {
+            None => {
+                runtime.spawn(async move { axum::serve(listener, app).await });
+                format!("http://{addr}")
+            }
+            Some(ca) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config().unwrap());
+                runtime.spawn(async move { axum::serve(TlsListener { tcp: listener, acceptor }, app).await });
+                format!("https://{addr}")
+            }
+        };
         Self { url, inner, runtime: Some(runtime) }
     }
 
@@ -155,6 +175,31 @@ impl Drop for TokenServer {
             // Waits for the tasks to be dropped, so the port is closed when this returns.
             rt.shutdown_timeout(std::time::Duration::from_secs(2));
         }
+    }
+}
+
+/// Accepts TLS connections; a client that refuses the certificate is dropped here.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else { continue };
+            let handshake = tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(stream));
+            if let Ok(Ok(tls)) = handshake.await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 

@@ -91,6 +91,36 @@ fn defaults_and_environment_fallbacks() {
 }
 
 #[test]
+fn the_default_retry_deadline_fits_inside_the_hosts_call_timeout() {
+    let config = load("app_id = 1\ninstallation_id = 2", &[("GITHUB_APP_PRIVATE_KEY", &shared_test_key().private_pem)])
+        .expect("loads");
+    // plughost's default plugin_call_timeout_ms is 10 s: past it the caller gets 504, not our 500.
+    assert_eq!(config.retry_deadline, Duration::from_secs(8));
+    assert_eq!(config.retry_deadline, github_app_auth::DEFAULT_RETRY_DEADLINE);
+}
+
+#[test]
+fn min_validity_defaults_to_a_minute_with_key_and_environment_fallback() {
+    let pem = shared_test_key().private_pem.clone();
+    let base = "app_id = 1\ninstallation_id = 2";
+    let key = [("GITHUB_APP_PRIVATE_KEY", pem.as_str())];
+    assert_eq!(load(base, &key).unwrap().min_validity, Duration::from_secs(60));
+    assert_eq!(github_app_auth::DEFAULT_MIN_VALIDITY, Duration::from_secs(60));
+    let from_key = load(&format!("{base}\nmin_validity_secs = 120"), &key).unwrap();
+    assert_eq!(from_key.min_validity, Duration::from_secs(120));
+    let env = [key[0], ("GITHUB_APP_MIN_VALIDITY_SECS", "30")];
+    assert_eq!(load(base, &env).unwrap().min_validity, Duration::from_secs(30));
+    assert_eq!(load(&format!("{base}\nmin_validity_secs = 90"), &env).unwrap().min_validity, Duration::from_secs(90));
+
+    let e = error(&format!("{base}\nmin_validity_secs = 0"), &key);
+    assert!(e.starts_with("min_validity_secs: 0 is not between 1 and"), "{e}");
+    let e = error(&format!("{base}\nmin_validity_secs = 3600"), &key);
+    assert!(e.starts_with("min_validity_secs: 3600"), "{e}");
+    let e = error(base, &[key[0], ("GITHUB_APP_MIN_VALIDITY_SECS", "1m")]);
+    assert!(e.starts_with("GITHUB_APP_MIN_VALIDITY_SECS:"), "{e}");
+}
+
+#[test]
 fn relative_key_path_is_resolved_against_the_config_folder() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("app.pem"), &shared_test_key().private_pem).unwrap();

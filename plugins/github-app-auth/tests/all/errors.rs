@@ -104,3 +104,17 @@ fn unreachable_github_is_a_transport_error() {
     assert!(err.is_transient(), "{err:?}");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
 }
+
+#[test]
+fn a_slow_request_ends_by_the_retry_deadline() {
+    let emu = emulator(Duration::from_secs(3600));
+    emu.inject(Fault::Latency(Duration::from_secs(3)));
+    let mut config = config(&emu);
+    config.request_timeout = Duration::from_secs(5);
+    config.retry_deadline = Duration::from_millis(800);
+    let started = Instant::now();
+    let err = GitHubAppAuth::new(&config).token().expect_err("GitHub answers after the deadline");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "the caller was held past the deadline: {took:?}");
+    assert!(err.to_string().contains("in time"), "{err}");
+}

@@ -91,3 +91,42 @@ fn transient_failures_on_a_cold_cache_are_retried_within_the_deadline() {
     assert_eq!(emu.requests(TOKEN_ROUTE), 4);
     assert_eq!(emu.mints(), 1);
 }
+
+#[test]
+fn during_an_outage_a_cached_token_is_served_only_while_it_has_min_validity_left() {
+    let emu = emulator(Duration::from_secs(10));
+    let mut config = config(&emu);
+    config.refresh_margin = Duration::from_secs(8);
+    config.min_validity = Duration::from_secs(5);
+    config.retry_deadline = Duration::from_millis(500);
+    let auth = GitHubAppAuth::new(&config);
+    let first = auth.token().expect("first token");
+    emu.inject_n(Fault::Status(503), 100_000);
+
+    let started = Instant::now();
+    let mut served = 0;
+    let err = loop {
+        let asked = Instant::now();
+        match auth.token() {
+            Ok(token) => {
+                assert_eq!(token.expose(), first.expose());
+                assert!(
+                    token.valid_until() >= asked + config.min_validity,
+                    "served with {:?} left during an outage, below min_validity",
+                    token.valid_until().saturating_duration_since(asked)
+                );
+                served += 1;
+            }
+            Err(err) => {
+                let left = first.valid_until().saturating_duration_since(asked);
+                assert!(left < config.min_validity + Duration::from_millis(100), "refused with {left:?} left");
+                break err;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(9), "never refused");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(served > 10, "the cached token was served while it had enough left: {served}");
+    assert!(emu.is_token_valid(first.expose()), "refused while still valid, with too little left for a clone");
+    assert!(err.to_string().contains("503"), "{err}");
+}
