@@ -3,12 +3,13 @@
 //! operating system's store; without either the error says which setting to use.
 
 use std::path::Path;
-use std::time::Duration;
 
 use github_app_auth::{Config, Error, GitHubAppAuth};
 use github_emulator::{
     Emulator, EmulatorConfig, EmulatorHandle, TEST_CLIENT_ID, TEST_INSTALLATION_ID, TestCa, shared_test_key,
 };
+
+use plughost_testkit::{PluginDir, Serve, fixtures};
 
 use crate::support::TOKEN_ROUTE;
 
@@ -86,58 +87,35 @@ fn tls_settings_errors_name_the_setting() {
 }
 
 /// The operating system's store, as rustls-platform-verifier reads it on Linux: here through
-/// `SSL_CERT_FILE`, which only a fresh process can be given safely, so this test runs the one
-/// below in a child process of this test binary.
+/// `SSL_CERT_FILE`, which a test may not set in its own process. So the plugin runs where
+/// operators run it, in the real host's worker process, which inherits the host's environment.
 #[test]
 fn tls_roots_system_trusts_the_operating_systems_store() {
     let (emu, ca) = tls_emulator();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("system-ca.pem");
-    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
-    // The child generates no key of its own: it must sign with the one this emulator knows.
-    let key_file = dir.path().join("app.pem");
-    std::fs::write(&key_file, &shared_test_key().private_pem).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let run = |ssl_cert_file: &Path| {
-        std::process::Command::new(&exe)
-            .args(["--exact", "tls::system_roots_in_a_child_process", "--ignored", "--nocapture", "--test-threads=1"])
-            .env("SSL_CERT_FILE", ssl_cert_file)
-            .env("GITHUB_APP_AUTH_TEST_TLS_URL", emu.base_url())
-            .env("GITHUB_APP_AUTH_TEST_KEY_PATH", &key_file)
-            .output()
-            .unwrap()
-    };
-    let trusted = run(&ca_file);
-    assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stdout));
-    let out = String::from_utf8_lossy(&trusted.stdout);
-    assert!(out.contains("system roots: token"), "{out}");
-    assert_eq!(emu.mints(), 1);
-
     let other = TestCa::generate().unwrap();
-    std::fs::write(&ca_file, other.ca_pem()).unwrap();
-    let untrusted = run(&ca_file);
-    let out = String::from_utf8_lossy(&untrusted.stdout);
-    assert!(untrusted.status.success(), "{out}");
-    assert!(out.contains("system roots: error: TLS with") && out.contains("operating system's trust store"), "{out}");
-    assert_eq!(emu.mints(), 1);
-}
-
-#[test]
-#[ignore = "run by tls_roots_system_trusts_the_operating_systems_store in a child process"]
-fn system_roots_in_a_child_process() {
-    let (Ok(url), Ok(key_path)) =
-        (std::env::var("GITHUB_APP_AUTH_TEST_TLS_URL"), std::env::var("GITHUB_APP_AUTH_TEST_KEY_PATH"))
-    else {
-        return;
-    };
-    let toml = format!(
-        "client_id = {TEST_CLIENT_ID:?}\ninstallation_id = {TEST_INSTALLATION_ID}\nprivate_key_path = {key_path:?}\n\
-         api_url = {url:?}\ntls_roots = \"system\"\n"
-    );
-    let mut config = load(&toml, &[], None).expect("loads");
-    config.retry_deadline = Duration::from_secs(2);
-    match GitHubAppAuth::new(&config).token() {
-        Ok(_) => println!("system roots: token"),
-        Err(err) => println!("system roots: error: {err}"),
+    for (trusted, ca_pem) in [(true, ca.ca_pem()), (false, other.ca_pem())] {
+        let dir = PluginDir::new();
+        let ca_file = dir.write_private("system-ca.pem", &ca_pem);
+        let key_file = dir.write_private("app.pem", &shared_test_key().private_pem);
+        let config = format!(
+            "client_id = {TEST_CLIENT_ID:?}\ninstallation_id = {TEST_INSTALLATION_ID}\nprivate_key_path = {:?}\n\
+             api_url = {:?}\ntls_roots = \"system\"\nretry_deadline_secs = 2\n",
+            key_file.display().to_string(),
+            emu.base_url(),
+        );
+        let host = Serve::builder()
+            .dir(dir)
+            .env("SSL_CERT_FILE", ca_file.to_str().unwrap())
+            .plugin("github.so", &fixtures().github_app_auth, Some(&config))
+            .start();
+        let reply = host.get("/admin/github-installation-token", host.admin_token());
+        if trusted {
+            assert_eq!(reply.status, 200, "{}\n{}", reply.body, host.log());
+            assert!(emu.is_token_valid(reply.json()["token"].as_str().unwrap()));
+        } else {
+            assert_eq!(reply.status, 500, "{}", reply.body);
+            assert!(host.log().contains("operating system's trust store"), "{}", host.log());
+        }
     }
+    assert_eq!(emu.mints(), 1);
 }
