@@ -95,7 +95,7 @@ fn tls_roots_system_trusts_the_operating_systems_store() {
     let other = TestCa::generate().unwrap();
     for (trusted, ca_pem) in [(true, ca.ca_pem()), (false, other.ca_pem())] {
         let dir = PluginDir::new();
-        let ca_file = dir.write_private("system-ca.pem", &ca_pem);
+        let ca_file = dir.write_private("system-ca.pem", ca_pem);
         let key_file = dir.write_private("app.pem", &shared_test_key().private_pem);
         let config = format!(
             "client_id = {TEST_CLIENT_ID:?}\ninstallation_id = {TEST_INSTALLATION_ID}\nprivate_key_path = {:?}\n\
