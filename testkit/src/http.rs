@@ -55,8 +55,9 @@ impl Serve {
         self.try_request(method, path, authorization, body).unwrap_or_else(|err| panic!("{method} {path}: {err}"))
     }
 
-    /// The request, with transport errors returned rather than panicking.
-    pub(crate) fn try_request(
+    /// Like [`Serve::request_with_auth`], with transport errors (a server that died, a refused
+    /// connection) returned rather than panicking.
+    pub fn try_request(
         &self,
         method: &str,
         path: &str,

@@ -18,6 +18,10 @@
 //!    port with a clean environment and learns its address from `--print-addr` (the bound
 //!    `IP:PORT` on stdout), never from the log. It keeps the log in memory for tests that search
 //!    it for leaked secrets, and records every HTTP reply it sees for the same reason.
+//!    [`Serve::restart`] kills it and starts it again on the same directories.
+//!
+//! Beside them, [`soak`]: mixed load with plugin reloads, errors counted and memory sampled,
+//! shared by the soak test and the `plughost-soak` program of the long run.
 //!
 //! Non-features: no mocks (everything is the real binary, real `.so` files, real SQLite), no
 //! process-wide state besides the fixture cache, and no environment variables set in the test
@@ -35,9 +39,11 @@ pub use crate::fixtures::{Fixtures, cargo_build, fixtures, workspace_dir};
 pub use crate::http::Reply;
 pub use crate::plugin_dir::PluginDir;
 pub use crate::serve::{ADMIN_TOKEN, Serve, ServeBuilder, StartError};
+pub use crate::soak::{Memory, SoakConfig, SoakPlugins, SoakReport, Window, soak};
 
 mod cli;
 mod fixtures;
 mod http;
 mod plugin_dir;
 mod serve;
+mod soak;

@@ -117,16 +117,74 @@ impl ServeBuilder {
                 dir.configure(file_name, toml);
             }
         }
+        let config = self.config.map(|config| {
+            dir.write_private("plughost.toml", &config.replace("{dir}", &dir.root().display().to_string()))
+        });
+        let launch = Launch {
+            binary,
+            config,
+            admin_token: self.admin_token,
+            env: self.env,
+            rust_log: self.rust_log,
+            wait_ready: self.wait_ready,
+            log_file: self.log_file,
+        };
+        let (process, addr_rx) = launch.spawn(&dir, false)?;
+        let mut serve = Serve {
+            child: process.child,
+            base: String::new(),
+            launch,
+            dir,
+            log: process.log,
+            log_reader: Some(process.log_reader),
+            bodies: Mutex::new(Vec::new()),
+            agent: crate::http::agent(),
+        };
+        serve.connect(&addr_rx)?;
+        Ok(serve)
+    }
+}
+
+/// How a server process is started, kept for [`Serve::restart`].
+struct Launch {
+    binary: PathBuf,
+    /// The written `--config` file.
+    config: Option<PathBuf>,
+    admin_token: Option<String>,
+    env: Vec<(String, String)>,
+    rust_log: String,
+    wait_ready: bool,
+    log_file: Option<PathBuf>,
+}
+
+/// A started server process and the thread keeping its log.
+struct Process {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    log_reader: JoinHandle<()>,
+}
+
+impl Launch {
+    /// Starts `plughost serve` on `dir`; the receiver gets the first line of its stdout. A
+    /// restart appends to the log file rather than replacing it.
+    fn spawn(&self, dir: &PluginDir, restart: bool) -> Result<(Process, mpsc::Receiver<Option<String>>), StartError> {
         let log_file = match &self.log_file {
-            Some(path) => Some(File::create(path).map_err(|err| StartError::LogFile { path: path.clone(), err })?),
+            Some(path) => Some(
+                File::options()
+                    .create(true)
+                    .write(true)
+                    .append(restart)
+                    .truncate(!restart)
+                    .open(path)
+                    .map_err(|err| StartError::LogFile { path: path.clone(), err })?,
+            ),
             None => None,
         };
 
         // Inherited `PLUGHOST_*` removed; the inherited `RUST_LOG` is replaced below.
-        let mut command = crate::cli::command_without_settings(&binary);
+        let mut command = crate::cli::command_without_settings(&self.binary);
         if let Some(config) = &self.config {
-            let path = dir.write_private("plughost.toml", &config.replace("{dir}", &dir.root().display().to_string()));
-            command.arg("--config").arg(path);
+            command.arg("--config").arg(config);
         }
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--print-addr", "--plugin-dir"])
@@ -140,7 +198,7 @@ impl ServeBuilder {
         if let Some(token) = &self.admin_token {
             command.env("PLUGHOST_ADMIN_TOKEN", token);
         }
-        let mut child = command.spawn().map_err(|err| StartError::Spawn { binary: binary.clone(), err })?;
+        let mut child = command.spawn().map_err(|err| StartError::Spawn { binary: self.binary.clone(), err })?;
 
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -151,40 +209,7 @@ impl ServeBuilder {
         let (addr_tx, addr_rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("stdout is piped");
         std::thread::spawn(move || read_address(stdout, &addr_tx));
-
-        let mut serve = Serve {
-            child,
-            base: String::new(),
-            admin_token: self.admin_token,
-            dir,
-            log,
-            log_reader: Some(log_reader),
-            bodies: Mutex::new(Vec::new()),
-            agent: crate::http::agent(),
-        };
-        let line = match addr_rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(line)) => line,
-            Ok(None) => {
-                let status = serve.exit_within(Duration::from_secs(5)).unwrap_or_else(|| serve.kill());
-                return Err(StartError::Exited { status, log: serve.log() });
-            }
-            Err(_) => {
-                serve.kill();
-                return Err(StartError::NoAddress { timeout: START_TIMEOUT, log: serve.log() });
-            }
-        };
-        let addr: SocketAddr = match line.trim_end().parse() {
-            Ok(addr) => addr,
-            Err(_) => {
-                serve.kill();
-                return Err(StartError::BadAddress { line, log: serve.log() });
-            }
-        };
-        serve.base = format!("http://{addr}");
-        if self.wait_ready {
-            serve.poll_ready()?;
-        }
-        Ok(serve)
+        Ok((Process { child, log, log_reader }, addr_rx))
     }
 }
 
@@ -210,7 +235,7 @@ pub enum StartError {
 pub struct Serve {
     child: Child,
     base: String,
-    admin_token: Option<String>,
+    launch: Launch,
     dir: PluginDir,
     log: Arc<Mutex<String>>,
     log_reader: Option<JoinHandle<()>>,
@@ -248,7 +273,7 @@ impl Serve {
 
     /// The admin token the server was started with.
     pub fn admin_token(&self) -> Option<&str> {
-        self.admin_token.as_deref()
+        self.launch.admin_token.as_deref()
     }
 
     /// The directories the server was started with; plugins can be added while it runs.
@@ -266,6 +291,46 @@ impl Serve {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the server if it still runs (SIGKILL, as a crash would), then starts it again with
+    /// the same settings on the same plugin and state directories. It gets a new port
+    /// ([`Serve::base`]), pid and in-memory log; a log file is appended to.
+    pub fn restart(&mut self) -> Result<(), StartError> {
+        self.kill();
+        let (process, addr_rx) = self.launch.spawn(&self.dir, true)?;
+        self.child = process.child;
+        self.log = process.log;
+        self.log_reader = Some(process.log_reader);
+        self.base.clear();
+        self.connect(&addr_rx)
+    }
+
+    /// Learns the address the process prints, then, unless told not to, waits for `/readyz`.
+    fn connect(&mut self, addr_rx: &mpsc::Receiver<Option<String>>) -> Result<(), StartError> {
+        let line = match addr_rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(line)) => line,
+            Ok(None) => {
+                let status = self.exit_within(Duration::from_secs(5)).unwrap_or_else(|| self.kill());
+                return Err(StartError::Exited { status, log: self.log() });
+            }
+            Err(_) => {
+                self.kill();
+                return Err(StartError::NoAddress { timeout: START_TIMEOUT, log: self.log() });
+            }
+        };
+        let addr: SocketAddr = match line.trim_end().parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                self.kill();
+                return Err(StartError::BadAddress { line, log: self.log() });
+            }
+        };
+        self.base = format!("http://{addr}");
+        if self.launch.wait_ready {
+            self.poll_ready()?;
+        }
+        Ok(())
     }
 
     /// Everything the server logged so far.
@@ -396,6 +461,17 @@ mod tests {
         let StartError::Exited { status, log } = err else { panic!("{err}") };
         assert_eq!(status.code(), Some(2), "{log}");
         assert!(log.contains("plughost.toml"), "{log}");
+    }
+
+    #[test]
+    fn a_restart_is_a_new_process_on_the_same_state() {
+        let mut serve = Serve::builder().rust_log("info").start();
+        let token = serve.issue("ws-1");
+        let pid = serve.pid();
+        serve.restart().unwrap();
+        assert_ne!(serve.pid(), pid);
+        // No plugin: the token is accepted (not 401) and the answer is "no plugin loaded".
+        assert_eq!(serve.get("/workspaces/ws-1/github-installation-token", Some(&token)).status, 404);
     }
 
     #[test]
