@@ -4,8 +4,8 @@ use std::io::{self, BufRead, Write};
 
 use crate::secret::Secret;
 
-/// Longest request accepted; git sends a few hundred bytes.
-const MAX_REQUEST: usize = 64 * 1024;
+/// Longest request accepted, in bytes up to and including the blank line; git sends a few hundred.
+pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// The attributes of one request from git that the helper looks at; the rest are ignored.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,11 +32,12 @@ impl std::fmt::Debug for RedactedString {
 }
 
 impl Request {
-    /// Reads attributes up to a blank line or end of input.
+    /// Reads attributes up to a blank line or end of input. A request longer than [`MAX_REQUEST`]
+    /// is an error, and no more than that is ever read (not even one endless line).
     pub fn read(input: impl BufRead) -> io::Result<Self> {
         let mut request = Self::default();
         let mut total = 0;
-        for line in input.split(b'\n') {
+        for line in input.take(MAX_REQUEST as u64 + 1).split(b'\n') {
             let line = line?;
             total += line.len() + 1;
             if total > MAX_REQUEST {
@@ -103,6 +104,22 @@ mod tests {
     fn refuses_huge_input() {
         let big = vec![b'a'; MAX_REQUEST + 10];
         assert!(Request::read(&big[..]).is_err());
+    }
+
+    #[test]
+    fn stops_reading_an_endless_line_at_the_limit() {
+        let mut endless = io::BufReader::new(io::repeat(b'a'));
+        let err = Request::read(&mut endless).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn accepts_a_request_of_exactly_the_limit() {
+        let padding = "x".repeat(MAX_REQUEST - "host=\n\n".len());
+        let input = format!("host={padding}\n\n");
+        assert_eq!(Request::read(input.as_bytes()).unwrap().host.as_deref(), Some(padding.as_str()));
+        let input = format!("host={padding}x\n\n");
+        assert!(Request::read(input.as_bytes()).is_err());
     }
 
     #[test]

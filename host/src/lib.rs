@@ -30,6 +30,8 @@
 
 pub mod api;
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod loader;
 pub mod metrics;
 pub mod registry;
