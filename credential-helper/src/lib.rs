@@ -72,7 +72,7 @@
 //! - [`Error`]: why a subcommand failed (wrapping [`ConfigError`], [`NoCredential`], [`refresher::RefreshError`]).
 //! - [`Config`] (and [`HostRule`], [`EnvToken`]): the environment, read once.
 //! - [`credential_for`], [`erase`], [`obtain`]: the credential logic behind `get`, `erase`, `refresh`.
-//! - [`Request`], [`write_credential`]: git's line protocol.
+//! - [`Request`], [`write_credential`], [`MAX_REQUEST`], [`MAX_LINE`]: git's line protocol.
 //! - [`Cache`], [`CacheKey`], [`CachedToken`]: the on-disk cache.
 //! - [`fetch_token`], [`FetchError`]: one request to plughost.
 //! - [`refresher::run`], [`install::install`], [`gh::write_token`]: the other subcommands.
@@ -96,7 +96,7 @@ pub use config::{CaBundle, Config, ConfigError, EnvToken, HostRule, PlatformProx
 pub use error::Error;
 pub use fsutil::PathError;
 pub use platform::{FetchError, IssuedToken, fetch_token};
-pub use protocol::{Request, USERNAME, write_credential};
+pub use protocol::{MAX_LINE, MAX_REQUEST, Request, USERNAME, write_credential};
 pub use resolve::{Credential, Failure, NoCredential, Obtained, Source, cache_key, credential_for, erase, obtain};
 pub use secret::{InvalidSecret, Secret};
 

@@ -5,9 +5,9 @@ use std::io::{self, BufRead, Read, Write};
 use crate::secret::Secret;
 
 /// Longest request accepted; git sends a few hundred bytes.
-const MAX_REQUEST: usize = 64 * 1024;
+pub const MAX_REQUEST: usize = 64 * 1024;
 /// Longest line accepted (a `wwwauth[]` header or a long `path` fit many times over).
-const MAX_LINE: usize = 16 * 1024;
+pub const MAX_LINE: usize = 16 * 1024;
 
 /// The attributes of one request from git that the helper looks at; the rest are ignored.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -137,6 +137,13 @@ mod tests {
         let mut ok = lines.clone();
         ok.extend(b"host=github.com\n\n");
         assert_eq!(Request::read(&ok[..]).unwrap().host.as_deref(), Some("github.com"));
+    }
+
+    #[test]
+    fn stops_reading_an_endless_line_at_the_limit() {
+        let mut endless = io::BufReader::new(io::repeat(b'a'));
+        let err = Request::read(&mut endless).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]

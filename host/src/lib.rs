@@ -36,6 +36,8 @@
 
 pub mod api;
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod isolation;
 pub mod loader;
 pub mod metrics;

@@ -66,6 +66,7 @@ mod export;
 pub mod host;
 mod log_bridge;
 mod plugin;
+mod redact;
 
 pub use plugin::{EnvMutator, Error, InitContext, Plugin, Secret, Token, TokenProvider};
 

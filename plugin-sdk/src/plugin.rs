@@ -184,21 +184,25 @@ impl InitContext {
         InitContext { config_toml: config_toml.to_owned(), plugin_file: PathBuf::from("<test>") }
     }
 
-    /// The plugin's configuration, deserialised. Unknown or missing keys give an error naming the key.
+    /// The plugin's configuration, deserialised. An error names the key (`retry.attempts`, `hosts[2]`)
+    /// and the line, and never quotes a value: the configuration may hold secrets (a private key).
     pub fn config<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        toml::from_str(&self.config_toml).map_err(|e| {
-            // toml's Display quotes the offending line, which may hold a secret (a PEM key):
-            // name the key instead.
-            let key = e.span().and_then(|span| {
-                let line_start = self.config_toml[..span.start].rfind('\n').map_or(0, |i| i + 1);
-                let line = self.config_toml[line_start..].lines().next()?;
-                let key = line.split('=').next()?.trim();
-                (!key.is_empty() && key.len() < 80).then(|| key.to_owned())
+        let text = &self.config_toml;
+        serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|err| {
+            // The path is empty when the text is not TOML: toml's message then says what is wrong
+            // with the syntax, and the line says where.
+            let path = err.path().iter().next().map(|_| format!("{}: ", err.path()));
+            let err = err.into_inner();
+            let message = crate::redact::without_value(err.message()).replace('\n', "; ");
+            let line = err.span().map(|span| {
+                let before = &text.as_bytes()[..span.start.min(text.len())];
+                format!(" (line {})", before.iter().filter(|&&b| b == b'\n').count() + 1)
             });
-            match key {
-                Some(key) => Error::msg(format!("invalid configuration: {key}: {}", e.message())),
-                None => Error::msg(format!("invalid configuration: {}", e.message())),
-            }
+            Error::msg(format!(
+                "invalid configuration: {}{message}{}",
+                path.unwrap_or_default(),
+                line.unwrap_or_default()
+            ))
         })
     }
 
@@ -223,6 +227,57 @@ mod tests {
         let printed = format!("{token:?} {:?} {:#?}", token.secret, token);
         assert!(!printed.contains("supersecret"), "{printed}");
         assert!(printed.contains("[REDACTED]"));
+    }
+
+    /// Found by the `plugin_config` fuzz target: the "key" named was the text before `=` on the
+    /// error's line, which inside a multi-line value is a line of the value (a private key), and
+    /// serde's messages quoted the value itself.
+    #[test]
+    fn config_errors_name_the_key_and_never_quote_a_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Config {
+            app_id: u64,
+            private_key: Option<String>,
+            #[serde(default)]
+            hosts: Vec<String>,
+            retry: Option<Retry>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Retry {
+            attempts: u8,
+        }
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n";
+        for (toml, expected) in [
+            (
+                "app_id = \"hunter2-secret\"\n",
+                "invalid configuration: app_id: invalid type: string, expected u64 (line 1)",
+            ),
+            (
+                "app_id = 1\nhosts = [\n  \"github.com\",\n  \"hunter2-secret\",\n  42,\n]\n",
+                "invalid configuration: hosts[2]: invalid type: integer, expected a string (line 5)",
+            ),
+            (
+                "app_id = 1\n[retry]\nattempts = 1234567890123\n",
+                "invalid configuration: retry.attempts: invalid value: integer, expected u8 (line 3)",
+            ),
+            (
+                &format!("app_id = 1\nprivate_key = \"\"\"\n{pem}\"\"\"\nprivate_key = \"\"\"\n{pem}"),
+                "invalid configuration: ",
+            ),
+            (&format!("app_id = 1\nprivate_key = \"\"\"\n{pem}\\q\n\"\"\"\n"), "invalid configuration: "),
+            (&format!("app_id = 1\n{pem}"), "invalid configuration: "),
+        ] {
+            let err = InitContext::for_tests(toml).config::<Config>().unwrap_err();
+            let message = err.message();
+            for secret in ["hunter2", "1234567890123", "MIIEow", "BEGIN RSA"] {
+                assert!(!message.contains(secret), "{message}");
+            }
+            assert!(!message.contains('\n'), "one line: {message}");
+            assert!(message.starts_with(expected), "{message}");
+        }
     }
 
     #[test]

@@ -71,6 +71,7 @@ fn bad_configuration_is_refused_naming_the_setting() {
     assert!(report.plugins.is_empty());
     let message = crate::support::refusal(&report, "static.so");
     assert!(message.starts_with("init failed: invalid configuration: overwrite: invalid type: string"), "{message}");
+    assert!(!message.contains("sometimes"), "the value is never quoted: {message}");
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //! in a worker first; the name then picks the mode.
 
 mod cache;
-mod vet;
+pub(crate) mod vet;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -443,17 +443,33 @@ fn load_in_process(
 /// The plugin's configuration: `<file-stem>.toml` beside the `.so`, overridden key by key by
 /// `[plugins.<name>]` of the host config (the operator's central file has the last word).
 fn plugin_config(file: &Path, name: &str, config: &LoaderConfig) -> Result<String, LoadError> {
-    let mut table = toml::Table::new();
     let sidecar = file.with_extension("toml");
-    if sidecar.exists() {
+    let text = if sidecar.exists() {
         vet::check_permissions(&sidecar, "the plugin's configuration file")?;
         let text = std::fs::read_to_string(&sidecar)
             .map_err(|err| LoadError::Io { action: "read the plugin's configuration file", err })?;
-        table = text
+        Some(text)
+    } else {
+        None
+    };
+    merge_plugin_config(&sidecar, text.as_deref(), config.plugin_configs.get(name))
+}
+
+/// [`plugin_config`] once the files are read: parses the sidecar's `text` (read from `sidecar`, named
+/// in errors), lets `central` override it key by key, and writes the result as TOML. Kept apart so
+/// the fuzz targets run this very code (`crate::fuzzing`).
+pub(crate) fn merge_plugin_config(
+    sidecar: &Path,
+    text: Option<&str>,
+    central: Option<&toml::Table>,
+) -> Result<String, LoadError> {
+    let mut table = match text {
+        Some(text) => text
             .parse::<toml::Table>()
-            .map_err(|err| LoadError::Config(format!("{}: {}", sidecar.display(), err.message())))?;
-    }
-    if let Some(central) = config.plugin_configs.get(name) {
+            .map_err(|err| LoadError::Config(format!("{}: {}", sidecar.display(), crate::settings::one_line(&err))))?,
+        None => toml::Table::new(),
+    };
+    if let Some(central) = central {
         table.extend(central.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     toml::to_string(&table).map_err(|err| LoadError::Config(err.to_string()))
@@ -478,5 +494,33 @@ fn emit(plugin: &str, level: LogLevel, target: &str, message: &str) {
         LogLevel::Info => tracing::info!(target: "plugin", plugin, plugin_target = target, "{message}"),
         LogLevel::Debug => tracing::debug!(target: "plugin", plugin, plugin_target = target, "{message}"),
         LogLevel::Trace => tracing::trace!(target: "plugin", plugin, plugin_target = target, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merge(sidecar: Option<&str>, central: Option<&str>) -> Result<String, LoadError> {
+        let central = central.map(|text| text.parse::<toml::Table>().unwrap());
+        merge_plugin_config(Path::new("/plugins/p.toml"), sidecar, central.as_ref())
+    }
+
+    #[test]
+    fn the_central_table_overrides_the_sidecar_key_by_key() {
+        let merged =
+            merge(Some("a = 1\nb = \"sidecar\"\n[t]\nx = 1\n"), Some("b = \"central\"\n[t]\ny = 2\n")).unwrap();
+        assert_eq!(merged.parse::<toml::Table>().unwrap(), "a = 1\nb = \"central\"\n[t]\ny = 2\n".parse().unwrap());
+        assert_eq!(merge(None, None).unwrap(), "");
+    }
+
+    /// Found by the `host_config` fuzz target: toml's syntax messages span lines, and a refusal is
+    /// one line of the scan report.
+    #[test]
+    fn a_sidecar_that_is_not_toml_is_refused_in_one_line_naming_the_file() {
+        let err = merge(Some("app_id =\u{fe}1\nprivate_key = \"hunter2-secret\n"), None).unwrap_err().to_string();
+        assert!(err.starts_with("configuration: /plugins/p.toml: "), "{err}");
+        assert!(err.contains("(at byte 8)"), "{err}");
+        assert!(!err.contains('\n') && !err.contains("hunter2"), "{err}");
     }
 }

@@ -95,4 +95,19 @@ mod tests {
         assert!(matches!(check_elf(b"#!/bin/sh\necho hi\n"), Err(LoadError::NotElf(_))));
         assert!(matches!(check_elf(b"\x7fELF\x02\x01\x01"), Err(LoadError::NotElf(_))));
     }
+
+    /// The fuzz seeds, so that the fuzzer starts from every verdict: a few-KiB shared object exporting
+    /// the entry symbol passes, the same without it is not a plugin, with a segment past the end
+    /// of the file it is truncated.
+    #[test]
+    fn the_fuzz_seeds_reach_every_verdict() {
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/elf_vetting");
+        let plugin = std::fs::read(seeds.join("plugin_entry_only.so")).unwrap();
+        check_elf(&plugin).unwrap();
+        let other = std::fs::read(seeds.join("no_entry_symbol.so")).unwrap();
+        assert!(matches!(check_elf(&other), Err(LoadError::NotAPlugin)));
+        let truncated = std::fs::read(seeds.join("segment_past_the_end.so")).unwrap();
+        let truncated = check_elf(&truncated).unwrap_err().to_string();
+        assert!(truncated.starts_with("truncated: a segment ends at byte"), "{truncated}");
+    }
 }
