@@ -36,6 +36,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::api::AdminToken;
+use crate::api::server::ConnectionLimits;
 use crate::isolation::{Isolation, Mode, mb, process};
 use crate::loader::{LoaderConfig, Purpose};
 
@@ -51,6 +52,16 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Default of `token_cache_ms`: how long a token provider's answer is reused.
 pub const DEFAULT_TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Default of `header_read_timeout_ms`: how long a connection may take to send a request's head,
+/// from its first byte (or from the connection's start, for its first request).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `keep_alive_timeout_ms`: how long a connection may wait idle for its next request.
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of `max_connections`: connections open at once; further ones wait to be accepted.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+/// Default of `request_timeout_ms`: how long a request may take, body and plugin calls included,
+/// before it is answered 503. Longer than [`DEFAULT_CALL_TIMEOUT`], which it must exceed.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a plugin's `init` may run before the plugin is refused: init may read files or reach
 /// the network.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -134,6 +145,12 @@ pub enum SettingsError {
     ReadAdminTokenFile { path: PathBuf, err: std::io::Error },
     #[error("the admin token file {} is empty", path.display())]
     EmptyAdminTokenFile { path: PathBuf },
+    #[error("{origin}: must be at least 1")]
+    Zero { origin: Origin },
+    #[error(
+        "{origin} ({request:?}) must be longer than plugin_call_timeout_ms ({call:?}): a request waits for its plugin calls"
+    )]
+    RequestTimeoutTooShort { origin: Origin, request: Duration, call: Duration },
 }
 
 /// The environment, as a lookup function (rule 2).
@@ -184,6 +201,14 @@ pub struct ConfigFile {
     max_body_bytes: Option<usize>,
     /// How long a token provider's answer is reused, in milliseconds (0: call it every time).
     token_cache_ms: Option<u64>,
+    /// How long a connection may take to send a request head, in milliseconds.
+    header_read_timeout_ms: Option<u64>,
+    /// How long a keep-alive connection may wait idle for its next request, in milliseconds.
+    keep_alive_timeout_ms: Option<u64>,
+    /// Connections open at once.
+    max_connections: Option<u32>,
+    /// How long a whole request may take, in milliseconds.
+    request_timeout_ms: Option<u64>,
     /// `[isolation]`: where plugins run, host policy (rule 6).
     #[serde(default)]
     isolation: IsolationFile,
@@ -217,6 +242,10 @@ impl fmt::Debug for ConfigFile {
             .field("plugin_call_timeout_ms", &self.plugin_call_timeout_ms)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("token_cache_ms", &self.token_cache_ms)
+            .field("header_read_timeout_ms", &self.header_read_timeout_ms)
+            .field("keep_alive_timeout_ms", &self.keep_alive_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -267,6 +296,10 @@ pub struct ServeSettings {
     pub plugin_call_timeout: Duration,
     pub max_body_bytes: usize,
     pub token_cache_ttl: Duration,
+    /// Connection limits and timeouts of the HTTP server.
+    pub connections: ConnectionLimits,
+    /// How long a whole request may take.
+    pub request_timeout: Duration,
     /// The plugin directory, the plugin tables and how plugins are loaded.
     pub loader: LoaderConfig,
 }
@@ -304,6 +337,8 @@ impl<'a> Settings<'a> {
             plugin_call_timeout: self.plugin_call_timeout(),
             max_body_bytes: self.max_body_bytes(),
             token_cache_ttl: self.token_cache_ttl(),
+            connections: self.connection_limits()?,
+            request_timeout: self.request_timeout()?,
             loader: self.loader_config(Loading::Serve),
         })
     }
@@ -357,6 +392,50 @@ impl<'a> Settings<'a> {
     /// `token_cache_ms`, [`DEFAULT_TOKEN_CACHE_TTL`]; 0 calls the provider every time.
     pub fn token_cache_ttl(&self) -> Duration {
         self.file.token_cache_ms.map_or(DEFAULT_TOKEN_CACHE_TTL, Duration::from_millis)
+    }
+
+    /// `header_read_timeout_ms`, `keep_alive_timeout_ms` and `max_connections`, over
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`], [`DEFAULT_KEEP_ALIVE_TIMEOUT`] and
+    /// [`DEFAULT_MAX_CONNECTIONS`]; none may be 0 (a limit, never "unlimited").
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, SettingsError> {
+        let header_read_timeout = self.nonzero_millis("header_read_timeout_ms", self.file.header_read_timeout_ms)?;
+        let keep_alive_timeout = self.nonzero_millis("keep_alive_timeout_ms", self.file.keep_alive_timeout_ms)?;
+        let max_connections = match self.file.max_connections {
+            Some(0) => return Err(SettingsError::Zero { origin: self.file_origin("max_connections") }),
+            Some(max) => max,
+            None => DEFAULT_MAX_CONNECTIONS,
+        };
+        Ok(ConnectionLimits {
+            header_read_timeout: header_read_timeout.unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+            keep_alive_timeout: keep_alive_timeout.unwrap_or(DEFAULT_KEEP_ALIVE_TIMEOUT),
+            max_connections,
+        })
+    }
+
+    /// `request_timeout_ms`, [`DEFAULT_REQUEST_TIMEOUT`]; it must exceed the plugin call timeout,
+    /// or a slow plugin call would be cut off by the request timeout instead of answering 504.
+    pub fn request_timeout(&self) -> Result<Duration, SettingsError> {
+        let (request, origin) = match self.nonzero_millis("request_timeout_ms", self.file.request_timeout_ms)? {
+            Some(request) => (request, self.file_origin("request_timeout_ms")),
+            None => (DEFAULT_REQUEST_TIMEOUT, Origin::Default),
+        };
+        let call = self.plugin_call_timeout();
+        if request <= call {
+            return Err(SettingsError::RequestTimeoutTooShort { origin, request, call });
+        }
+        Ok(request)
+    }
+
+    /// A config-file duration in milliseconds that may not be 0.
+    fn nonzero_millis(&self, key: &'static str, value: Option<u64>) -> Result<Option<Duration>, SettingsError> {
+        match value {
+            Some(0) => Err(SettingsError::Zero { origin: self.file_origin(key) }),
+            value => Ok(value.map(Duration::from_millis)),
+        }
+    }
+
+    fn file_origin(&self, key: &'static str) -> Origin {
+        Origin::File { key, path: self.config_path.clone().unwrap_or_default() }
     }
 
     /// The loader's configuration: the plugin directory and the `[plugins.<name>]` tables, with
@@ -568,6 +647,56 @@ mod tests {
         assert_eq!(defaults.plugin_call_timeout(), DEFAULT_CALL_TIMEOUT);
         assert_eq!(defaults.max_body_bytes(), DEFAULT_MAX_BODY_BYTES);
         assert_eq!(defaults.token_cache_ttl(), DEFAULT_TOKEN_CACHE_TTL);
+    }
+
+    #[test]
+    fn http_limits_parse_from_the_file_and_refuse_zero() {
+        let s = settings(
+            Flags::default(),
+            &no_env,
+            "header_read_timeout_ms = 500\nkeep_alive_timeout_ms = 2500\nmax_connections = 7\nrequest_timeout_ms = 11000\n",
+        );
+        let limits = s.connection_limits().unwrap();
+        assert_eq!(limits.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(limits.keep_alive_timeout, Duration::from_millis(2500));
+        assert_eq!(limits.max_connections, 7);
+        assert_eq!(s.request_timeout().unwrap(), Duration::from_secs(11));
+
+        let defaults = settings(Flags::default(), &no_env, "");
+        assert_eq!(defaults.connection_limits().unwrap(), ConnectionLimits::default());
+        assert_eq!(
+            ConnectionLimits::default(),
+            ConnectionLimits {
+                header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+                keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+            }
+        );
+        assert_eq!(defaults.request_timeout().unwrap(), DEFAULT_REQUEST_TIMEOUT);
+
+        for key in ["header_read_timeout_ms", "keep_alive_timeout_ms", "max_connections"] {
+            let err = settings(Flags::default(), &no_env, &format!("{key} = 0\n")).connection_limits().unwrap_err();
+            assert!(matches!(&err, SettingsError::Zero { origin } if *origin == file_origin(key)), "{err:?}");
+            assert_eq!(err.to_string(), format!("{key} in /etc/plughost/plughost.toml: must be at least 1"));
+        }
+        let err = settings(Flags::default(), &no_env, "request_timeout_ms = 0\n").request_timeout().unwrap_err();
+        assert!(matches!(err, SettingsError::Zero { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_request_timeout_must_exceed_the_plugin_call_timeout() {
+        let s = settings(Flags::default(), &no_env, "request_timeout_ms = 2000\nplugin_call_timeout_ms = 2000\n");
+        let err = s.request_timeout().unwrap_err();
+        assert!(matches!(err, SettingsError::RequestTimeoutTooShort { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "request_timeout_ms in /etc/plughost/plughost.toml (2s) must be longer than plugin_call_timeout_ms (2s): \
+             a request waits for its plugin calls"
+        );
+        let err =
+            settings(Flags::default(), &no_env, "plugin_call_timeout_ms = 45000\n").request_timeout().unwrap_err();
+        assert!(err.to_string().starts_with("the default (30s) must be longer than plugin_call_timeout_ms (45s)"));
+        assert!(DEFAULT_REQUEST_TIMEOUT > DEFAULT_CALL_TIMEOUT);
     }
 
     #[test]
