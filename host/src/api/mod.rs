@@ -22,9 +22,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -113,12 +113,21 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Dura
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("not found".to_owned())
+/// 404, or 401 behind `/admin` and `/workspaces/{id}` for a caller without the token
+/// ([`auth::authorize_path`]).
+async fn not_found(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> ApiError {
+    match auth::authorize_path(&state, &headers, uri.path()) {
+        Ok(()) => ApiError::NotFound("not found".to_owned()),
+        Err(refused) => refused,
+    }
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+/// 405, or 401 as [`not_found`].
+async fn method_not_allowed(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> ApiError {
+    match auth::authorize_path(&state, &headers, uri.path()) {
+        Ok(()) => ApiError::MethodNotAllowed,
+        Err(refused) => refused,
+    }
 }
 
 /// An error answer. The message is what the caller sees; none carries a secret.
