@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use plughost_sdk::abi::LogLevel;
+use plughost_sdk::without_value;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -253,28 +254,14 @@ impl fmt::Debug for ConfigFile {
 
 /// toml's Display quotes the offending line, and serde's messages quote the offending value
 /// (`invalid type: string "...", expected u64`): either may be a secret pasted in the wrong place.
-/// Keep the message without the value, on one line, and the position.
-fn one_line(err: &toml::de::Error) -> String {
+/// Keep the message without the value ([`plughost_sdk::without_value`]), on one line, and the
+/// position. For every TOML file the host reads: the config file and plugin sidecars.
+pub(crate) fn one_line(err: &toml::de::Error) -> String {
     let message = without_value(err.message()).replace('\n', "; ");
     match err.span() {
         Some(span) => format!("{message} (at byte {})", span.start),
         None => message,
     }
-}
-
-/// serde's messages that quote a value, with the value left out: `invalid type: string, expected
-/// u64`, `unknown variant, expected one of ...`.
-fn without_value(message: &str) -> String {
-    let expected_at = message.rfind(", expected ").unwrap_or(message.len());
-    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
-        if message.starts_with(prefix) && expected_at >= prefix.len() {
-            let between = &message[prefix.len()..expected_at];
-            let kind = between.find(['"', '`', '\'']).map_or(between, |quote| &between[..quote]).trim();
-            let head = if kind.is_empty() { prefix.trim_end().to_owned() } else { format!("{prefix}{kind}") };
-            return format!("{head}{}", &message[expected_at..]);
-        }
-    }
-    message.to_owned()
 }
 
 /// Why plugins are loaded. What differs between commands, as an explicit parameter (rule 7).
@@ -721,23 +708,6 @@ mod tests {
             assert!(!err.contains('\n'), "one line: {err}");
             assert!(err.contains(kept), "{err}");
         }
-    }
-
-    #[test]
-    fn values_are_cut_out_of_serde_messages() {
-        assert_eq!(
-            without_value("invalid type: string \"a, expected b\", expected u64"),
-            "invalid type: string, expected u64"
-        );
-        assert_eq!(
-            without_value("unknown variant `hunter2`, expected `process` or `in-process`"),
-            "unknown variant, expected `process` or `in-process`"
-        );
-        assert_eq!(without_value("invalid value: integer `-1`, expected u64"), "invalid value: integer, expected u64");
-        assert_eq!(
-            without_value("unknown field `lisen`, expected `listen`"),
-            "unknown field `lisen`, expected `listen`"
-        );
     }
 
     #[test]

@@ -184,20 +184,15 @@ impl InitContext {
         InitContext { config_toml: config_toml.to_owned(), plugin_file: PathBuf::from("<test>") }
     }
 
-    /// The plugin's configuration, deserialised. Unknown or missing keys give an error naming the key.
+    /// The plugin's configuration, deserialised. Unknown or missing keys give an error naming the
+    /// key. The error never quotes the configuration, which may hold secrets: not the offending
+    /// line (toml's `Display` would), not the offending value ([`without_value`]).
     pub fn config<T: DeserializeOwned>(&self) -> Result<T, Error> {
         toml::from_str(&self.config_toml).map_err(|e| {
-            // toml's Display quotes the offending line, which may hold a secret (a PEM key):
-            // name the key instead.
-            let key = e.span().and_then(|span| {
-                let line_start = self.config_toml[..span.start].rfind('\n').map_or(0, |i| i + 1);
-                let line = self.config_toml[line_start..].lines().next()?;
-                let key = line.split('=').next()?.trim();
-                (!key.is_empty() && key.len() < 80).then(|| key.to_owned())
-            });
-            match key {
-                Some(key) => Error::msg(format!("invalid configuration: {key}: {}", e.message())),
-                None => Error::msg(format!("invalid configuration: {}", e.message())),
+            let message = without_value(e.message()).replace('\n', "; ");
+            match e.span().and_then(|span| key_at(&self.config_toml, span.start)) {
+                Some(key) => Error::msg(format!("invalid configuration: {key}: {message}")),
+                None => Error::msg(format!("invalid configuration: {message}")),
             }
         })
     }
@@ -213,9 +208,92 @@ impl InitContext {
     }
 }
 
+/// The key of the `key = value` line holding byte `at` of `toml`, if that line starts with one: a
+/// line that does not (a value continued from an earlier line) is never quoted.
+fn key_at(toml: &str, at: usize) -> Option<&str> {
+    let line_start = toml.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = toml[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'' | ' ');
+    (!key.is_empty() && key.len() < 80 && key.chars().all(bare)).then_some(key)
+}
+
+/// A serde or toml error message without the value it quotes, which may be a secret pasted in
+/// the wrong place: `invalid type: string "hunter2", expected u64` becomes `invalid type: string,
+/// expected u64`, `unknown variant `x`, expected ...` becomes `unknown variant, expected ...`.
+/// Other messages (`unknown field `lisen``, `missing field `suffix``) name keys, and stay whole.
+///
+/// For plugins that parse configuration themselves; [`InitContext::config`] applies it, and so
+/// does the host to its own config file.
+pub fn without_value(message: &str) -> String {
+    let expected_at = message.rfind(", expected ").unwrap_or(message.len());
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        if message.starts_with(prefix) && expected_at >= prefix.len() {
+            let between = &message[prefix.len()..expected_at];
+            let kind = between.find(['"', '`', '\'']).map_or(between, |quote| &between[..quote]).trim();
+            let head = if kind.is_empty() { prefix.trim_end().to_owned() } else { format!("{prefix}{kind}") };
+            return format!("{head}{}", &message[expected_at..]);
+        }
+    }
+    message.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_cut_out_of_serde_messages() {
+        assert_eq!(
+            without_value("invalid type: string \"a, expected b\", expected u64"),
+            "invalid type: string, expected u64"
+        );
+        assert_eq!(
+            without_value("unknown variant `hunter2`, expected `process` or `in-process`"),
+            "unknown variant, expected `process` or `in-process`"
+        );
+        assert_eq!(without_value("invalid value: integer `-1`, expected u64"), "invalid value: integer, expected u64");
+        assert_eq!(
+            without_value("unknown field `lisen`, expected `listen`"),
+            "unknown field `lisen`, expected `listen`"
+        );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        delay_ms: Option<u64>,
+        names: Option<Vec<String>>,
+        mode: Option<SampleMode>,
+        nested: Option<BTreeMap<String, u64>>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum SampleMode {
+        Fast,
+    }
+
+    #[test]
+    fn config_errors_name_the_key_and_never_quote_a_value() {
+        for (toml, expected) in [
+            ("delay_ms = \"hunter2\"", "invalid configuration: delay_ms: invalid type: string, expected u64"),
+            ("mode = \"hunter2\"", "invalid configuration: mode: unknown variant, expected `fast`"),
+            ("names = [\n  \"ok\",\n  7,\n]", "invalid configuration: invalid type: integer, expected a string"),
+            ("[nested]\nhunter2 = \"hunter2\"", "invalid configuration: hunter2: invalid type: string, expected u64"),
+            ("delay_ms = -7", "invalid configuration: delay_ms: invalid value: integer, expected u64"),
+            ("hunter = 1", "invalid configuration: hunter: unknown field `hunter`"),
+        ] {
+            let err = InitContext::for_tests(toml).config::<Sample>().unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{toml:?}: {err}");
+            assert!(!err.contains('\n'), "{err:?}");
+            if !toml.starts_with("[nested]") && !toml.starts_with("hunter") {
+                assert!(!err.contains("hunter2") && !err.contains('7'), "{toml:?}: {err}");
+            }
+        }
+    }
 
     #[test]
     fn secrets_never_print() {

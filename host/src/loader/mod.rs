@@ -450,7 +450,7 @@ fn plugin_config(file: &Path, name: &str, config: &LoaderConfig) -> Result<Strin
             .map_err(|err| LoadError::Io { action: "read the plugin's configuration file", err })?;
         table = text
             .parse::<toml::Table>()
-            .map_err(|err| LoadError::Config(format!("{}: {}", sidecar.display(), err.message())))?;
+            .map_err(|err| LoadError::Config(format!("{}: {}", sidecar.display(), crate::settings::one_line(&err))))?;
     }
     if let Some(central) = config.plugin_configs.get(name) {
         table.extend(central.iter().map(|(k, v)| (k.clone(), v.clone())));
