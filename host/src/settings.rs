@@ -83,6 +83,8 @@ pub const DEFAULT_MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 /// Default of `[isolation] stuck_grace_secs`: how long a call may stay stuck past its deadline
 /// before its worker is killed and replaced.
 pub const DEFAULT_STUCK_GRACE: Duration = Duration::from_secs(5);
+/// The shortest admin token accepted, in bytes (after surrounding whitespace is removed).
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 /// The log filter when `RUST_LOG` is unset or invalid.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -146,6 +148,15 @@ pub enum SettingsError {
     ReadAdminTokenFile { path: PathBuf, err: std::io::Error },
     #[error("the admin token file {} is empty", path.display())]
     EmptyAdminTokenFile { path: PathBuf },
+    #[error(
+        "the admin token file {} is open to group or others (mode {mode:o}); it must be private to its owner (chmod 600)",
+        path.display()
+    )]
+    AdminTokenFileNotPrivate { path: PathBuf, mode: u32 },
+    #[error("{}: the admin token is {length} bytes; at least {} are required", ENV_ADMIN_TOKEN, MIN_ADMIN_TOKEN_BYTES)]
+    ShortAdminToken { length: usize },
+    #[error("the admin token in {} is {length} bytes; at least {} are required", path.display(), MIN_ADMIN_TOKEN_BYTES)]
+    ShortAdminTokenInFile { path: PathBuf, length: usize },
     #[error("{origin}: must be at least 1")]
     Zero { origin: Origin },
     #[error(
@@ -351,17 +362,26 @@ impl<'a> Settings<'a> {
     }
 
     /// `PLUGHOST_ADMIN_TOKEN`, else the first line of `admin_token_file`, else none. Surrounding
-    /// whitespace is not part of the token; a variable of whitespace only counts as unset.
+    /// whitespace is not part of the token; a variable of whitespace only counts as unset. A
+    /// token shorter than [`MIN_ADMIN_TOKEN_BYTES`] is refused, and so is a token file that
+    /// group or others may open in any way (as ssh refuses a private key): whoever can read it
+    /// is admin, whoever can write it chooses the admin token.
     pub fn admin_token(&self) -> Result<Option<AdminToken>, SettingsError> {
         if let Some(token) = self.env.get(ENV_ADMIN_TOKEN).filter(|t| !t.trim().is_empty()) {
-            return Ok(Some(AdminToken::new(SecretString::from(token.trim().to_owned()))));
+            let token = token.trim();
+            if token.len() < MIN_ADMIN_TOKEN_BYTES {
+                return Err(SettingsError::ShortAdminToken { length: token.len() });
+            }
+            return Ok(Some(AdminToken::new(SecretString::from(token.to_owned()))));
         }
         let Some(path) = &self.file.admin_token_file else { return Ok(None) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| SettingsError::ReadAdminTokenFile { path: path.clone(), err })?;
+        let text = read_private_file(path)?;
         let token = text.lines().next().unwrap_or("").trim();
         if token.is_empty() {
             return Err(SettingsError::EmptyAdminTokenFile { path: path.clone() });
+        }
+        if token.len() < MIN_ADMIN_TOKEN_BYTES {
+            return Err(SettingsError::ShortAdminTokenInFile { path: path.clone(), length: token.len() });
         }
         Ok(Some(AdminToken::new(SecretString::from(token.to_owned()))))
     }
@@ -471,6 +491,22 @@ impl<'a> Settings<'a> {
             .or_else(|| self.env.get(setting.env).map(|value| (T::from(value), Origin::Env(setting.env))))
             .or_else(|| file.clone().map(|value| (value, Origin::File { key: setting.key, path: path() })))
     }
+}
+
+/// The text of the admin token file, whose mode is read from the file opened (not looked up
+/// again by path), and refused unless private to its owner.
+fn read_private_file(path: &Path) -> Result<String, SettingsError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let read_error = |err| SettingsError::ReadAdminTokenFile { path: path.to_owned(), err };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mode = file.metadata().map_err(read_error)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SettingsError::AdminTokenFileNotPrivate { path: path.to_owned(), mode });
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(read_error)?;
+    Ok(text)
 }
 
 /// `[isolation]` of the config file: host policy, kept apart from the plugins' own configuration
@@ -738,17 +774,19 @@ mod tests {
 
     #[test]
     fn the_admin_token_comes_from_the_environment_else_the_first_line_of_its_file() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("admin-token");
-        std::fs::write(&token_file, "  from-file  \nsecond line\n").unwrap();
+        std::fs::write(&token_file, "  from-file-0123456789  \nsecond line\n").unwrap();
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let file = format!("admin_token_file = {:?}\n", token_file.display().to_string());
 
-        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", " from-env\n")]);
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", " from-env-0123456789\n")]);
         let token = settings(Flags::default(), &env, &file).admin_token().unwrap().expect("a token");
-        assert!(token.matches("from-env"));
+        assert!(token.matches("from-env-0123456789"));
         let blank = lookup(&[("PLUGHOST_ADMIN_TOKEN", "  ")]);
         let token = settings(Flags::default(), &blank, &file).admin_token().unwrap().expect("a token");
-        assert!(token.matches("from-file"));
+        assert!(token.matches("from-file-0123456789"));
         assert!(settings(Flags::default(), &no_env, "").admin_token().unwrap().is_none());
 
         std::fs::write(&token_file, "\nsecond line\n").unwrap();
@@ -760,6 +798,37 @@ mod tests {
         let err = settings(Flags::default(), &no_env, &file).admin_token().unwrap_err();
         assert!(matches!(&err, SettingsError::ReadAdminTokenFile { path, .. } if *path == missing), "{err:?}");
         assert!(err.to_string().starts_with(&format!("cannot read the admin token file {}", missing.display())));
+    }
+
+    #[test]
+    fn admin_tokens_are_long_enough_and_their_file_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("admin-token");
+        let file = format!("admin_token_file = {:?}\n", token_file.display().to_string());
+        let exactly = "x".repeat(MIN_ADMIN_TOKEN_BYTES);
+
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", &exactly[1..])]);
+        let err = settings(Flags::default(), &env, "").admin_token().unwrap_err();
+        assert!(matches!(err, SettingsError::ShortAdminToken { length: 15 }), "{err:?}");
+        assert_eq!(err.to_string(), "PLUGHOST_ADMIN_TOKEN: the admin token is 15 bytes; at least 16 are required");
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", &exactly)]);
+        assert!(settings(Flags::default(), &env, "").admin_token().unwrap().is_some());
+
+        std::fs::write(&token_file, format!("{}\n", &exactly[1..])).unwrap();
+        for mode in [0o400, 0o600, 0o700] {
+            std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = settings(Flags::default(), &no_env, &file).admin_token().unwrap_err();
+            assert!(matches!(&err, SettingsError::ShortAdminTokenInFile { length: 15, .. }), "{mode:o}: {err:?}");
+        }
+        for mode in [0o640, 0o604, 0o620, 0o602, 0o610, 0o644, 0o666] {
+            std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = settings(Flags::default(), &no_env, &file).admin_token().unwrap_err();
+            assert!(
+                matches!(&err, SettingsError::AdminTokenFileNotPrivate { path, mode: m } if *path == token_file && *m == mode),
+                "{mode:o}: {err:?}"
+            );
+        }
     }
 
     #[test]
@@ -786,7 +855,7 @@ mod tests {
 
     #[test]
     fn serve_resolves_everything_and_stops_at_the_first_bad_setting() {
-        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", "admin")]);
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", "admin-token-0123456789")]);
         let s = settings(Flags::default(), &env, "token_cache_ms = 250\n");
         let serve = s.serve().unwrap();
         assert_eq!(serve.listen, DEFAULT_LISTEN.parse().unwrap());

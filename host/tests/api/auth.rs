@@ -72,9 +72,8 @@ fn without_an_admin_token_admin_routes_answer_401_and_the_log_says_why() {
 
 #[test]
 fn the_admin_token_can_come_from_a_file_and_the_environment_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("admin-token");
-    std::fs::write(&file, "from-the-file-0123456789\n").unwrap();
+    let dir = crate::harness::PluginDir::new();
+    let file = dir.write_private("admin-token", "from-the-file-0123456789\n");
     let config = format!("admin_token_file = {:?}\n", file.display().to_string());
 
     let s = server().admin_token(None).config(&config).start();

@@ -377,10 +377,28 @@ fn read_key_file(path: &Path, base_dir: Option<&Path>, setting: &str) -> Result<
         Some(dir) if path.is_relative() => dir.join(path),
         _ => path.to_owned(),
     };
-    let pem = std::fs::read_to_string(&path)
-        .map_err(|e| ConfigError::new(setting, format!("cannot read {}: {e}", path.display())))?;
+    let pem = read_private(&path).map_err(|problem| ConfigError::new(setting, problem))?;
     PrivateKey::from_pem(&pem, setting)
         .map_err(|e| ConfigError::new(setting, format!("{}: {}", path.display(), e.problem)))
+}
+
+/// The key file's text, refused unless private to its owner (as ssh refuses a private key): the
+/// mode is read from the file opened, not looked up again by path.
+fn read_private(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mode = file.metadata().map_err(cannot_read)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is open to group or others (mode {mode:o}); it must be private to its owner (chmod 600)",
+            path.display()
+        ));
+    }
+    let mut pem = String::new();
+    file.read_to_string(&mut pem).map_err(cannot_read)?;
+    Ok(pem)
 }
 
 fn client_identity(client_id: &str, setting: &str) -> Result<AppIdentity, ConfigError> {
