@@ -149,7 +149,8 @@ pub enum SettingsError {
     #[error("the admin token file {} is empty", path.display())]
     EmptyAdminTokenFile { path: PathBuf },
     #[error(
-        "the admin token file {} is open to group or others (mode {mode:o}); it must be private to its owner (chmod 600)",
+        "the admin token file {} is open to group or others (mode {mode:o}); \
+         it must be private to its owner (chmod 600)",
         path.display()
     )]
     AdminTokenFileNotPrivate { path: PathBuf, mode: u32 },
@@ -160,7 +161,8 @@ pub enum SettingsError {
     #[error("{origin}: must be at least 1")]
     Zero { origin: Origin },
     #[error(
-        "{origin} ({request:?}) must be longer than plugin_call_timeout_ms ({call:?}): a request waits for its plugin calls"
+        "{origin} ({request:?}) must be longer than plugin_call_timeout_ms ({call:?}): \
+         a request waits for its plugin calls"
     )]
     RequestTimeoutTooShort { origin: Origin, request: Duration, call: Duration },
 }
@@ -677,7 +679,8 @@ mod tests {
         let s = settings(
             Flags::default(),
             &no_env,
-            "header_read_timeout_ms = 500\nkeep_alive_timeout_ms = 2500\nmax_connections = 7\nrequest_timeout_ms = 11000\n",
+            "header_read_timeout_ms = 500\nkeep_alive_timeout_ms = 2500\n\
+             max_connections = 7\nrequest_timeout_ms = 11000\n",
         );
         let limits = s.connection_limits().unwrap();
         assert_eq!(limits.header_read_timeout, Duration::from_millis(500));
@@ -824,10 +827,10 @@ mod tests {
         for mode in [0o640, 0o604, 0o620, 0o602, 0o610, 0o644, 0o666] {
             std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
             let err = settings(Flags::default(), &no_env, &file).admin_token().unwrap_err();
-            assert!(
-                matches!(&err, SettingsError::AdminTokenFileNotPrivate { path, mode: m } if *path == token_file && *m == mode),
-                "{mode:o}: {err:?}"
-            );
+            let SettingsError::AdminTokenFileNotPrivate { path, mode: found } = &err else {
+                panic!("{mode:o}: {err:?}")
+            };
+            assert_eq!((path, *found), (&token_file, mode));
         }
     }
 

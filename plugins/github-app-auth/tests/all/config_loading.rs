@@ -230,5 +230,8 @@ fn a_key_file_open_to_group_or_others_is_refused() {
         .start();
     let json = s.get("/admin/plugins", Some(plughost_testkit::ADMIN_TOKEN)).json();
     let refused = json["rejected"][0]["error"].as_str().unwrap_or_else(|| panic!("{json}"));
-    assert!(refused.ends_with(&format!("private_key_path: {path} is open to group or others (mode 644); it must be private to its owner (chmod 600)")), "{refused}");
+    let expected = format!(
+        "private_key_path: {path} is open to group or others (mode 644); it must be private to its owner (chmod 600)"
+    );
+    assert!(refused.ends_with(&expected), "{refused}");
 }
