@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Drives the real server's token endpoint (the fixture provider returning a cached token) and a
-# bare axum route serving the same JSON, with the same load generator (wrk) in the same run, at
-# 64 connections on loopback, and reports requests/s, p99 and the ratios.
+# bare axum route serving the same JSON through the same connection handling
+# (`plughost::api::server::serve`), with the same load generator (wrk) in the same run, at 64
+# connections on loopback, and reports requests/s, p99 and the ratios. Both print their bound
+# address on stdout (`serve --print-addr`), which is how this script learns the ports.
 #
 #   bash host/benches/token_endpoint.sh                 # 5 rounds of 5 s per target
 #   ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2 ROUTE=workspace bash host/benches/token_endpoint.sh
@@ -49,25 +51,26 @@ install -m 0755 "$target_dir/release/libtest_token_provider.so" "$work/plugins/"
 echo 'token = "ghs_benchmark0123456789abcdefghijklmnopq"' >"$work/plugins/libtest_token_provider.toml"
 chmod 0644 "$work/plugins/libtest_token_provider.toml"
 
-wait_addr() { # log file -> host:port
+wait_addr() { # file whose first line will be IP:PORT (serve --print-addr, bare_route) -> IP:PORT
     for _ in $(seq 200); do
-        addr=$(grep -o 'listening on http://[0-9.:]*' "$1" 2>/dev/null | head -1 | sed 's|.*http://||')
+        addr=$(head -n1 "$1" 2>/dev/null)
         [ -n "$addr" ] && { echo "$addr"; return; }
         sleep 0.05
     done
-    echo "no address in $1" >&2; cat "$1" >&2; exit 1
+    echo "no address in $1" >&2; cat "$work"/*.log >&2; exit 1
 }
 
 admin=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
-PLUGHOST_ADMIN_TOKEN=$admin RUST_LOG=warn,plughost::cli::serve=info \
-    "$plughost" serve --listen 127.0.0.1:0 --plugin-dir "$work/plugins" --state-dir "$work/state" 2>"$work/server.log" &
+PLUGHOST_ADMIN_TOKEN=$admin RUST_LOG=warn \
+    "$plughost" serve --listen 127.0.0.1:0 --print-addr --plugin-dir "$work/plugins" --state-dir "$work/state" \
+    >"$work/server.addr" 2>"$work/server.log" &
 pids+=($!)
-server=$(wait_addr "$work/server.log")
+server=$(wait_addr "$work/server.addr")
 until curl -sf "http://$server/readyz" >/dev/null; do sleep 0.05; done
 
-"$bare" 127.0.0.1:0 2>"$work/bare.log" &
+"$bare" 127.0.0.1:0 >"$work/bare.addr" 2>"$work/bare.log" &
 pids+=($!)
-bare_addr=$(wait_addr "$work/bare.log")
+bare_addr=$(wait_addr "$work/bare.addr")
 
 if [ "$ROUTE" = workspace ]; then
     bearer=$(curl -sf -X POST -H "Authorization: Bearer $admin" "http://$server/admin/workspaces/bench/tokens" | sed 's/.*"token":"\([^"]*\)".*/\1/')

@@ -1,12 +1,16 @@
 //! The benchmark baseline: a bare axum route answering the same JSON as
-//! `GET /admin/github-installation-token`, with no auth, registry, plugin call or metrics.
+//! `GET /admin/github-installation-token`, with no auth, registry, plugin call or metrics, served
+//! the way `plughost serve` serves the API ([`plughost::api::server::serve`], default limits).
 //!
-//! `cargo run --release -p plughost --example bare_route -- 127.0.0.1:0` prints
-//! `listening on http://127.0.0.1:PORT`; `curl http://127.0.0.1:PORT/token` answers
+//! `cargo run --release -p plughost --example bare_route -- 127.0.0.1:0` prints the bound
+//! `IP:PORT` on stdout (like `plughost serve --print-addr`); `curl http://IP:PORT/token` answers
 //! `{"token":"ghs_...","expires_at":"..."}`. `host/benches/token_endpoint.sh` drives it.
+
+use std::io::Write as _;
 
 use axum::Json;
 use axum::routing::get;
+use plughost::api::server::{self, ConnectionLimits};
 use serde_json::json;
 
 #[tokio::main]
@@ -23,6 +27,9 @@ async fn main() -> std::io::Result<()> {
         }),
     );
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    eprintln!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", listener.local_addr()?)?;
+    stdout.flush()?;
+    drop(stdout);
+    server::serve(listener, app, ConnectionLimits::default(), std::future::pending()).await
 }

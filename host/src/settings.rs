@@ -32,11 +32,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use plughost_sdk::abi::LogLevel;
-use plughost_sdk::host::without_value;
+use plughost_sdk::without_value;
 use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::api::AdminToken;
+use crate::api::server::ConnectionLimits;
 use crate::isolation::{Isolation, Mode, mb, process};
 use crate::loader::{LoaderConfig, Purpose};
 
@@ -52,6 +53,16 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Default of `token_cache_ms`: how long a token provider's answer is reused.
 pub const DEFAULT_TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Default of `header_read_timeout_ms`: how long a connection may take to send a request's head,
+/// from its first byte (or from the connection's start, for its first request).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `keep_alive_timeout_ms`: how long a connection may wait idle for its next request.
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of `max_connections`: connections open at once; further ones wait to be accepted.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+/// Default of `request_timeout_ms`: how long a request may take, body and plugin calls included,
+/// before it is answered 503. Longer than [`DEFAULT_CALL_TIMEOUT`], which it must exceed.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a plugin's `init` may run before the plugin is refused: init may read files or reach
 /// the network.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,6 +83,8 @@ pub const DEFAULT_MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 /// Default of `[isolation] stuck_grace_secs`: how long a call may stay stuck past its deadline
 /// before its worker is killed and replaced.
 pub const DEFAULT_STUCK_GRACE: Duration = Duration::from_secs(5);
+/// The shortest admin token accepted, in bytes (after surrounding whitespace is removed).
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 /// The log filter when `RUST_LOG` is unset or invalid.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -135,6 +148,23 @@ pub enum SettingsError {
     ReadAdminTokenFile { path: PathBuf, err: std::io::Error },
     #[error("the admin token file {} is empty", path.display())]
     EmptyAdminTokenFile { path: PathBuf },
+    #[error(
+        "the admin token file {} is open to group or others (mode {mode:o}); \
+         it must be private to its owner (chmod 600)",
+        path.display()
+    )]
+    AdminTokenFileNotPrivate { path: PathBuf, mode: u32 },
+    #[error("{}: the admin token is {length} bytes; at least {} are required", ENV_ADMIN_TOKEN, MIN_ADMIN_TOKEN_BYTES)]
+    ShortAdminToken { length: usize },
+    #[error("the admin token in {} is {length} bytes; at least {} are required", path.display(), MIN_ADMIN_TOKEN_BYTES)]
+    ShortAdminTokenInFile { path: PathBuf, length: usize },
+    #[error("{origin}: must be at least 1")]
+    Zero { origin: Origin },
+    #[error(
+        "{origin} ({request:?}) must be longer than plugin_call_timeout_ms ({call:?}): \
+         a request waits for its plugin calls"
+    )]
+    RequestTimeoutTooShort { origin: Origin, request: Duration, call: Duration },
 }
 
 /// The environment, as a lookup function (rule 2).
@@ -185,6 +215,14 @@ pub struct ConfigFile {
     max_body_bytes: Option<usize>,
     /// How long a token provider's answer is reused, in milliseconds (0: call it every time).
     token_cache_ms: Option<u64>,
+    /// How long a connection may take to send a request head, in milliseconds.
+    header_read_timeout_ms: Option<u64>,
+    /// How long a keep-alive connection may wait idle for its next request, in milliseconds.
+    keep_alive_timeout_ms: Option<u64>,
+    /// Connections open at once.
+    max_connections: Option<u32>,
+    /// How long a whole request may take, in milliseconds.
+    request_timeout_ms: Option<u64>,
     /// `[isolation]`: where plugins run, host policy (rule 6).
     #[serde(default)]
     isolation: IsolationFile,
@@ -223,6 +261,10 @@ impl fmt::Debug for ConfigFile {
             .field("plugin_call_timeout_ms", &self.plugin_call_timeout_ms)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("token_cache_ms", &self.token_cache_ms)
+            .field("header_read_timeout_ms", &self.header_read_timeout_ms)
+            .field("keep_alive_timeout_ms", &self.keep_alive_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -230,8 +272,8 @@ impl fmt::Debug for ConfigFile {
 
 /// toml's Display quotes the offending line, and serde's messages quote the offending value
 /// (`invalid type: string "...", expected u64`): either may be a secret pasted in the wrong place.
-/// Keep the message without the value, on one line, and the position. The loader words the errors
-/// of plugin configuration files with it too.
+/// Keep the message without the value ([`plughost_sdk::without_value`]), on one line, and the
+/// position. For every TOML file the host reads: the config file and plugin sidecars.
 pub(crate) fn one_line(err: &toml::de::Error) -> String {
     let message = without_value(err.message()).replace('\n', "; ");
     match err.span() {
@@ -259,6 +301,10 @@ pub struct ServeSettings {
     pub plugin_call_timeout: Duration,
     pub max_body_bytes: usize,
     pub token_cache_ttl: Duration,
+    /// Connection limits and timeouts of the HTTP server.
+    pub connections: ConnectionLimits,
+    /// How long a whole request may take.
+    pub request_timeout: Duration,
     /// The plugin directory, the plugin tables and how plugins are loaded.
     pub loader: LoaderConfig,
 }
@@ -296,6 +342,8 @@ impl<'a> Settings<'a> {
             plugin_call_timeout: self.plugin_call_timeout(),
             max_body_bytes: self.max_body_bytes(),
             token_cache_ttl: self.token_cache_ttl(),
+            connections: self.connection_limits()?,
+            request_timeout: self.request_timeout()?,
             loader: self.loader_config(Loading::Serve),
         })
     }
@@ -321,17 +369,26 @@ impl<'a> Settings<'a> {
     }
 
     /// `PLUGHOST_ADMIN_TOKEN`, else the first line of `admin_token_file`, else none. Surrounding
-    /// whitespace is not part of the token; a variable of whitespace only counts as unset.
+    /// whitespace is not part of the token; a variable of whitespace only counts as unset. A
+    /// token shorter than [`MIN_ADMIN_TOKEN_BYTES`] is refused, and so is a token file that
+    /// group or others may open in any way (as ssh refuses a private key): whoever can read it
+    /// is admin, whoever can write it chooses the admin token.
     pub fn admin_token(&self) -> Result<Option<AdminToken>, SettingsError> {
         if let Some(token) = self.env.get(ENV_ADMIN_TOKEN).filter(|t| !t.trim().is_empty()) {
-            return Ok(Some(AdminToken::new(SecretString::from(token.trim().to_owned()))));
+            let token = token.trim();
+            if token.len() < MIN_ADMIN_TOKEN_BYTES {
+                return Err(SettingsError::ShortAdminToken { length: token.len() });
+            }
+            return Ok(Some(AdminToken::new(SecretString::from(token.to_owned()))));
         }
         let Some(path) = &self.file.admin_token_file else { return Ok(None) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| SettingsError::ReadAdminTokenFile { path: path.clone(), err })?;
+        let text = read_private_file(path)?;
         let token = text.lines().next().unwrap_or("").trim();
         if token.is_empty() {
             return Err(SettingsError::EmptyAdminTokenFile { path: path.clone() });
+        }
+        if token.len() < MIN_ADMIN_TOKEN_BYTES {
+            return Err(SettingsError::ShortAdminTokenInFile { path: path.clone(), length: token.len() });
         }
         Ok(Some(AdminToken::new(SecretString::from(token.to_owned()))))
     }
@@ -349,6 +406,50 @@ impl<'a> Settings<'a> {
     /// `token_cache_ms`, [`DEFAULT_TOKEN_CACHE_TTL`]; 0 calls the provider every time.
     pub fn token_cache_ttl(&self) -> Duration {
         self.file.token_cache_ms.map_or(DEFAULT_TOKEN_CACHE_TTL, Duration::from_millis)
+    }
+
+    /// `header_read_timeout_ms`, `keep_alive_timeout_ms` and `max_connections`, over
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`], [`DEFAULT_KEEP_ALIVE_TIMEOUT`] and
+    /// [`DEFAULT_MAX_CONNECTIONS`]; none may be 0 (a limit, never "unlimited").
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, SettingsError> {
+        let header_read_timeout = self.nonzero_millis("header_read_timeout_ms", self.file.header_read_timeout_ms)?;
+        let keep_alive_timeout = self.nonzero_millis("keep_alive_timeout_ms", self.file.keep_alive_timeout_ms)?;
+        let max_connections = match self.file.max_connections {
+            Some(0) => return Err(SettingsError::Zero { origin: self.file_origin("max_connections") }),
+            Some(max) => max,
+            None => DEFAULT_MAX_CONNECTIONS,
+        };
+        Ok(ConnectionLimits {
+            header_read_timeout: header_read_timeout.unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+            keep_alive_timeout: keep_alive_timeout.unwrap_or(DEFAULT_KEEP_ALIVE_TIMEOUT),
+            max_connections,
+        })
+    }
+
+    /// `request_timeout_ms`, [`DEFAULT_REQUEST_TIMEOUT`]; it must exceed the plugin call timeout,
+    /// or a slow plugin call would be cut off by the request timeout instead of answering 504.
+    pub fn request_timeout(&self) -> Result<Duration, SettingsError> {
+        let (request, origin) = match self.nonzero_millis("request_timeout_ms", self.file.request_timeout_ms)? {
+            Some(request) => (request, self.file_origin("request_timeout_ms")),
+            None => (DEFAULT_REQUEST_TIMEOUT, Origin::Default),
+        };
+        let call = self.plugin_call_timeout();
+        if request <= call {
+            return Err(SettingsError::RequestTimeoutTooShort { origin, request, call });
+        }
+        Ok(request)
+    }
+
+    /// A config-file duration in milliseconds that may not be 0.
+    fn nonzero_millis(&self, key: &'static str, value: Option<u64>) -> Result<Option<Duration>, SettingsError> {
+        match value {
+            Some(0) => Err(SettingsError::Zero { origin: self.file_origin(key) }),
+            value => Ok(value.map(Duration::from_millis)),
+        }
+    }
+
+    fn file_origin(&self, key: &'static str) -> Origin {
+        Origin::File { key, path: self.config_path.clone().unwrap_or_default() }
     }
 
     /// The loader's configuration: the plugin directory and the `[plugins.<name>]` tables, with
@@ -397,6 +498,22 @@ impl<'a> Settings<'a> {
             .or_else(|| self.env.get(setting.env).map(|value| (T::from(value), Origin::Env(setting.env))))
             .or_else(|| file.clone().map(|value| (value, Origin::File { key: setting.key, path: path() })))
     }
+}
+
+/// The text of the admin token file, whose mode is read from the file opened (not looked up
+/// again by path), and refused unless private to its owner.
+fn read_private_file(path: &Path) -> Result<String, SettingsError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let read_error = |err| SettingsError::ReadAdminTokenFile { path: path.to_owned(), err };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mode = file.metadata().map_err(read_error)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SettingsError::AdminTokenFileNotPrivate { path: path.to_owned(), mode });
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(read_error)?;
+    Ok(text)
 }
 
 /// `[isolation]` of the config file: host policy, kept apart from the plugins' own configuration
@@ -563,6 +680,57 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_parse_from_the_file_and_refuse_zero() {
+        let s = settings(
+            Flags::default(),
+            &no_env,
+            "header_read_timeout_ms = 500\nkeep_alive_timeout_ms = 2500\n\
+             max_connections = 7\nrequest_timeout_ms = 11000\n",
+        );
+        let limits = s.connection_limits().unwrap();
+        assert_eq!(limits.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(limits.keep_alive_timeout, Duration::from_millis(2500));
+        assert_eq!(limits.max_connections, 7);
+        assert_eq!(s.request_timeout().unwrap(), Duration::from_secs(11));
+
+        let defaults = settings(Flags::default(), &no_env, "");
+        assert_eq!(defaults.connection_limits().unwrap(), ConnectionLimits::default());
+        assert_eq!(
+            ConnectionLimits::default(),
+            ConnectionLimits {
+                header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+                keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+            }
+        );
+        assert_eq!(defaults.request_timeout().unwrap(), DEFAULT_REQUEST_TIMEOUT);
+
+        for key in ["header_read_timeout_ms", "keep_alive_timeout_ms", "max_connections"] {
+            let err = settings(Flags::default(), &no_env, &format!("{key} = 0\n")).connection_limits().unwrap_err();
+            assert!(matches!(&err, SettingsError::Zero { origin } if *origin == file_origin(key)), "{err:?}");
+            assert_eq!(err.to_string(), format!("{key} in /etc/plughost/plughost.toml: must be at least 1"));
+        }
+        let err = settings(Flags::default(), &no_env, "request_timeout_ms = 0\n").request_timeout().unwrap_err();
+        assert!(matches!(err, SettingsError::Zero { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_request_timeout_must_exceed_the_plugin_call_timeout() {
+        let s = settings(Flags::default(), &no_env, "request_timeout_ms = 2000\nplugin_call_timeout_ms = 2000\n");
+        let err = s.request_timeout().unwrap_err();
+        assert!(matches!(err, SettingsError::RequestTimeoutTooShort { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "request_timeout_ms in /etc/plughost/plughost.toml (2s) must be longer than plugin_call_timeout_ms (2s): \
+             a request waits for its plugin calls"
+        );
+        let err =
+            settings(Flags::default(), &no_env, "plugin_call_timeout_ms = 45000\n").request_timeout().unwrap_err();
+        assert!(err.to_string().starts_with("the default (30s) must be longer than plugin_call_timeout_ms (45s)"));
+        assert!(DEFAULT_REQUEST_TIMEOUT > DEFAULT_CALL_TIMEOUT);
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_their_name() {
         let err = ConfigFile::parse("lisen = \"x\"", Path::new("/etc/plughost.toml")).unwrap_err();
         assert!(matches!(err, SettingsError::ParseConfigFile { .. }));
@@ -614,17 +782,19 @@ mod tests {
 
     #[test]
     fn the_admin_token_comes_from_the_environment_else_the_first_line_of_its_file() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("admin-token");
-        std::fs::write(&token_file, "  from-file  \nsecond line\n").unwrap();
+        std::fs::write(&token_file, "  from-file-0123456789  \nsecond line\n").unwrap();
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let file = format!("admin_token_file = {:?}\n", token_file.display().to_string());
 
-        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", " from-env\n")]);
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", " from-env-0123456789\n")]);
         let token = settings(Flags::default(), &env, &file).admin_token().unwrap().expect("a token");
-        assert!(token.matches("from-env"));
+        assert!(token.matches("from-env-0123456789"));
         let blank = lookup(&[("PLUGHOST_ADMIN_TOKEN", "  ")]);
         let token = settings(Flags::default(), &blank, &file).admin_token().unwrap().expect("a token");
-        assert!(token.matches("from-file"));
+        assert!(token.matches("from-file-0123456789"));
         assert!(settings(Flags::default(), &no_env, "").admin_token().unwrap().is_none());
 
         std::fs::write(&token_file, "\nsecond line\n").unwrap();
@@ -636,6 +806,37 @@ mod tests {
         let err = settings(Flags::default(), &no_env, &file).admin_token().unwrap_err();
         assert!(matches!(&err, SettingsError::ReadAdminTokenFile { path, .. } if *path == missing), "{err:?}");
         assert!(err.to_string().starts_with(&format!("cannot read the admin token file {}", missing.display())));
+    }
+
+    #[test]
+    fn admin_tokens_are_long_enough_and_their_file_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("admin-token");
+        let file = format!("admin_token_file = {:?}\n", token_file.display().to_string());
+        let exactly = "x".repeat(MIN_ADMIN_TOKEN_BYTES);
+
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", &exactly[1..])]);
+        let err = settings(Flags::default(), &env, "").admin_token().unwrap_err();
+        assert!(matches!(err, SettingsError::ShortAdminToken { length: 15 }), "{err:?}");
+        assert_eq!(err.to_string(), "PLUGHOST_ADMIN_TOKEN: the admin token is 15 bytes; at least 16 are required");
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", &exactly)]);
+        assert!(settings(Flags::default(), &env, "").admin_token().unwrap().is_some());
+
+        std::fs::write(&token_file, format!("{}\n", &exactly[1..])).unwrap();
+        for mode in [0o400, 0o600, 0o700] {
+            std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = settings(Flags::default(), &no_env, &file).admin_token().unwrap_err();
+            assert!(matches!(&err, SettingsError::ShortAdminTokenInFile { length: 15, .. }), "{mode:o}: {err:?}");
+        }
+        for mode in [0o640, 0o604, 0o620, 0o602, 0o610, 0o644, 0o666] {
+            std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = settings(Flags::default(), &no_env, &file).admin_token().unwrap_err();
+            let SettingsError::AdminTokenFileNotPrivate { path, mode: found } = &err else {
+                panic!("{mode:o}: {err:?}")
+            };
+            assert_eq!((path, *found), (&token_file, mode));
+        }
     }
 
     #[test]
@@ -662,7 +863,7 @@ mod tests {
 
     #[test]
     fn serve_resolves_everything_and_stops_at_the_first_bad_setting() {
-        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", "admin")]);
+        let env = lookup(&[("PLUGHOST_ADMIN_TOKEN", "admin-token-0123456789")]);
         let s = settings(Flags::default(), &env, "token_cache_ms = 250\n");
         let serve = s.serve().unwrap();
         assert_eq!(serve.listen, DEFAULT_LISTEN.parse().unwrap());

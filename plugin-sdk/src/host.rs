@@ -26,7 +26,6 @@ use abi_stable::{
 use crate::abi::{self, LogLevel, v1_0};
 
 /// The host's own configuration errors follow the plugins' rule: never quote a value.
-pub use crate::redact::without_value;
 
 /// The symbol every plugin exports: abi_stable's root-module loader.
 pub const ENTRY_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
@@ -96,7 +95,10 @@ impl PluginLibrary {
     ///
     /// The library stays mapped for the life of the process whatever the outcome (abi_stable
     /// never unloads), and its static initialisers have run: callers should vet files first.
+    /// Every symbol it uses is bound here ([`bind_now`]): one that no library provides refuses
+    /// the file.
     pub fn open(path: &Path) -> Result<PluginLibrary, OpenError> {
+        bind_now(path)?;
         let header = lib_header_from_path(path).map_err(|err| match err {
             LibraryError::OpenError { err, .. } => OpenError::NotLoadable { reason: err.to_string() },
             LibraryError::GetSymbolError { .. } => OpenError::NotAPlugin,
@@ -149,6 +151,24 @@ impl PluginLibrary {
             }
         }
     }
+}
+
+/// Opens `path` with `RTLD_NOW | RTLD_LOCAL` and keeps it open for the life of the process.
+///
+/// abi_stable opens plugins with `RTLD_LAZY`: a library bound lazily that uses a symbol no
+/// library provides would load, and the dynamic loader would kill the process at its first call
+/// of it. Bound now, the open fails instead, with the loader's one line (`...: undefined
+/// symbol: ...`), before the library's static initialisers run. abi_stable's own open, which
+/// follows, gets this library (dlopen deduplicates by path), already bound.
+fn bind_now(path: &Path) -> Result<(), OpenError> {
+    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    // SAFETY: opening a library runs its static initialisers, as abi_stable's open right after
+    // would; callers vet the file first (the host opens new files in a worker process first).
+    // The handle is never closed, so nothing the library hands out can outlive its code.
+    let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
+        .map_err(|err| OpenError::NotLoadable { reason: first_line(&err.to_string()) })?;
+    let _never_closed = library.into_raw();
+    Ok(())
 }
 
 /// Picks the frozen root-module layout for the plugin's SDK minor and checks the plugin against it.

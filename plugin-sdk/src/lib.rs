@@ -56,6 +56,7 @@
 //! ## The public interface is:
 //!
 //! - [`Plugin`], [`EnvMutator`], [`TokenProvider`], [`Token`], [`Secret`], [`Error`], [`InitContext`]
+//! - [`without_value`]: configuration error messages without the values they would quote
 //! - [`export_plugin!`]
 //! - [`abi`]: the stable ABI types (for the host and for tests)
 //! - [`host`] (feature `host`): opening, checking and calling plugins from a host
@@ -69,6 +70,7 @@ mod plugin;
 mod redact;
 
 pub use plugin::{EnvMutator, Error, InitContext, Plugin, Secret, Token, TokenProvider};
+pub use redact::without_value;
 
 /// Used by [`export_plugin!`]'s expansion; not part of the public interface.
 #[doc(hidden)]

@@ -221,6 +221,41 @@ impl InitContext {
 mod tests {
     use super::*;
 
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        delay_ms: Option<u64>,
+        names: Option<Vec<String>>,
+        mode: Option<SampleMode>,
+        nested: Option<BTreeMap<String, u64>>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum SampleMode {
+        Fast,
+    }
+
+    #[test]
+    fn config_errors_never_quote_a_value_of_any_type() {
+        for (toml, expected) in [
+            ("delay_ms = \"hunter2\"", "invalid configuration: delay_ms: invalid type: string, expected u64"),
+            ("mode = \"hunter2\"", "invalid configuration: mode: unknown variant, expected `fast`"),
+            ("names = [\n  \"ok\",\n  7,\n]", "invalid configuration: names[1]: invalid type: integer, expected a string"),
+            ("[nested]\nhunter2 = \"hunter2\"", "invalid configuration: nested.hunter2: invalid type: string, expected u64"),
+            ("delay_ms = -7", "invalid configuration: delay_ms: invalid value: integer, expected u64"),
+            ("hunter = 1", "invalid configuration: hunter: unknown field `hunter`"),
+        ] {
+            let err = InitContext::for_tests(toml).config::<Sample>().unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{toml:?}: {err}");
+            assert!(!err.contains('\n'), "{err:?}");
+            if !toml.starts_with("[nested]") && !toml.starts_with("hunter") {
+                assert!(!err.contains("hunter2") && !err.contains('7'), "{toml:?}: {err}");
+            }
+        }
+    }
+
     #[test]
     fn secrets_never_print() {
         let token = Token::new("ghs_supersecretvalue", SystemTime::UNIX_EPOCH);

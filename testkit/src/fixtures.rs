@@ -66,6 +66,7 @@ fixture_set! {
     panicking: Cdylib "abi-fixture-panicking",
     crashing: Cdylib "abi-fixture-crashing",
     crash_at_load: Cdylib "abi-fixture-crash-at-load",
+    unresolved_symbol: Cdylib "abi-fixture-unresolved-symbol",
 }
 
 enum ArtifactKind {

@@ -4,6 +4,8 @@
 //! token, or the admin token. Every refusal is the same 401 `{"error":"unauthorized"}` whatever
 //! the reason (missing, malformed, wrong, revoked, another workspace's, a workspace token on an
 //! admin route): the reason goes to the debug log, never to the caller, and never the token.
+//! Authentication is checked before anything else about the request (the workspace id, the
+//! route, the method, the body): an unauthenticated caller learns nothing but 401.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use axum::http::{HeaderMap, header};
 use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, WorkspaceId, validate_workspace_id};
 use crate::store::token_hash;
 
 /// The admin bearer token. `Debug` never shows it.
@@ -76,15 +78,62 @@ impl FromRequestParts<Arc<AppState>> for Admin {
     }
 }
 
-/// Admits the admin token or a live token of `workspace_id`.
-pub async fn authorize_workspace(state: &AppState, headers: &HeaderMap, workspace_id: &str) -> Result<(), ApiError> {
+/// Proof that the caller may act for the workspace named in the path (`/workspaces/{id}/...`):
+/// the admin token, or a live token of that workspace. The checked id is inside.
+///
+/// Authentication comes first: a caller presenting neither gets the same 401 whatever is wrong
+/// with the path; only an authenticated caller learns that an id is invalid (400).
+pub struct WorkspaceCaller(pub String);
+
+impl FromRequestParts<Arc<AppState>> for WorkspaceCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<WorkspaceCaller, ApiError> {
+        let id = WorkspaceId::from_request_parts(parts, state).await;
+        let Some(token) = bearer(&parts.headers) else {
+            tracing::debug!(path = parts.uri.path(), "refused: no well-formed bearer token");
+            return Err(ApiError::Unauthorized);
+        };
+        if is_admin(state, token) {
+            return id.map(|WorkspaceId(id)| WorkspaceCaller(id));
+        }
+        let Ok(WorkspaceId(id)) = id else {
+            tracing::debug!(path = parts.uri.path(), "refused: not the admin token, and not a valid workspace id");
+            return Err(ApiError::Unauthorized);
+        };
+        verify_workspace_token(state, &id, token)?;
+        Ok(WorkspaceCaller(id))
+    }
+}
+
+/// Admits the admin token for `/admin` and below, the admin token or a live token of the
+/// workspace for `/workspaces/{id}` and below, and anyone elsewhere. For the answers that no
+/// route gives (404, 405): behind a token, only a caller who presented it learns what exists.
+pub fn authorize_path(state: &AppState, headers: &HeaderMap, path: &str) -> Result<(), ApiError> {
+    let under = |prefix: &str| path.strip_prefix(prefix).filter(|rest| rest.is_empty() || rest.starts_with('/'));
+    let workspace = match (under("/admin"), under("/workspaces")) {
+        (Some(_), _) => None,
+        (None, Some(rest)) => Some(rest.trim_start_matches('/').split('/').next().unwrap_or("")),
+        (None, None) => return Ok(()),
+    };
     let Some(token) = bearer(headers) else {
-        tracing::debug!(workspace = workspace_id, "refused: no well-formed bearer token");
+        tracing::debug!(path, "refused: no well-formed bearer token");
         return Err(ApiError::Unauthorized);
     };
     if is_admin(state, token) {
         return Ok(());
     }
+    match workspace {
+        Some(id) if validate_workspace_id(id).is_ok() => verify_workspace_token(state, id, token),
+        _ => {
+            tracing::debug!(path, "refused: not the admin token");
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// Admits a live token of `workspace_id`.
+fn verify_workspace_token(state: &AppState, workspace_id: &str, token: &str) -> Result<(), ApiError> {
     // In place, not on the blocking pool: see `store` on why a check may run on an async worker.
     match state.store.verify(workspace_id, token)? {
         None => {

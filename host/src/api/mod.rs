@@ -6,22 +6,25 @@
 //! `env.rs` (provisioning chain), `workspace_tokens.rs` (issue and revoke), `plugins.rs` (list and
 //! reload), `health.rs` (liveness, readiness, metrics);
 //! [`auth`] decides who may call what; [`RequestLayer`] wraps every request (metrics, debug
-//! log, connection handling after refusals).
+//! log, the whole-request timeout, connection handling after refusals); [`server`] serves the
+//! router over HTTP/1.1 (connection limit, header-read and keep-alive timeouts, shutdown).
 
 pub mod auth;
 mod env;
 mod health;
 mod plugins;
 mod request_layer;
+pub mod server;
 pub mod tokens;
 mod workspace_tokens;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -87,8 +90,9 @@ mod routes {
     ];
 }
 
-/// The router with every route of the admin API.
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+/// The router with every route of the admin API. A request still running after
+/// `request_timeout` is answered 503 `request timed out`.
+pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Duration) -> Router {
     use routes::*;
     // Only the route that reads a body ([`ApiJson`]) gets the limit: the layer costs every
     // request it wraps, and a route that never reads its body cannot be flooded through it.
@@ -105,16 +109,25 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route(METRICS, get(health::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(RequestLayer::new(routes::ALL))
+        .layer(RequestLayer::new(routes::ALL, request_timeout))
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("not found".to_owned())
+/// 404, or 401 behind `/admin` and `/workspaces/{id}` for a caller without the token
+/// ([`auth::authorize_path`]).
+async fn not_found(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> ApiError {
+    match auth::authorize_path(&state, &headers, uri.path()) {
+        Ok(()) => ApiError::NotFound("not found".to_owned()),
+        Err(refused) => refused,
+    }
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+/// 405, or 401 as [`not_found`].
+async fn method_not_allowed(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> ApiError {
+    match auth::authorize_path(&state, &headers, uri.path()) {
+        Ok(()) => ApiError::MethodNotAllowed,
+        Err(refused) => refused,
+    }
 }
 
 /// An error answer. The message is what the caller sees; none carries a secret.
@@ -139,6 +152,9 @@ pub enum ApiError {
     Unavailable(&'static str),
     #[error("{0}")]
     GatewayTimeout(String),
+    /// The whole request took longer than the request timeout (see [`RequestLayer`]).
+    #[error("request timed out")]
+    RequestTimeout,
     /// A call whose answer ended in a plugin failure, with the status [`call_error`] chose.
     #[error("{message}")]
     Plugin { status: StatusCode, message: String },
@@ -156,7 +172,7 @@ impl ApiError {
             ApiError::Rejected { status, .. } => *status,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Store(_) | ApiError::RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Plugin { status, .. } => *status,
         }

@@ -57,7 +57,12 @@ pub async fn list(_: Admin, State(state): State<Arc<AppState>>) -> Result<Json<P
 }
 
 /// A directory that cannot be scanned any more answers 500 and keeps the running set.
+///
+/// The rescan runs in its own task: a request that times out or a caller that goes away leaves
+/// it to finish, rather than abandoning a scan whose workers are already starting.
 pub async fn reload(_: Admin, State(state): State<Arc<AppState>>) -> Result<Json<PluginsBody>, ApiError> {
-    let set = state.reload_plugins().await?;
+    let set = tokio::spawn(async move { state.reload_plugins().await })
+        .await
+        .map_err(|err| ApiError::Internal(format!("plugin reload task failed: {err}")))??;
     Ok(Json(PluginsBody::from(&*set)))
 }

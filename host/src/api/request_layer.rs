@@ -1,7 +1,15 @@
 //! What happens around every request, matched or not: it is counted and timed by route template
 //! and status ([`crate::metrics`]), logged at debug level (method, route, status, time: never
-//! headers or bodies, which carry tokens), and a refusal of a request whose body was not read
-//! closes the connection.
+//! headers or bodies, which carry tokens), cut off after the request timeout, and a refusal of a
+//! request whose body was not read closes the connection.
+//!
+//! The request timeout covers everything after the request head: reading the body, waiting for
+//! plugin calls (each with its own, shorter, timeout) and the store. When it passes, the handler
+//! is dropped and the caller gets 503 `{"error":"request timed out"}` with `Connection: close`
+//! (the body may be half read). 503 rather than 408: most of a request's time is the server's
+//! (plugin calls), and a 408 invites clients to resend at once. Work that must not be abandoned
+//! half-way runs in its own task (a plugin reload). The timer is armed only when the handler
+//! did not answer at its first poll: an answer served from the token cache never touches it.
 //!
 //! Why the last: a handler refused before its body was read (401, 404, 405, 413, ...) leaves
 //! the body's bytes on the connection. hyper then drains them only if they have already arrived,
@@ -15,15 +23,17 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 use tower::{Layer, Service};
 
+use super::ApiError;
 use crate::metrics;
 
 /// Label of requests that matched no route.
@@ -33,11 +43,13 @@ const UNMATCHED: &str = "unmatched";
 pub struct RequestLayer {
     /// The router's route templates, to label a request by one of them.
     routes: &'static [&'static str],
+    /// How long a request may take before it is answered 503.
+    timeout: Duration,
 }
 
 impl RequestLayer {
-    pub fn new(routes: &'static [&'static str]) -> RequestLayer {
-        RequestLayer { routes }
+    pub fn new(routes: &'static [&'static str], timeout: Duration) -> RequestLayer {
+        RequestLayer { routes, timeout }
     }
 }
 
@@ -45,7 +57,7 @@ impl<S> Layer<S> for RequestLayer {
     type Service = RequestService<S>;
 
     fn layer(&self, inner: S) -> RequestService<S> {
-        RequestService { inner, routes: self.routes }
+        RequestService { inner, routes: self.routes, timeout: self.timeout }
     }
 }
 
@@ -53,6 +65,7 @@ impl<S> Layer<S> for RequestLayer {
 pub struct RequestService<S> {
     inner: S,
     routes: &'static [&'static str],
+    timeout: Duration,
 }
 
 impl<S> Service<Request> for RequestService<S>
@@ -78,6 +91,8 @@ where
             method: metrics::method_label(request.method()),
             has_body: has_body(&request),
             started,
+            timeout: self.timeout,
+            deadline: None,
             inner: self.inner.call(request),
         }
     }
@@ -91,6 +106,10 @@ pin_project! {
         method: &'static str,
         has_body: bool,
         started: Instant,
+        timeout: Duration,
+        // Armed at the first poll that finds the handler not done.
+        #[pin]
+        deadline: Option<Sleep>,
     }
 }
 
@@ -101,14 +120,29 @@ where
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Ok(mut response) = ready!(this.inner.poll(cx));
+        let mut this = self.project();
+        let (mut response, timed_out) = match this.inner.poll(cx) {
+            Poll::Ready(Ok(response)) => (response, false),
+            Poll::Pending => {
+                if this.deadline.is_none() {
+                    let at = tokio::time::Instant::from_std(*this.started + *this.timeout);
+                    this.deadline.set(Some(tokio::time::sleep_until(at)));
+                }
+                match this.deadline.as_pin_mut().map(|deadline| deadline.poll(cx)) {
+                    Some(Poll::Ready(())) => (ApiError::RequestTimeout.into_response(), true),
+                    _ => return Poll::Pending,
+                }
+            }
+        };
         let elapsed = this.started.elapsed();
         let status = response.status();
-        if *this.has_body && (status.is_client_error() || status.is_server_error()) {
+        if timed_out || (*this.has_body && (status.is_client_error() || status.is_server_error())) {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         let (route, method, status) = (*this.route, *this.method, status.as_u16());
+        if timed_out {
+            tracing::warn!(method, route, timeout_ms = this.timeout.as_millis(), "request timed out");
+        }
         tracing::debug!(method, route, status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
         metrics::record(route, method, status, elapsed);
         Poll::Ready(Ok(response))

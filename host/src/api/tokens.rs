@@ -14,13 +14,14 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use thread_local::ThreadLocal;
 
-use super::{Admin, ApiError, AppState, WorkspaceId, auth};
+use super::auth::WorkspaceCaller;
+use super::{Admin, ApiError, AppState};
 use crate::registry::{CallError, ServedToken, TokenError};
 
 /// The last token served, for the plugin set that served it.
@@ -115,12 +116,7 @@ pub async fn for_admin(_: Admin, State(state): State<Arc<AppState>>) -> Result<R
     serve_token(&state).await
 }
 
-pub async fn for_workspace(
-    State(state): State<Arc<AppState>>,
-    WorkspaceId(id): WorkspaceId,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    auth::authorize_workspace(&state, &headers, &id).await?;
+pub async fn for_workspace(_: WorkspaceCaller, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     serve_token(&state).await
 }
 

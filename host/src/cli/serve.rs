@@ -6,8 +6,8 @@
 //! in the background (`/readyz` answers 503 until it is done). The bound address is logged as
 //! `listening on http://ADDR` for people; `--print-addr` also prints `ADDR` alone on stdout, the
 //! machine-readable way to learn the port picked for `--listen 127.0.0.1:0`.
-//! SIGHUP rescans the plugin directory; SIGTERM and SIGINT stop accepting connections and let
-//! requests in flight finish.
+//! SIGHUP rescans the plugin directory; SIGTERM and SIGINT stop accepting connections, close idle
+//! and half-sent ones at once, and let requests in flight finish ([`api::server`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -154,12 +154,12 @@ async fn serve(settings: ServeSettings, print_addr: bool) -> Result<(), ServeErr
         let _ = stop_tx.send(fatal);
     });
     let (fatal_seen_tx, fatal_seen_rx) = tokio::sync::oneshot::channel();
-    let app = api::router(Arc::clone(&state), settings.max_body_bytes);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let fatal = stop_rx.await.ok().flatten();
-            let _ = fatal_seen_tx.send(fatal);
-        })
+    let app = api::router(Arc::clone(&state), settings.max_body_bytes, settings.request_timeout);
+    let shutdown = async move {
+        let fatal = stop_rx.await.ok().flatten();
+        let _ = fatal_seen_tx.send(fatal);
+    };
+    api::server::serve(listener, app, settings.connections, shutdown)
         .await
         .map_err(|err| ServeError::Io { action: "serve HTTP", err })?;
     tracing::info!("stopped");

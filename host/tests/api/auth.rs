@@ -72,9 +72,8 @@ fn without_an_admin_token_admin_routes_answer_401_and_the_log_says_why() {
 
 #[test]
 fn the_admin_token_can_come_from_a_file_and_the_environment_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("admin-token");
-    std::fs::write(&file, "from-the-file-0123456789\n").unwrap();
+    let dir = crate::harness::PluginDir::new();
+    let file = dir.write_private("admin-token", "from-the-file-0123456789\n");
     let config = format!("admin_token_file = {:?}\n", file.display().to_string());
 
     let s = server().admin_token(None).config(&config).start();
@@ -84,4 +83,43 @@ fn the_admin_token_can_come_from_a_file_and_the_environment_wins() {
     let s = server().config(&config).start();
     assert_eq!(s.get("/admin/plugins", Some(ADMIN)).status, 200, "PLUGHOST_ADMIN_TOKEN beats the file");
     assert_eq!(s.get("/admin/plugins", Some("from-the-file-0123456789")).status, 401);
+}
+
+#[test]
+fn an_unauthenticated_caller_gets_401_whatever_else_is_wrong() {
+    let s = server().token_provider("token = \"ghs_auth_fixed\"\n").start();
+    let ws_a = s.issue("ws-a");
+    let bad_ids = ["-leading-dash", ".hidden", "has%20space", "semi%3Bcolon", &"x".repeat(129)];
+    for bad in bad_ids {
+        let route = format!("/workspaces/{bad}/github-installation-token");
+        assert_unauthorized(&s.get(&route, None), &format!("{route} without a token"));
+        assert_unauthorized(
+            &s.request_with_auth("GET", &route, Some("Basic eDp5"), None),
+            &format!("{route} malformed"),
+        );
+        assert_unauthorized(&s.get(&route, Some("not-a-token")), &format!("{route} wrong token"));
+        assert_unauthorized(&s.get(&route, Some(&ws_a)), &format!("{route} another workspace's token"));
+        // Once authenticated, the id is what is wrong.
+        assert_eq!(s.get(&route, Some(ADMIN)).status, 400, "{route} as admin");
+        for (method, path) in [("POST", "tokens"), ("DELETE", "tokens"), ("POST", "env")] {
+            let path = format!("/admin/workspaces/{bad}/{path}");
+            let body = path.ends_with("/env").then_some(r#"{"env":{}}"#);
+            assert_unauthorized(&s.request(method, &path, None, body), &format!("{method} {path}"));
+        }
+    }
+    // Routes that do not exist, or a method a route does not take, behind the authenticated prefixes.
+    for (method, path) in [
+        ("GET", "/admin/nope"),
+        ("GET", "/admin/plugins/reload"),
+        ("PUT", "/admin/plugins"),
+        ("GET", "/workspaces/ws-a/nope"),
+        ("POST", "/workspaces/ws-a/github-installation-token"),
+    ] {
+        assert_unauthorized(&s.request(method, path, None, None), &format!("{method} {path} without a token"));
+        assert_unauthorized(&s.request(method, path, Some("wrong"), None), &format!("{method} {path} wrong token"));
+    }
+    assert_eq!(s.get("/workspaces/ws-a/nope", Some(&ws_a)).status, 404, "its own workspace's token");
+    assert_eq!(s.request("POST", "/workspaces/ws-a/github-installation-token", Some(&ws_a), None).status, 405);
+    assert_eq!(s.get("/admin/nope", Some(ADMIN)).status, 404);
+    assert_eq!(s.get("/nope", None).status, 404, "outside /admin and /workspaces nothing is behind a token");
 }

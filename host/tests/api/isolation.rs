@@ -298,3 +298,31 @@ fn a_slow_call_does_not_hold_up_the_calls_behind_it_in_the_same_worker() {
         }
     });
 }
+
+#[test]
+fn an_unresolved_symbol_is_refused_at_load_with_one_line_in_both_modes() {
+    for mode in ["process", "in-process"] {
+        let s = server()
+            .config(&format!("token_cache_ms = 0\n[isolation]\nmode = \"{mode}\"\n"))
+            .plugin("10-unresolved.so", &fixtures().unresolved_symbol, None)
+            .plugin("20-static-env.so", &fixtures().static_env, Some("[vars]\nTZ = \"UTC\"\n"))
+            .start();
+        let json = s.get("/admin/plugins", Some(ADMIN)).json();
+        let rejected = json["rejected"].as_array().unwrap();
+        let error = rejected
+            .iter()
+            .find(|r| r["file"].as_str().unwrap().ends_with("10-unresolved.so"))
+            .unwrap_or_else(|| panic!("{mode}: not refused at load: {json}"))["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(error.starts_with("not a loadable shared library: "), "{mode}: {error}");
+        assert!(error.ends_with("undefined symbol: plughost_fixture_symbol_no_library_defines"), "{mode}: {error}");
+        assert!(!error.contains('\n'), "{mode}: one line: {error:?}");
+        assert_eq!(json["plugins"].as_array().unwrap().len(), 1, "{mode}: {json}");
+        // Nothing left to crash: the host answers, and goes on answering.
+        let token = s.get("/admin/github-installation-token", Some(ADMIN));
+        assert_eq!((token.status, token.error()), (404, "no token provider registered".to_owned()), "{mode}");
+        assert_eq!(s.get("/healthz", None).status, 200, "{mode}");
+    }
+}

@@ -5,12 +5,14 @@
 //! Run: `cargo test -p plughost --test api` (builds the fixture plugins on first use).
 
 mod harness;
+mod raw;
 
 mod isolation;
 
 mod auth;
 mod bad_input;
 mod env_chain;
+mod http_limits;
 mod kill9;
 mod metrics;
 mod plugins_reload;

@@ -74,3 +74,31 @@ fn no_token_appears_in_logs_or_in_any_other_response() {
         }
     }
 }
+
+#[test]
+fn configuration_values_never_reach_the_plugin_list_or_the_log() {
+    // Each plugin's configuration has a secret where a number, a flag or valid TOML belongs: in a
+    // sidecar, in the host's [plugins.<name>] table, inside a table, and in a line TOML cannot parse.
+    let s = server()
+        .rust_log("trace")
+        .config("[plugins.static-env]\noverwrite = \"hunter2-flag-secret\"\n")
+        .plugin("10-static-env.so", &fixtures().static_env, None)
+        .plugin("20-tokens.so", &fixtures().test_token_provider, Some("delay_ms = \"hunter2-sidecar-secret\"\n"))
+        .plugin("30-append.so", &fixtures().append_env, Some("suffix = [\"ok\", hunter2-unparsable-secret]\n"))
+        .start();
+    let json = s.get("/admin/plugins", Some(ADMIN)).json();
+    let rejected = json["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 3, "{json}");
+    for (file, names) in
+        [("10-static-env.so", "overwrite"), ("20-tokens.so", "delay_ms"), ("30-append.so", "30-append.toml")]
+    {
+        let entry = rejected.iter().find(|r| r["file"].as_str().unwrap().ends_with(file)).expect(file);
+        let error = entry["error"].as_str().unwrap();
+        assert!(!error.contains("hunter2"), "{file}: a configuration value in the answer: {error}");
+        assert!(!error.contains('\n'), "{file}: one line: {error:?}");
+        assert!(error.contains(names), "{file}: names {names}: {error}");
+    }
+    let log = s.log();
+    assert!(!log.contains("hunter2"), "a configuration value in the log:\n{log}");
+    assert!(log.contains("invalid type: string, expected u64"), "the reason stays:\n{log}");
+}

@@ -1,5 +1,6 @@
 // Graceful shutdown: on SIGTERM or SIGINT a request in flight (a slow provider) still gets its
-// answer, new connections are refused, and the process exits 0.
+// answer, new connections are refused, and the process exits 0; idle keep-alive connections and
+// half-sent requests do not delay the exit.
 
 use std::time::{Duration, Instant};
 
@@ -37,4 +38,23 @@ fn sigterm_lets_the_request_in_flight_finish() {
 #[test]
 fn sigint_lets_the_request_in_flight_finish() {
     in_flight_request_completes_after(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_does_not_wait_for_half_sent_or_idle_connections() {
+    use crate::raw::{self, connect, read_answer, send};
+    // Default timeouts (10 s header read, 60 s keep-alive): neither may be what ends them.
+    let mut s = server().start();
+    let mut idle = connect(&s, Duration::from_secs(10));
+    send(&mut idle, &raw::get("/healthz"));
+    assert_eq!(read_answer(&mut idle).unwrap().status, 200);
+    let mut half = connect(&s, Duration::from_secs(10));
+    send(&mut half, "GET /healthz HTTP/1.1\r\nHost: plug");
+    std::thread::sleep(Duration::from_millis(200));
+
+    let signalled = Instant::now();
+    s.signal(libc::SIGTERM);
+    let exit = s.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "exit status {exit}; log:\n{}", s.log());
+    assert!(signalled.elapsed() < Duration::from_secs(2), "exit took {:?}", signalled.elapsed());
 }

@@ -131,3 +131,59 @@ fn not_ready_until_the_plugins_are_scanned() {
     s.wait_ready();
     assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 200);
 }
+
+#[test]
+fn the_admin_token_file_must_be_private_and_every_admin_token_long_enough() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (dir, plugins, state) = dirs();
+    let token_file = dir.write_private("admin-token", "a-long-enough-admin-token-0123456789\n");
+    let config =
+        dir.write_private("plughost.toml", &format!("admin_token_file = {:?}\n", token_file.display().to_string()));
+    let serve_with = |admin_token: Option<&str>| {
+        let mut command = crate::harness::plughost_command();
+        command.arg("--config").arg(&config).args(["serve", "--listen", "127.0.0.1:0"]);
+        command.args(["--plugin-dir", &plugins, "--state-dir", &state]);
+        if let Some(token) = admin_token {
+            command.env("PLUGHOST_ADMIN_TOKEN", token);
+        }
+        // A server that starts is stopped after 10 s (and then fails the status check).
+        let mut child = command.stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    for mode in [0o644, 0o640, 0o604, 0o620] {
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (status, stderr) = serve_with(None);
+        assert_eq!(status.code(), Some(2), "mode {mode:o}: {stderr}");
+        let line = stderr.lines().find(|l| l.starts_with("plughost: ")).unwrap_or_else(|| panic!("{stderr}"));
+        assert_eq!(
+            line,
+            format!(
+                "plughost: the admin token file {} is open to group or others (mode {mode:o}); \
+                 it must be private to its owner (chmod 600)",
+                token_file.display()
+            )
+        );
+    }
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let short = dir.write_private("short-token", "too-short\n");
+    std::fs::write(&config, format!("admin_token_file = {:?}\n", short.display().to_string())).unwrap();
+    let (status, stderr) = serve_with(None);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the admin token in {} is 9 bytes; at least 16 are required", short.display())),
+        "{stderr}"
+    );
+    let (status, stderr) = serve_with(Some("short-env-token"));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("PLUGHOST_ADMIN_TOKEN: the admin token is 15 bytes; at least 16 are required"), "{stderr}");
+    assert!(
+        !stderr.contains("short-env-token") && !stderr.contains("too-short"),
+        "the token is never printed: {stderr}"
+    );
+}

@@ -268,21 +268,17 @@ struct Raw<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// A string that must not appear in an error message.
-fn looks_secret(message: &str) -> bool {
-    message.contains("-----BEGIN") || message.contains("PRIVATE KEY")
-}
-
 impl Raw<'_> {
     fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ConfigError> {
         let Some(value) = self.table.get(key) else {
             return Ok(None);
         };
-        value.clone().try_into::<T>().map(Some).map_err(|e| {
-            let message = e.message().to_owned();
-            let message = if looks_secret(&message) { "invalid value (not shown)".to_owned() } else { message };
-            ConfigError::new(key, message)
-        })
+        // serde's message would quote the value, which may be a secret in the wrong place.
+        value
+            .clone()
+            .try_into::<T>()
+            .map(Some)
+            .map_err(|e| ConfigError::new(key, plughost_sdk::without_value(e.message())))
     }
 
     fn env(&self, name: &str) -> Option<String> {
@@ -364,13 +360,14 @@ impl Raw<'_> {
             return Err(ConfigError::new("repositories", "GitHub scopes a token to at most 500 repositories"));
         }
         config.scope.permissions = self.get("permissions")?.unwrap_or_default();
-        if let Some((name, level)) =
-            config.scope.permissions.iter().find(|(_, l)| !matches!(l.as_str(), "read" | "write" | "admin"))
+        if let Some(name) = config
+            .scope
+            .permissions
+            .iter()
+            .find(|(_, l)| !matches!(l.as_str(), "read" | "write" | "admin"))
+            .map(|(n, _)| n)
         {
-            return Err(ConfigError::new(
-                format!("permissions.{name}"),
-                format!("{level:?} is not one of \"read\", \"write\", \"admin\""),
-            ));
+            return Err(ConfigError::new(format!("permissions.{name}"), "not one of \"read\", \"write\", \"admin\""));
         }
 
         if let Some(env) = self.get::<RawEnv>("env")? {
@@ -509,10 +506,28 @@ fn resolve(path: &Path, base_dir: Option<&Path>) -> PathBuf {
 
 fn read_key_file(path: &Path, base_dir: Option<&Path>, setting: &str) -> Result<PrivateKey, ConfigError> {
     let path = resolve(path, base_dir);
-    let pem = std::fs::read_to_string(&path)
-        .map_err(|e| ConfigError::new(setting, format!("cannot read {}: {e}", path.display())))?;
+    let pem = read_private(&path).map_err(|problem| ConfigError::new(setting, problem))?;
     PrivateKey::from_pem(&pem, setting)
         .map_err(|e| ConfigError::new(setting, format!("{}: {}", path.display(), e.problem)))
+}
+
+/// The key file's text, refused unless private to its owner (as ssh refuses a private key): the
+/// mode is read from the file opened, not looked up again by path.
+fn read_private(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mode = file.metadata().map_err(cannot_read)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is open to group or others (mode {mode:o}); it must be private to its owner (chmod 600)",
+            path.display()
+        ));
+    }
+    let mut pem = String::new();
+    file.read_to_string(&mut pem).map_err(cannot_read)?;
+    Ok(pem)
 }
 
 fn client_identity(client_id: &str, setting: &str) -> Result<AppIdentity, ConfigError> {
@@ -556,21 +571,18 @@ impl RawEnv {
     fn validate(self) -> Result<EnvSettings, ConfigError> {
         let defaults = EnvSettings::default();
         let token_vars = self.token_vars.unwrap_or(defaults.token_vars);
-        if let Some(bad) = token_vars.iter().find(|v| !is_env_name(v)) {
+        if let Some(bad) = token_vars.iter().position(|v| !is_env_name(v)) {
             return Err(ConfigError::new(
                 "env.token_vars",
-                format!("{bad:?} is not a valid environment variable name"),
+                format!("entry {} is not a valid environment variable name", bad + 1),
             ));
         }
         let expires_at_var = match self.expires_at_var {
             None => defaults.expires_at_var,
             Some(v) if v.is_empty() => None,
             Some(v) if is_env_name(&v) => Some(v),
-            Some(v) => {
-                return Err(ConfigError::new(
-                    "env.expires_at_var",
-                    format!("{v:?} is not a valid environment variable name"),
-                ));
+            Some(_) => {
+                return Err(ConfigError::new("env.expires_at_var", "not a valid environment variable name"));
             }
         };
         Ok(EnvSettings { token_vars, expires_at_var })
@@ -585,7 +597,8 @@ fn is_env_name(name: &str) -> bool {
 
 /// Accepts `http(s)://host[:port][/path]`, no query or fragment; returns it without a trailing slash.
 fn parse_api_url(raw: &str, setting: &str) -> Result<String, ConfigError> {
-    let bad = |why: &str| ConfigError::new(setting, format!("{raw:?} is not a usable API URL: {why}"));
+    // The URL is not quoted: one with credentials in it is refused below, and must not be printed.
+    let bad = |why: &str| ConfigError::new(setting, format!("not a usable API URL: {why}"));
     let uri: ureq::http::Uri = raw.trim().parse().map_err(|_| bad("not a URL"))?;
     match uri.scheme_str() {
         Some("https") | Some("http") => {}

@@ -17,6 +17,13 @@ fn key_file() -> tempfile::NamedTempFile {
     file
 }
 
+/// A key file as operators must keep it: mode 0600.
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).expect("create key");
+    std::io::Write::write_all(&mut file, text.as_bytes()).expect("write key");
+}
+
 fn toml_str(s: &str) -> String {
     format!("{s:?}")
 }
@@ -123,7 +130,7 @@ fn min_validity_defaults_to_a_minute_with_key_and_environment_fallback() {
 #[test]
 fn relative_key_path_is_resolved_against_the_config_folder() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("app.pem"), &shared_test_key().private_pem).unwrap();
+    write_private(&dir.path().join("app.pem"), &shared_test_key().private_pem);
     let toml = "app_id = 1\ninstallation_id = 2\nprivate_key_path = \"app.pem\"";
     Config::from_toml(toml, &|_| None, Some(dir.path())).expect("found beside the config");
 }
@@ -220,9 +227,41 @@ fn the_documented_example_loads() {
         .collect();
     assert!(example.contains("refresh_margin_secs"), "found the example: {example}");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("app.pem"), &shared_test_key().private_pem).unwrap();
+    write_private(&dir.path().join("app.pem"), &shared_test_key().private_pem);
     let config = Config::from_toml(&example, &|_| None, Some(dir.path())).expect("the documented example is valid");
     assert_eq!(config.identity, AppIdentity::AppId(123456));
     assert_eq!(config.installation, InstallationTarget::Id(7890));
     assert_eq!(config.refresh_margin, Duration::from_secs(600));
+}
+
+#[test]
+fn a_key_file_open_to_group_or_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = key_file();
+    let path = key.path().display().to_string();
+    let toml = format!("app_id = 1\ninstallation_id = 1\nprivate_key_path = {}", toml_str(&path));
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let expected =
+            format!("{path} is open to group or others (mode {mode:o}); it must be private to its owner (chmod 600)");
+        assert_eq!(error(&toml, &[]), format!("private_key_path: {expected}"));
+        let from_env = error("app_id = 1\ninstallation_id = 1", &[("GITHUB_APP_PRIVATE_KEY_PATH", &path)]);
+        assert_eq!(from_env, format!("GITHUB_APP_PRIVATE_KEY_PATH: {expected}"));
+    }
+    for mode in [0o600, 0o400] {
+        std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        load(&toml, &[]).unwrap_or_else(|e| panic!("mode {mode:o}: {e}"));
+    }
+
+    // Through the real `plughost serve`: the plugin is refused with that line.
+    std::fs::set_permissions(key.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let s = plughost_testkit::Serve::builder()
+        .plugin("libgithub_app_auth.so", &plughost_testkit::fixtures().github_app_auth, Some(&toml))
+        .start();
+    let json = s.get("/admin/plugins", Some(plughost_testkit::ADMIN_TOKEN)).json();
+    let refused = json["rejected"][0]["error"].as_str().unwrap_or_else(|| panic!("{json}"));
+    let expected = format!(
+        "private_key_path: {path} is open to group or others (mode 644); it must be private to its owner (chmod 600)"
+    );
+    assert!(refused.ends_with(&expected), "{refused}");
 }

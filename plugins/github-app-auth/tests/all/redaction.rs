@@ -70,3 +70,28 @@ fn tokens_keys_configs_and_errors_are_redacted() {
     }
     assert!(printed.iter().any(|t| t.contains("[REDACTED]")));
 }
+
+/// Through the real `plughost serve`: a secret pasted where a list or a URL belongs is refused
+/// without quoting it, in `GET /admin/plugins` and in the log.
+#[test]
+fn configuration_values_never_reach_the_plugin_list_or_the_log() {
+    use plughost_testkit::{ADMIN_TOKEN, Serve, fixtures};
+    let pem = &shared_test_key().private_pem;
+    let identity = format!("app_id = 1\ninstallation_id = 2\nprivate_key = {pem:?}\n");
+    for (setting, toml) in [
+        ("repositories", "repositories = \"ghs_hunter2secret\"\n"),
+        ("api_url", "api_url = \"https://x-access-token:ghs_hunter2secret@ghe.example.com/api/v3\"\n"),
+        ("api_url", "api_url = \"ftp://ghs_hunter2secret\"\n"),
+        ("permissions.contents", "permissions = { contents = \"ghs_hunter2secret\" }\n"),
+        ("env.token_vars", "[env]\ntoken_vars = [\"ghs-hunter2secret\"]\n"),
+        ("env.expires_at_var", "[env]\nexpires_at_var = \"ghs-hunter2secret\"\n"),
+    ] {
+        let s = Serve::builder().plugin("libgithub_app_auth.so", &fixtures().github_app_auth, None).start();
+        s.dir().configure_private("libgithub_app_auth.so", &format!("{identity}{toml}"));
+        let json = s.post("/admin/plugins/reload", Some(ADMIN_TOKEN), None).json();
+        let error = json["rejected"][0]["error"].as_str().unwrap_or_else(|| panic!("{toml}: {json}")).to_owned();
+        assert!(error.contains(setting), "{toml}: names the setting: {error}");
+        assert!(!error.contains("hunter2"), "{toml}: a configuration value in the answer: {error}");
+        assert!(!s.log().contains("hunter2"), "{toml}: a configuration value in the log:\n{}", s.log());
+    }
+}
