@@ -71,6 +71,10 @@ pub const DEFAULT_MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 /// Default of `[isolation] stuck_grace_secs`: how long a call may stay stuck past its deadline
 /// before its worker is killed and replaced.
 pub const DEFAULT_STUCK_GRACE: Duration = Duration::from_secs(5);
+/// Default of `max_plugin_bytes`: a plugin file larger than this is refused without being read.
+pub const DEFAULT_MAX_PLUGIN_BYTES: u64 = 256 * 1024 * 1024;
+/// A plugin's `<stem>.toml` larger than this is refused (a fixed limit, not a setting).
+pub const MAX_PLUGIN_CONFIG_BYTES: u64 = 1024 * 1024;
 /// The log filter when `RUST_LOG` is unset or invalid.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -184,6 +188,8 @@ pub struct ConfigFile {
     max_body_bytes: Option<usize>,
     /// How long a token provider's answer is reused, in milliseconds (0: call it every time).
     token_cache_ms: Option<u64>,
+    /// Largest plugin file loaded, in bytes.
+    max_plugin_bytes: Option<u64>,
     /// `[isolation]`: where plugins run, host policy (rule 6).
     #[serde(default)]
     isolation: IsolationFile,
@@ -217,6 +223,7 @@ impl fmt::Debug for ConfigFile {
             .field("plugin_call_timeout_ms", &self.plugin_call_timeout_ms)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("token_cache_ms", &self.token_cache_ms)
+            .field("max_plugin_bytes", &self.max_plugin_bytes)
             .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -359,6 +366,11 @@ impl<'a> Settings<'a> {
         self.file.token_cache_ms.map_or(DEFAULT_TOKEN_CACHE_TTL, Duration::from_millis)
     }
 
+    /// `max_plugin_bytes`, [`DEFAULT_MAX_PLUGIN_BYTES`].
+    pub fn max_plugin_bytes(&self) -> u64 {
+        self.file.max_plugin_bytes.unwrap_or(DEFAULT_MAX_PLUGIN_BYTES)
+    }
+
     /// The loader's configuration: the plugin directory and the `[plugins.<name>]` tables, with
     /// the state directory and plugin log level `loading` asks for.
     pub fn loader_config(&self, loading: Loading<'_>) -> LoaderConfig {
@@ -375,6 +387,7 @@ impl<'a> Settings<'a> {
             max_log_level,
             isolation: self.isolation(),
             purpose,
+            max_plugin_bytes: self.max_plugin_bytes(),
             ..LoaderConfig::new(self.plugin_dir(), state_dir)
         }
     }
@@ -558,16 +571,19 @@ mod tests {
         let s = settings(
             Flags::default(),
             &no_env,
-            "plugin_call_timeout_ms = 1500\nmax_body_bytes = 1024\ntoken_cache_ms = 0\n",
+            "plugin_call_timeout_ms = 1500\nmax_body_bytes = 1024\ntoken_cache_ms = 0\nmax_plugin_bytes = 4096\n",
         );
         assert_eq!(s.plugin_call_timeout(), Duration::from_millis(1500));
         assert_eq!(s.max_body_bytes(), 1024);
         assert_eq!(s.token_cache_ttl(), Duration::ZERO);
+        assert_eq!(s.max_plugin_bytes(), 4096);
+        assert_eq!(s.loader_config(Loading::Serve).max_plugin_bytes, 4096);
 
         let defaults = settings(Flags::default(), &no_env, "");
         assert_eq!(defaults.plugin_call_timeout(), DEFAULT_CALL_TIMEOUT);
         assert_eq!(defaults.max_body_bytes(), DEFAULT_MAX_BODY_BYTES);
         assert_eq!(defaults.token_cache_ttl(), DEFAULT_TOKEN_CACHE_TTL);
+        assert_eq!(defaults.max_plugin_bytes(), DEFAULT_MAX_PLUGIN_BYTES);
     }
 
     #[test]

@@ -34,6 +34,8 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use thread_local::ThreadLocal;
 
+use crate::trust::{self, Subject, TrustError};
+
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "plughost.sqlite3";
 
@@ -68,6 +70,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE workspace_tokens (
 pub enum StoreError {
     #[error("cannot create the state directory {}: {err}", path.display())]
     CreateDir { path: PathBuf, err: std::io::Error },
+    /// The state directory is not one the host trusts (owner, mode), or not a directory.
+    #[error(transparent)]
+    StateDir(TrustError),
     #[error("cannot open the token database {}: {err}", path.display())]
     Open { path: PathBuf, err: rusqlite::Error },
     #[error(
@@ -287,13 +292,13 @@ fn migrate(path: &Path, conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// Creates the state directory (mode 0700: it holds the token hashes and the plugin cache),
-/// and refuses one we cannot write, naming it.
+/// refuses one the host cannot trust (owner, mode: [`crate::trust`]) or cannot write, naming it.
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::DirBuilderExt as _;
     let err = |err| StoreError::CreateDir { path: dir.to_owned(), err };
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
-    }
+    trust::private_dir(dir, Subject::StateDir(dir.to_owned())).map_err(|trust_err| match trust_err {
+        TrustError::Io { err: io, .. } => err(io),
+        other => StoreError::StateDir(other),
+    })?;
     // SQLite's own error for an unwritable directory ("unable to open database file") does not
     // say why; probe with a file of our own first.
     let probe = dir.join(".plughost-write-test");

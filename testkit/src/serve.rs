@@ -156,7 +156,7 @@ impl ServeBuilder {
             child,
             base: String::new(),
             admin_token: self.admin_token,
-            dir,
+            dir: Some(dir),
             log,
             log_reader: Some(log_reader),
             bodies: Mutex::new(Vec::new()),
@@ -211,7 +211,8 @@ pub struct Serve {
     child: Child,
     base: String,
     admin_token: Option<String>,
-    dir: PluginDir,
+    /// `None` only after [`Serve::stop`] took it back.
+    dir: Option<PluginDir>,
     log: Arc<Mutex<String>>,
     log_reader: Option<JoinHandle<()>>,
     /// `(status, path, body)` of every reply, for tests that search them for secrets.
@@ -253,15 +254,23 @@ impl Serve {
 
     /// The directories the server was started with; plugins can be added while it runs.
     pub fn dir(&self) -> &PluginDir {
-        &self.dir
+        self.dir.as_ref().expect("the directories stay until the server is dropped or stopped")
     }
 
     pub fn plugin_dir(&self) -> &Path {
-        self.dir.plugin_dir()
+        self.dir().plugin_dir()
     }
 
     pub fn state_dir(&self) -> &Path {
-        self.dir.state_dir()
+        self.dir().state_dir()
+    }
+
+    /// Kills the server and hands its directories back, to start another server on them
+    /// (`Serve::builder().dir(dir)`): a restart of the host on the same plugin and state
+    /// directories.
+    pub fn stop(mut self) -> PluginDir {
+        self.kill();
+        self.dir.take().expect("the directories are taken back once")
     }
 
     pub fn pid(&self) -> u32 {

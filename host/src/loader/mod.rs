@@ -1,10 +1,12 @@
 //! Finds, vets and loads the plugin files of a directory.
 //!
 //! For each shared library in the plugin directory, in file-name order (the chain order, like
-//! `conf.d`): check its permissions ([`vet`]), read it, check it is an ELF plugin ([`vet`]),
-//! copy it into the content-addressed cache ([`cache`]), open the copy through the SDK's versioned
-//! layouts, refuse a name already taken, and initialise it with its configuration. A file that
-//! fails any step is refused with one line naming the cause; the others load regardless.
+//! `conf.d`): open it once and check that descriptor (a regular file, owner, mode: [`crate::trust`]),
+//! read it from there within `max_plugin_bytes`, check it is an ELF plugin ([`vet`]), copy it into
+//! the content-addressed cache, or check the copy already there against those bytes ([`cache`]),
+//! open the copy through the SDK's versioned layouts, refuse a name already taken, and initialise
+//! it with its configuration. A file that fails any step is refused with one line naming the
+//! cause; the others load regardless.
 //!
 //! Where the plugin's code runs is the [`crate::isolation`] policy's choice, by plugin name:
 //! - `process`: opened and initialised in a worker process, which then keeps serving it;
@@ -34,8 +36,10 @@ use plughost_sdk::host::{
 
 use crate::isolation::process::{self, InitMessage, StartError, WorkerSpec};
 use crate::isolation::{Isolation, Mode, Supervisor};
+use crate::settings::MAX_PLUGIN_CONFIG_BYTES;
+use crate::trust::{self, CheckedFile, Limit, Subject, TrustError};
 
-pub use cache::sha256_hex;
+pub use cache::{CACHE_DIR, sha256_hex};
 
 /// Where to find plugins and what to give them.
 #[derive(Debug, Clone)]
@@ -53,6 +57,8 @@ pub struct LoaderConfig {
     pub isolation: Isolation,
     /// Serve the plugins, or only load them in a worker to describe them (`plugins check`).
     pub purpose: Purpose,
+    /// A plugin file larger than this is refused without being read.
+    pub max_plugin_bytes: u64,
 }
 
 /// What a load is for.
@@ -80,6 +86,7 @@ impl LoaderConfig {
             init_timeout: DEFAULT_INIT_TIMEOUT,
             isolation: Isolation::new(process::current_program()),
             purpose: Purpose::Serve,
+            max_plugin_bytes: crate::settings::DEFAULT_MAX_PLUGIN_BYTES,
         }
     }
 }
@@ -88,8 +95,10 @@ impl LoaderConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    #[error("insecure: {0}")]
-    Insecure(String),
+    /// The file (or a directory) is not one the host trusts, or could not be read: `insecure: ...`,
+    /// `too large: ...`.
+    #[error(transparent)]
+    File(#[from] TrustError),
     #[error("{0}")]
     NotElf(String),
     #[error("not a plughost plugin: entry symbol missing")]
@@ -231,11 +240,18 @@ pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
+/// The plugin cache of `state_dir` (`<state_dir>/plugin-cache`), created private if missing;
+/// refused when the host cannot trust it (`serve` checks it at start-up, every scan again).
+pub fn plugin_cache(state_dir: &Path) -> Result<PathBuf, LoadError> {
+    cache::dir(state_dir)
+}
+
 /// Loads every plugin of the directory. `previous` is the running set: a file whose contents
 /// and configuration are unchanged keeps its running instance; a file that fails to load while
 /// an earlier version of it is running keeps that version (and is reported).
 pub fn scan(config: &LoaderConfig, previous: &[Arc<LoadedPlugin>]) -> Result<ScanReport, LoadError> {
-    vet::check_permissions(&config.plugin_dir, "the plugin directory")?;
+    trust::check_dir(&config.plugin_dir, Subject::PluginDir)?;
+    plugin_cache(&config.state_dir)?;
     let mut report = ScanReport::default();
     for file in plugin_files(&config.plugin_dir)? {
         let loaded = load_file(&file, config, previous, &report.plugins);
@@ -262,7 +278,8 @@ pub fn load_file(
     previous: &[Arc<LoadedPlugin>],
     loaded_so_far: &[Arc<LoadedPlugin>],
 ) -> Result<Arc<LoadedPlugin>, LoadError> {
-    let stamp = FileStamp::of(&vet::check_permissions(file, "the plugin file")?);
+    let checked = CheckedFile::open(file, Subject::PluginFile)?;
+    let stamp = FileStamp::of(checked.metadata());
     if let Some(running) = previous.iter().find(|p| p.file == file && p.stamp == stamp) {
         if !loaded_so_far.iter().any(|p| p.name == running.name)
             && sha256_hex(plugin_config(file, &running.name, config)?.as_bytes()) == running.config_sha256
@@ -274,10 +291,10 @@ pub fn load_file(
             return Ok(Arc::clone(running));
         }
     }
-    let bytes = std::fs::read(file).map_err(|err| LoadError::Io { action: "read the plugin file", err })?;
+    let bytes = checked.read(Limit::Setting { key: "max_plugin_bytes", bytes: config.max_plugin_bytes })?;
     vet::check_elf(&bytes)?;
     let sha256 = sha256_hex(&bytes);
-    let cached = cache::store(&config.state_dir.join("plugin-cache"), &sha256, &bytes)?;
+    let cached = cache::store(&cache::dir(&config.state_dir)?, &sha256, &bytes)?;
     drop(bytes);
 
     let known = probed_name(&sha256);
@@ -338,7 +355,7 @@ pub fn load_file(
         (Purpose::Serve, Mode::Process) => {
             let pid = ready.pid();
             let policy = config.isolation.policy(config.init_timeout);
-            let worker = Supervisor::start(name.clone(), ready, spec, init, policy)
+            let worker = Supervisor::start(name.clone(), sha256.clone(), ready, spec, init, policy)
                 .map_err(|err| LoadError::Io { action: "supervise the plugin worker", err })?;
             tracing::info!(plugin = %name, version = %version, sdk = %sdk_version, file = %file.display(),
                 capabilities = ?provides, pid, "plugin loaded (process mode)");
@@ -444,13 +461,17 @@ fn load_in_process(
 fn plugin_config(file: &Path, name: &str, config: &LoaderConfig) -> Result<String, LoadError> {
     let mut table = toml::Table::new();
     let sidecar = file.with_extension("toml");
-    if sidecar.exists() {
-        vet::check_permissions(&sidecar, "the plugin's configuration file")?;
-        let text = std::fs::read_to_string(&sidecar)
-            .map_err(|err| LoadError::Io { action: "read the plugin's configuration file", err })?;
-        table = text
-            .parse::<toml::Table>()
-            .map_err(|err| LoadError::Config(format!("{}: {}", sidecar.display(), err.message())))?;
+    match CheckedFile::open(&sidecar, Subject::PluginConfig) {
+        Ok(checked) => {
+            let bytes = checked.read(Limit::Fixed { bytes: MAX_PLUGIN_CONFIG_BYTES })?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| LoadError::Config(format!("{}: not UTF-8 text", sidecar.display())))?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|err| LoadError::Config(format!("{}: {}", sidecar.display(), err.message())))?;
+        }
+        Err(err) if err.is_not_found() => {}
+        Err(err) => return Err(err.into()),
     }
     if let Some(central) = config.plugin_configs.get(name) {
         table.extend(central.iter().map(|(k, v)| (k.clone(), v.clone())));
