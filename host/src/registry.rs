@@ -77,6 +77,25 @@ pub enum CallError {
     Crashed(String),
     #[error("is quarantined: {0}")]
     Quarantined(String),
+    /// The plugin answered, with something the host will not pass on.
+    #[error("failed: {0}")]
+    BadAnswer(BadAnswer),
+}
+
+/// The latest expiry a token may have: the last second RFC 3339 can write (9999-12-31T23:59:59Z).
+pub const LATEST_EXPIRY_UNIX: i64 = 253_402_300_799;
+
+/// An answer refused by the host. The messages never hold a token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BadAnswer {
+    #[error("empty token")]
+    EmptyToken,
+    #[error("token already expired at {}", humantime::format_rfc3339_seconds(*at))]
+    Expired { at: SystemTime },
+    #[error("token expiry {expires_at_unix} (Unix seconds) is after 9999-12-31T23:59:59Z")]
+    ExpiryOutOfRange { expires_at_unix: i64 },
+    #[error("no env mutator")]
+    NoEnvMutator,
 }
 
 impl CallError {
@@ -220,19 +239,22 @@ impl Registry {
         metrics::histogram!("plughost_token_provider_seconds", "plugin" => name.clone())
             .record(started.elapsed().as_secs_f64());
         let failed = |err| TokenError::Call { plugin: name.clone(), err };
-        let (secret, expires_at) = match outcome.map_err(failed)? {
-            Reply::Token(Ok(token)) => (token.secret, unix_time(token.expires_at)),
+        let bad = |answer| failed(CallError::BadAnswer(answer));
+        let (secret, expires_at_unix) = match outcome.map_err(failed)? {
+            Reply::Token(Ok(token)) => (token.secret, token.expires_at),
             Reply::Token(Err(message)) => return Err(failed(CallError::from_plugin(message))),
             Reply::Env(_) | Reply::NotProvided => return Err(TokenError::NoTokenProvider),
         };
         if secret.is_empty() {
-            return Err(failed(CallError::Failed("empty token".to_owned())));
+            return Err(bad(BadAnswer::EmptyToken));
         }
+        // Before any conversion: an expiry the answer cannot write would panic its formatting.
+        if expires_at_unix > LATEST_EXPIRY_UNIX {
+            return Err(bad(BadAnswer::ExpiryOutOfRange { expires_at_unix }));
+        }
+        let expires_at = unix_time(expires_at_unix);
         if expires_at <= SystemTime::now() {
-            return Err(failed(CallError::Failed(format!(
-                "token already expired at {}",
-                humantime::format_rfc3339_seconds(expires_at)
-            ))));
+            return Err(bad(BadAnswer::Expired { at: expires_at }));
         }
         Ok(ServedToken { token: SecretString::from(secret), expires_at, plugin: name })
     }
@@ -257,7 +279,7 @@ impl Registry {
                     return Err(EnvError { plugin: name, err: CallError::from_plugin(message) });
                 }
                 Ok(Reply::Token(_) | Reply::NotProvided) => {
-                    return Err(EnvError { plugin: name, err: CallError::Failed("no env mutator".to_owned()) });
+                    return Err(EnvError { plugin: name, err: CallError::BadAnswer(BadAnswer::NoEnvMutator) });
                 }
                 Err(err) => return Err(EnvError { plugin: name, err }),
             };
@@ -278,7 +300,7 @@ impl Registry {
         };
         let what = match &outcome {
             Ok(_) => "ok",
-            Err(CallError::Failed(_)) => "failed",
+            Err(CallError::Failed(_) | CallError::BadAnswer(_)) => "failed",
             Err(CallError::Panicked(_)) => "panicked",
             Err(CallError::Timeout(_)) => "timeout",
             Err(CallError::Crashed(_)) => "crashed",

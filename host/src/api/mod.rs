@@ -192,7 +192,7 @@ impl IntoResponse for ApiError {
 /// crashed 502, a quarantined plugin 503. `message` is what the caller reads.
 pub fn call_error(err: &CallError, own_error: StatusCode, message: String) -> ApiError {
     let status = match err {
-        CallError::Failed(_) | CallError::Panicked(_) => own_error,
+        CallError::Failed(_) | CallError::Panicked(_) | CallError::BadAnswer(_) => own_error,
         CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         CallError::Crashed(_) => StatusCode::BAD_GATEWAY,
         CallError::Quarantined(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -114,10 +114,55 @@ pub enum LoadError {
     Worker(#[from] StartError),
     #[error("duplicate plugin name {name:?}: already loaded from {}", first.display())]
     DuplicateName { name: String, first: PathBuf },
+    /// The name the plugin declares is outside [`check_name`]'s set (shown escaped and cut short).
+    #[error(
+        "invalid plugin name {:?}: expected 1 to {MAX_NAME_LEN} characters from a-z 0-9 . _ -, starting with a \
+         letter or digit",
+        shown(name)
+    )]
+    InvalidName { name: String },
+    /// The version the plugin declares is outside [`check_version`]'s set.
+    #[error(
+        "invalid plugin version {:?}: expected 1 to {MAX_VERSION_LEN} printable ASCII characters without spaces",
+        shown(version)
+    )]
+    InvalidVersion { version: String },
     #[error("configuration: {0}")]
     Config(String),
     #[error("cannot {action}: {err}")]
     Io { action: &'static str, err: std::io::Error },
+    /// A bug of the host's, caught so that it refuses this file instead of ending the scan.
+    #[error("the host panicked while loading this file: {message}")]
+    HostPanicked { message: String },
+}
+
+/// The longest plugin name.
+pub const MAX_NAME_LEN: usize = 64;
+/// The longest plugin version.
+pub const MAX_VERSION_LEN: usize = 64;
+
+/// A plugin name: `^[a-z0-9][a-z0-9._-]{0,63}$`. The name tags log lines, metrics and thread
+/// names, keys `[plugins.<name>]` and `[isolation.plugins.<name>]`, and is printed on one line:
+/// anything else (a NUL, a newline, upper case, a space) refuses the plugin, whether the name came
+/// from a worker's handshake or from the library mapped here.
+pub fn check_name(name: &str) -> Result<(), LoadError> {
+    let mut bytes = name.bytes();
+    let valid = name.len() <= MAX_NAME_LEN
+        && bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    if valid { Ok(()) } else { Err(LoadError::InvalidName { name: name.to_owned() }) }
+}
+
+/// A plugin version: 1 to 64 printable ASCII characters without spaces (semver fits).
+pub fn check_version(version: &str) -> Result<(), LoadError> {
+    let valid = (1..=MAX_VERSION_LEN).contains(&version.len()) && version.bytes().all(|b| b.is_ascii_graphic());
+    if valid { Ok(()) } else { Err(LoadError::InvalidVersion { version: version.to_owned() }) }
+}
+
+/// At most a little more than the longest valid value, for a one-line message.
+fn shown(value: &str) -> String {
+    let cut: String = value.chars().take(MAX_NAME_LEN + 16).collect();
+    if cut.len() < value.len() { format!("{cut}...") } else { cut }
 }
 
 /// A plugin loaded and initialised.
@@ -254,7 +299,12 @@ pub fn scan(config: &LoaderConfig, previous: &[Arc<LoadedPlugin>]) -> Result<Sca
     plugin_cache(&config.state_dir)?;
     let mut report = ScanReport::default();
     for file in plugin_files(&config.plugin_dir)? {
-        let loaded = load_file(&file, config, previous, &report.plugins);
+        // A file's values must never panic the host (they are checked); should a bug let one
+        // through, that file is refused and the scan goes on.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            load_file(&file, config, previous, &report.plugins)
+        }))
+        .unwrap_or_else(|panic| Err(LoadError::HostPanicked { message: panic_message(&*panic) }));
         match loaded {
             Ok(plugin) => report.plugins.push(plugin),
             Err(error) => {
@@ -312,6 +362,10 @@ pub fn load_file(
         log: file_log(file),
     };
     let opened = process::open(&spec, config.init_timeout)?;
+    if let Err(err) = check_name(&opened.name).and_then(|()| check_version(&opened.version)) {
+        opened.finish();
+        return Err(err);
+    }
     let name = opened.name.clone();
     if let Some(first) = loaded_so_far.iter().find(|p| p.name == name) {
         opened.finish();
@@ -371,6 +425,15 @@ pub fn load_file(
     }
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(message), _) => message,
+        (_, Some(message)) => message.as_str(),
+        _ => "(no message)",
+    };
+    message.escape_debug().to_string()
+}
+
 /// Hashes of the files a worker has loaded and initialised without dying, with their plugin
 /// names: safe to map into this process.
 static PROBED: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
@@ -403,6 +466,8 @@ fn load_in_process(
         }
     })?;
     let info = library.info();
+    check_name(&info.name)?;
+    check_version(&info.version)?;
     if let Some(first) = loaded_so_far.iter().find(|p| p.name == info.name) {
         return Err(LoadError::DuplicateName { name: info.name, first: first.file.clone() });
     }
