@@ -71,6 +71,20 @@ pub const DEFAULT_MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 /// Default of `[isolation] stuck_grace_secs`: how long a call may stay stuck past its deadline
 /// before its worker is killed and replaced.
 pub const DEFAULT_STUCK_GRACE: Duration = Duration::from_secs(5);
+/// Default of `store_timeout_ms`: how long a piece of workspace-token store work (issue, revoke,
+/// `/readyz`'s check) may take before the caller gets 503.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Store writes running at once on the blocking pool (they take SQLite's one write lock in turn
+/// anyway); more wait, within their deadline, without a thread. A fixed limit.
+pub const MAX_STORE_WRITES: usize = 4;
+/// The same for the store reads run off the async workers (`/readyz`'s check).
+pub const MAX_STORE_READS: usize = 4;
+/// In-process plugin calls in flight per plugin (by name, across reloads): a hung plugin pins at
+/// most this many threads. A fixed limit.
+pub const MAX_IN_PROCESS_CALLS_PER_PLUGIN: usize = 64;
+/// In-process plugin calls in flight in all, below tokio's blocking pool (512 threads), so that
+/// the host's own blocking work (store, scans, worker restarts) always finds a thread.
+pub const MAX_IN_PROCESS_CALLS: usize = 256;
 /// Default of `max_plugin_bytes`: a plugin file larger than this is refused without being read.
 pub const DEFAULT_MAX_PLUGIN_BYTES: u64 = 256 * 1024 * 1024;
 /// A plugin's `<stem>.toml` larger than this is refused (a fixed limit, not a setting).
@@ -190,6 +204,8 @@ pub struct ConfigFile {
     token_cache_ms: Option<u64>,
     /// Largest plugin file loaded, in bytes.
     max_plugin_bytes: Option<u64>,
+    /// How long store work may take before the caller gets 503, in milliseconds.
+    store_timeout_ms: Option<u64>,
     /// `[isolation]`: where plugins run, host policy (rule 6).
     #[serde(default)]
     isolation: IsolationFile,
@@ -224,6 +240,7 @@ impl fmt::Debug for ConfigFile {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("token_cache_ms", &self.token_cache_ms)
             .field("max_plugin_bytes", &self.max_plugin_bytes)
+            .field("store_timeout_ms", &self.store_timeout_ms)
             .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -274,6 +291,7 @@ pub struct ServeSettings {
     pub plugin_call_timeout: Duration,
     pub max_body_bytes: usize,
     pub token_cache_ttl: Duration,
+    pub store_timeout: Duration,
     /// The plugin directory, the plugin tables and how plugins are loaded.
     pub loader: LoaderConfig,
 }
@@ -311,6 +329,7 @@ impl<'a> Settings<'a> {
             plugin_call_timeout: self.plugin_call_timeout(),
             max_body_bytes: self.max_body_bytes(),
             token_cache_ttl: self.token_cache_ttl(),
+            store_timeout: self.store_timeout(),
             loader: self.loader_config(Loading::Serve),
         })
     }
@@ -364,6 +383,11 @@ impl<'a> Settings<'a> {
     /// `token_cache_ms`, [`DEFAULT_TOKEN_CACHE_TTL`]; 0 calls the provider every time.
     pub fn token_cache_ttl(&self) -> Duration {
         self.file.token_cache_ms.map_or(DEFAULT_TOKEN_CACHE_TTL, Duration::from_millis)
+    }
+
+    /// `store_timeout_ms`, [`DEFAULT_STORE_TIMEOUT`].
+    pub fn store_timeout(&self) -> Duration {
+        self.file.store_timeout_ms.map_or(DEFAULT_STORE_TIMEOUT, Duration::from_millis)
     }
 
     /// `max_plugin_bytes`, [`DEFAULT_MAX_PLUGIN_BYTES`].
@@ -571,12 +595,14 @@ mod tests {
         let s = settings(
             Flags::default(),
             &no_env,
-            "plugin_call_timeout_ms = 1500\nmax_body_bytes = 1024\ntoken_cache_ms = 0\nmax_plugin_bytes = 4096\n",
+            "plugin_call_timeout_ms = 1500\nmax_body_bytes = 1024\ntoken_cache_ms = 0\nmax_plugin_bytes = 4096\n\
+             store_timeout_ms = 250\n",
         );
         assert_eq!(s.plugin_call_timeout(), Duration::from_millis(1500));
         assert_eq!(s.max_body_bytes(), 1024);
         assert_eq!(s.token_cache_ttl(), Duration::ZERO);
         assert_eq!(s.max_plugin_bytes(), 4096);
+        assert_eq!(s.store_timeout(), Duration::from_millis(250));
         assert_eq!(s.loader_config(Loading::Serve).max_plugin_bytes, 4096);
 
         let defaults = settings(Flags::default(), &no_env, "");
@@ -584,6 +610,7 @@ mod tests {
         assert_eq!(defaults.max_body_bytes(), DEFAULT_MAX_BODY_BYTES);
         assert_eq!(defaults.token_cache_ttl(), DEFAULT_TOKEN_CACHE_TTL);
         assert_eq!(defaults.max_plugin_bytes(), DEFAULT_MAX_PLUGIN_BYTES);
+        assert_eq!(defaults.store_timeout(), DEFAULT_STORE_TIMEOUT);
     }
 
     #[test]

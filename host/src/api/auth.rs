@@ -92,13 +92,11 @@ pub async fn authorize_workspace(state: &AppState, headers: &HeaderMap, workspac
             Err(ApiError::Unauthorized)
         }
         Some(due) => {
-            if let Some(token_use) = due {
-                let store = Arc::clone(&state.store);
-                tokio::task::spawn_blocking(move || {
-                    if let Err(err) = store.record_use(token_use) {
-                        tracing::warn!(error = %err, "cannot record a workspace token's last use");
-                    }
-                });
+            // Best effort: with every store write permit taken, this use goes unrecorded.
+            if let Some(token_use) = due
+                && !state.store_work.try_write_in_background(move |store| store.record_use(token_use))
+            {
+                tracing::debug!(workspace = workspace_id, "store busy: a token's last use is not recorded");
             }
             Ok(())
         }

@@ -107,6 +107,7 @@ async fn serve(settings: ServeSettings, print_addr: bool) -> Result<(), ServeErr
     let metrics = crate::metrics::install()?;
     let state = Arc::new(AppState {
         registry: OnceLock::new(),
+        store_work: crate::store::StoreWork::new(Arc::clone(&store), settings.store_timeout),
         store,
         admin_token: settings.admin_token,
         metrics: Some(metrics),

@@ -10,6 +10,7 @@ mod isolation;
 
 mod auth;
 mod bad_input;
+mod blocking_limits;
 mod env_chain;
 mod metrics;
 mod plugin_files;
