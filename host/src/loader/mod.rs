@@ -18,6 +18,7 @@
 //! in a worker first; the name then picks the mode.
 
 mod cache;
+mod signature;
 mod vet;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,7 @@ use crate::settings::MAX_PLUGIN_CONFIG_BYTES;
 use crate::trust::{self, CheckedFile, Limit, Subject, TrustError};
 
 pub use cache::{CACHE_DIR, sha256_hex};
+pub use signature::{KeyId, SignatureError, Signer, TrustedKey, TrustedKeys, signature_path};
 
 /// Where to find plugins and what to give them.
 #[derive(Debug, Clone)]
@@ -59,6 +61,8 @@ pub struct LoaderConfig {
     pub purpose: Purpose,
     /// A plugin file larger than this is refused without being read.
     pub max_plugin_bytes: u64,
+    /// Keys a plugin must be signed with (`<file>.minisig`); empty: signatures are not required.
+    pub trusted_keys: TrustedKeys,
 }
 
 /// What a load is for.
@@ -87,6 +91,7 @@ impl LoaderConfig {
             isolation: Isolation::new(process::current_program()),
             purpose: Purpose::Serve,
             max_plugin_bytes: crate::settings::DEFAULT_MAX_PLUGIN_BYTES,
+            trusted_keys: TrustedKeys::default(),
         }
     }
 }
@@ -99,6 +104,9 @@ pub enum LoadError {
     /// `too large: ...`.
     #[error(transparent)]
     File(#[from] TrustError),
+    /// Trusted keys are configured and the file is not signed by one of them.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     #[error("{0}")]
     NotElf(String),
     #[error("not a plughost plugin: entry symbol missing")]
@@ -183,10 +191,22 @@ pub struct LoadedPlugin {
     pub token_provider: Option<TokenProviderHandle>,
     /// Process mode: the supervised worker serving it.
     pub worker: Option<Supervisor>,
+    /// Who signed it, when trusted keys are configured.
+    pub signed_by: Option<Signer>,
     /// Hash of the configuration it was initialised with, to tell a reload what changed.
     config_sha256: String,
     /// The file's identity when it was read: a reload that finds it unchanged skips reading it.
     stamp: FileStamp,
+    /// The same for its signature file, when signatures are checked (a new signature is checked).
+    signature_stamp: Option<FileStamp>,
+}
+
+/// What the loader established about a file's bytes before any code of it ran.
+struct Vetted {
+    sha256: String,
+    stamp: FileStamp,
+    signature_stamp: Option<FileStamp>,
+    signed_by: Option<Signer>,
 }
 
 /// What `stat` says about a file. ctime changes with any write or metadata change and cannot be
@@ -330,7 +350,12 @@ pub fn load_file(
 ) -> Result<Arc<LoadedPlugin>, LoadError> {
     let checked = CheckedFile::open(file, Subject::PluginFile)?;
     let stamp = FileStamp::of(checked.metadata());
-    if let Some(running) = previous.iter().find(|p| p.file == file && p.stamp == stamp) {
+    let signature_stamp = (!config.trusted_keys.is_empty())
+        .then(|| std::fs::symlink_metadata(signature_path(file)).ok().map(|meta| FileStamp::of(&meta)))
+        .flatten();
+    if let Some(running) =
+        previous.iter().find(|p| p.file == file && p.stamp == stamp && p.signature_stamp == signature_stamp)
+    {
         if !loaded_so_far.iter().any(|p| p.name == running.name)
             && sha256_hex(plugin_config(file, &running.name, config)?.as_bytes()) == running.config_sha256
         {
@@ -342,16 +367,19 @@ pub fn load_file(
         }
     }
     let bytes = checked.read(Limit::Setting { key: "max_plugin_bytes", bytes: config.max_plugin_bytes })?;
+    // The signature first: with trusted keys, nothing parses bytes nobody trusted signed.
+    let signed_by = signature::verify(file, &bytes, &config.trusted_keys)?;
     vet::check_elf(&bytes)?;
     let sha256 = sha256_hex(&bytes);
     let cached = cache::store(&cache::dir(&config.state_dir)?, &sha256, &bytes)?;
     drop(bytes);
+    let vetted = Vetted { sha256: sha256.clone(), stamp, signature_stamp, signed_by };
 
     let known = probed_name(&sha256);
     let in_process_now = config.purpose == Purpose::Serve
         && known.as_deref().is_some_and(|name| config.isolation.mode_of(name) == Mode::InProcess);
     if in_process_now {
-        return load_in_process(file, &cached, sha256, stamp, config, previous, loaded_so_far);
+        return load_in_process(file, &cached, vetted, config, previous, loaded_so_far);
     }
 
     // In a worker: the probe of a new file, a process-mode plugin, or an inspection.
@@ -398,8 +426,10 @@ pub fn load_file(
         env_mutator: None,
         token_provider: None,
         worker,
+        signed_by: vetted.signed_by.clone(),
         config_sha256: config_sha256.clone(),
         stamp,
+        signature_stamp,
     };
     match (config.purpose, mode) {
         (Purpose::Inspect, _) => {
@@ -420,7 +450,7 @@ pub fn load_file(
             // killing it. Now map it here.
             ready.finish().map_err(|cause| StartError::Died { cause, phase: process::Phase::Initialising })?;
             remember_probed(&sha256, &name);
-            load_in_process(file, &cached, sha256, stamp, config, previous, loaded_so_far)
+            load_in_process(file, &cached, vetted, config, previous, loaded_so_far)
         }
     }
 }
@@ -454,8 +484,7 @@ fn remember_probed(sha256: &str, name: &str) {
 fn load_in_process(
     file: &Path,
     cached: &Path,
-    sha256: String,
-    stamp: FileStamp,
+    vetted: Vetted,
     config: &LoaderConfig,
     previous: &[Arc<LoadedPlugin>],
     loaded_so_far: &[Arc<LoadedPlugin>],
@@ -474,7 +503,10 @@ fn load_in_process(
     let config_toml = plugin_config(file, &info.name, config)?;
     let config_sha256 = sha256_hex(config_toml.as_bytes());
     if let Some(running) = previous.iter().find(|p| {
-        p.sha256 == sha256 && p.config_sha256 == config_sha256 && p.name == info.name && p.mode == Mode::InProcess
+        p.sha256 == vetted.sha256
+            && p.config_sha256 == config_sha256
+            && p.name == info.name
+            && p.mode == Mode::InProcess
     }) {
         return Ok(Arc::clone(running));
     }
@@ -504,7 +536,7 @@ fn load_in_process(
         version: info.version,
         sdk_version,
         file: file.to_owned(),
-        sha256,
+        sha256: vetted.sha256,
         mode: Mode::InProcess,
         provides: Provides {
             env_mutator: instance.env_mutator.is_some(),
@@ -513,8 +545,10 @@ fn load_in_process(
         env_mutator: instance.env_mutator,
         token_provider: instance.token_provider,
         worker: None,
+        signed_by: vetted.signed_by,
         config_sha256,
-        stamp,
+        stamp: vetted.stamp,
+        signature_stamp: vetted.signature_stamp,
     };
     tracing::info!(plugin = %plugin.name, version = %plugin.version, sdk = %plugin.sdk_version,
         file = %file.display(), capabilities = ?plugin.capabilities(), "plugin loaded (in-process)");

@@ -19,6 +19,7 @@ mod plugins_reload;
 mod routes;
 mod secrets;
 mod shutdown;
+mod signatures;
 mod startup;
 mod state_dir;
 mod token_cache;
