@@ -11,8 +11,10 @@
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read, Write as _};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd as _, RawFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -142,8 +144,9 @@ impl ServeBuilder {
         }
         let mut child = command.spawn().map_err(|err| StartError::Spawn { binary: binary.clone(), err })?;
 
-        let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr is piped");
+        let log =
+            Arc::new(Log { text: Mutex::new(String::new()), pipe: stderr.as_raw_fd(), state: AtomicU8::new(BUSY) });
         let log_reader = std::thread::spawn({
             let log = Arc::clone(&log);
             move || keep_log(stderr, &log, log_file)
@@ -213,7 +216,7 @@ pub struct Serve {
     admin_token: Option<String>,
     /// `None` only after [`Serve::stop`] took it back.
     dir: Option<PluginDir>,
-    log: Arc<Mutex<String>>,
+    log: Arc<Log>,
     log_reader: Option<JoinHandle<()>>,
     /// `(status, path, body)` of every reply, for tests that search them for secrets.
     pub(crate) bodies: Mutex<Vec<(u16, String, String)>>,
@@ -277,9 +280,11 @@ impl Serve {
         self.child.id()
     }
 
-    /// Everything the server logged so far.
+    /// Everything the server logged so far: every line it wrote before this call (the reader
+    /// is given up to a second to take what is waiting in the pipe).
     pub fn log(&self) -> String {
-        self.log.lock().expect("log lock").clone()
+        self.log.settle(Duration::from_secs(1));
+        self.log.text.lock().expect("log lock").clone()
     }
 
     /// Sends `signal` (`libc::SIGHUP`, ...) to the server.
@@ -375,23 +380,78 @@ fn read_address(stdout: ChildStdout, addr_tx: &mpsc::Sender<Option<String>>) {
     let _ = std::io::copy(&mut reader, &mut std::io::sink());
 }
 
-/// Appends each line of the server's stderr to `log` (and `file`) until the end of the stream.
-fn keep_log(stderr: impl Read, log: &Mutex<String>, mut file: Option<File>) {
-    let mut reader = BufReader::new(stderr);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+/// The server's log as read so far, and where its reader is.
+struct Log {
+    text: Mutex<String>,
+    /// The read end of the server's stderr (owned by the reader thread).
+    pipe: RawFd,
+    /// [`BUSY`], [`WAITING`] (blocked in `read` with everything before appended) or [`DONE`].
+    state: AtomicU8,
+}
+
+const BUSY: u8 = 0;
+const WAITING: u8 = 1;
+const DONE: u8 = 2;
+
+impl Log {
+    /// Waits, up to `timeout`, until the reader has appended every byte the server wrote so far:
+    /// it waits in `read` and nothing is left in the pipe. Without this a test that reads the
+    /// log right after a reply can miss the line written before it on a loaded machine.
+    fn settle(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                DONE => return,
+                WAITING if pending_bytes(self.pipe) == Some(0) => return,
+                _ if Instant::now() >= deadline => return,
+                _ => std::thread::sleep(Duration::from_millis(2)),
+            }
         }
+    }
+}
+
+/// Bytes waiting in the pipe `fd` (`FIONREAD`).
+#[allow(unsafe_code)]
+fn pending_bytes(fd: RawFd) -> Option<usize> {
+    let mut pending: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points at a live c_int. The fd
+    // stays open while the reader has not reached DONE (it owns it and closes it after).
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) };
+    (rc == 0).then(|| usize::try_from(pending).unwrap_or(0))
+}
+
+/// Appends each line of the server's stderr to `log` (and `file`) until the end of the stream.
+fn keep_log(mut stderr: ChildStderr, log: &Log, mut file: Option<File>) {
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut append = |line: &mut Vec<u8>| {
         if !line.ends_with(b"\n") {
             line.push(b'\n');
         }
         if let Some(file) = &mut file {
-            let _ = file.write_all(&line);
+            let _ = file.write_all(line);
         }
-        log.lock().expect("log lock").push_str(&String::from_utf8_lossy(&line));
+        log.text.lock().expect("log lock").push_str(&String::from_utf8_lossy(line));
+    };
+    loop {
+        log.state.store(WAITING, Ordering::Release);
+        let read = stderr.read(&mut buf);
+        log.state.store(BUSY, Ordering::Release);
+        match read {
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(0) | Err(_) => {
+                if !pending.is_empty() {
+                    append(&mut pending);
+                }
+                log.state.store(DONE, Ordering::Release);
+                return;
+            }
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let mut line: Vec<u8> = pending.drain(..=end).collect();
+            append(&mut line);
+        }
     }
 }
 

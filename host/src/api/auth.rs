@@ -93,9 +93,10 @@ pub async fn authorize_workspace(state: &AppState, headers: &HeaderMap, workspac
         }
         Some(due) => {
             // Best effort: with every store write permit taken, this use goes unrecorded.
-            if let Some(token_use) = due
-                && !state.store_work.try_write_in_background(move |store| store.record_use(token_use))
-            {
+            let recorded = due.is_none_or(|token_use| {
+                state.store_work.try_write_in_background(move |store| store.record_use(token_use))
+            });
+            if !recorded {
                 tracing::debug!(workspace = workspace_id, "store busy: a token's last use is not recorded");
             }
             Ok(())
