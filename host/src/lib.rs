@@ -32,6 +32,8 @@
 //! - [`metrics`]: the Prometheus recorder and per-request metrics
 //! - [`settings`]: every setting of the host and its default, resolved flag > environment >
 //!   config file > default in one place ([`settings::Settings`])
+//! - [`trust`]: which files and directories the host trusts (owner, mode, type), and reading a
+//!   file through the descriptor it checked
 //! - [`cli`]: the `plughost` command line (`serve`, `plugins`, `workspace-token`)
 
 pub mod api;
@@ -44,3 +46,4 @@ pub mod metrics;
 pub mod registry;
 pub mod settings;
 pub mod store;
+pub mod trust;

@@ -4,27 +4,27 @@
 //! - process mode: over its worker's socket ([`crate::isolation::Supervisor`]); the host holds
 //!   no thread while it waits, and a hung worker is killed and replaced;
 //! - in-process: synchronous C-ABI code on tokio's blocking pool with a deadline. A deadline
-//!   answers the caller but cannot stop a hung plugin thread, so each plugin also has a bound on
-//!   calls in flight: a hung plugin pins at most that many threads, and later callers time out
-//!   waiting for a permit instead of exhausting the pool.
+//!   answers the caller but cannot stop a hung plugin thread, so calls in flight are bounded
+//!   ([`InProcessPermits`]): per plugin, keyed by the plugin's name so that a reload (a new
+//!   instance of the same plugin) grants a hung plugin no more threads, and in all, below the
+//!   size of tokio's blocking pool, so that the host's own blocking work always finds a thread.
+//!   Later callers time out waiting for a permit instead of exhausting the pool.
 //!
 //! Every way a call can fail is a [`CallError`] variant; the API maps each to one status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::SecretString;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use crate::isolation::protocol::{Call, Reply};
 use crate::isolation::{Mode, SupervisedError};
 use crate::loader::{self, LoadError, LoadedPlugin, LoaderConfig};
-
-/// Calls in flight per plugin before callers queue (and time out) for a permit.
-const MAX_CALLS_IN_FLIGHT: usize = 64;
+use crate::settings::{MAX_IN_PROCESS_CALLS, MAX_IN_PROCESS_CALLS_PER_PLUGIN};
 
 /// A snapshot of the loaded plugins; replaced whole on reload.
 #[derive(Debug, Default)]
@@ -77,6 +77,25 @@ pub enum CallError {
     Crashed(String),
     #[error("is quarantined: {0}")]
     Quarantined(String),
+    /// The plugin answered, with something the host will not pass on.
+    #[error("failed: {0}")]
+    BadAnswer(BadAnswer),
+}
+
+/// The latest expiry a token may have: the last second RFC 3339 can write (9999-12-31T23:59:59Z).
+pub const LATEST_EXPIRY_UNIX: i64 = 253_402_300_799;
+
+/// An answer refused by the host. The messages never hold a token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BadAnswer {
+    #[error("empty token")]
+    EmptyToken,
+    #[error("token already expired at {}", humantime::format_rfc3339_seconds(*at))]
+    Expired { at: SystemTime },
+    #[error("token expiry {expires_at_unix} (Unix seconds) is after 9999-12-31T23:59:59Z")]
+    ExpiryOutOfRange { expires_at_unix: i64 },
+    #[error("no env mutator")]
+    NoEnvMutator,
 }
 
 impl CallError {
@@ -119,9 +138,51 @@ pub struct EnvError {
     pub err: CallError,
 }
 
-struct Slot {
-    plugin: Arc<LoadedPlugin>,
-    permits: Arc<Semaphore>,
+/// The bounds on in-process calls in flight: one semaphore per plugin name, kept across reloads
+/// (the threads of a hung instance stay pinned after it is replaced), and one for all plugins.
+pub struct InProcessPermits {
+    per_plugin_limit: usize,
+    per_plugin: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    all: Arc<Semaphore>,
+}
+
+/// Both permits of one in-process call; dropped when the call returns, however late.
+pub struct CallPermits {
+    _plugin: OwnedSemaphorePermit,
+    _all: OwnedSemaphorePermit,
+}
+
+impl InProcessPermits {
+    pub fn new(per_plugin_limit: usize, all_limit: usize) -> InProcessPermits {
+        InProcessPermits {
+            per_plugin_limit,
+            per_plugin: std::sync::Mutex::new(HashMap::new()),
+            all: Arc::new(Semaphore::new(all_limit)),
+        }
+    }
+
+    /// The plugin's own semaphore, made on first use: never a fresh one for a known name.
+    fn of(&self, plugin: &str) -> Arc<Semaphore> {
+        let mut map = self.per_plugin.lock().unwrap_or_else(PoisonError::into_inner);
+        let semaphore = map.entry(plugin.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_plugin_limit)));
+        Arc::clone(semaphore)
+    }
+
+    /// Waits until `deadline` for a permit of `plugin`, then one of all plugins' (in that order,
+    /// so callers of a hung plugin wait without holding a share of the others').
+    pub async fn acquire(&self, plugin: &str, deadline: tokio::time::Instant) -> Option<CallPermits> {
+        let mine = tokio::time::timeout_at(deadline, self.of(plugin).acquire_owned()).await.ok()?.ok()?;
+        let all = tokio::time::timeout_at(deadline, Arc::clone(&self.all).acquire_owned()).await.ok()?.ok()?;
+        Some(CallPermits { _plugin: mine, _all: all })
+    }
+
+    /// Forgets the semaphores of plugins no longer loaded and without calls in flight.
+    fn prune(&self, loaded: &[Arc<LoadedPlugin>]) {
+        let mut map = self.per_plugin.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|name, semaphore| {
+            semaphore.available_permits() < self.per_plugin_limit || loaded.iter().any(|p| &p.name == name)
+        });
+    }
 }
 
 pub struct Registry {
@@ -131,8 +192,8 @@ pub struct Registry {
     /// Bumped each time `current` is replaced: a cheap "is this still the running set" for
     /// answers cached on the request path.
     generation: AtomicU64,
-    /// Permits per loaded file hash, kept across reloads for unchanged plugins.
-    slots: RwLock<Vec<Slot>>,
+    /// Bounds on in-process calls in flight, kept across reloads.
+    permits: InProcessPermits,
     reloading: Mutex<()>,
 }
 
@@ -146,7 +207,7 @@ impl Registry {
             call_timeout,
             current: RwLock::new(Arc::new(PluginSet::default())),
             generation: AtomicU64::new(0),
-            slots: RwLock::new(Vec::new()),
+            permits: InProcessPermits::new(MAX_IN_PROCESS_CALLS_PER_PLUGIN, MAX_IN_PROCESS_CALLS),
             reloading: Mutex::new(()),
         });
         registry.reload().await?;
@@ -186,19 +247,7 @@ impl Registry {
             plugins: report.plugins,
             loaded_at: Some(SystemTime::now()),
         });
-        {
-            let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
-            let mut next = Vec::with_capacity(set.plugins.len());
-            for plugin in &set.plugins {
-                let permits = slots
-                    .iter()
-                    .find(|s| Arc::ptr_eq(&s.plugin, plugin))
-                    .map(|s| Arc::clone(&s.permits))
-                    .unwrap_or_else(|| Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)));
-                next.push(Slot { plugin: Arc::clone(plugin), permits });
-            }
-            *slots = next;
-        }
+        self.permits.prune(&set.plugins);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&set);
         // After the swap: a reader that sees the new generation then sees the new set.
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -222,19 +271,22 @@ impl Registry {
         metrics::histogram!("plughost_token_provider_seconds", "plugin" => name.clone())
             .record(started.elapsed().as_secs_f64());
         let failed = |err| TokenError::Call { plugin: name.clone(), err };
-        let (secret, expires_at) = match outcome.map_err(failed)? {
-            Reply::Token(Ok(token)) => (token.secret, unix_time(token.expires_at)),
+        let bad = |answer| failed(CallError::BadAnswer(answer));
+        let (secret, expires_at_unix) = match outcome.map_err(failed)? {
+            Reply::Token(Ok(token)) => (token.secret, token.expires_at),
             Reply::Token(Err(message)) => return Err(failed(CallError::from_plugin(message))),
             Reply::Env(_) | Reply::NotProvided => return Err(TokenError::NoTokenProvider),
         };
         if secret.is_empty() {
-            return Err(failed(CallError::Failed("empty token".to_owned())));
+            return Err(bad(BadAnswer::EmptyToken));
         }
+        // Before any conversion: an expiry the answer cannot write would panic its formatting.
+        if expires_at_unix > LATEST_EXPIRY_UNIX {
+            return Err(bad(BadAnswer::ExpiryOutOfRange { expires_at_unix }));
+        }
+        let expires_at = unix_time(expires_at_unix);
         if expires_at <= SystemTime::now() {
-            return Err(failed(CallError::Failed(format!(
-                "token already expired at {}",
-                humantime::format_rfc3339_seconds(expires_at)
-            ))));
+            return Err(bad(BadAnswer::Expired { at: expires_at }));
         }
         Ok(ServedToken { token: SecretString::from(secret), expires_at, plugin: name })
     }
@@ -259,7 +311,7 @@ impl Registry {
                     return Err(EnvError { plugin: name, err: CallError::from_plugin(message) });
                 }
                 Ok(Reply::Token(_) | Reply::NotProvided) => {
-                    return Err(EnvError { plugin: name, err: CallError::Failed("no env mutator".to_owned()) });
+                    return Err(EnvError { plugin: name, err: CallError::BadAnswer(BadAnswer::NoEnvMutator) });
                 }
                 Err(err) => return Err(EnvError { plugin: name, err }),
             };
@@ -280,7 +332,7 @@ impl Registry {
         };
         let what = match &outcome {
             Ok(_) => "ok",
-            Err(CallError::Failed(_)) => "failed",
+            Err(CallError::Failed(_) | CallError::BadAnswer(_)) => "failed",
             Err(CallError::Panicked(_)) => "panicked",
             Err(CallError::Timeout(_)) => "timeout",
             Err(CallError::Crashed(_)) => "crashed",
@@ -302,15 +354,7 @@ impl Registry {
     ) -> Result<Reply, CallError> {
         debug_assert_eq!(plugin.mode, Mode::InProcess);
         let timeout = CallError::Timeout(self.call_timeout);
-        let permits = {
-            let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
-            slots.iter().find(|s| Arc::ptr_eq(&s.plugin, plugin)).map(|s| Arc::clone(&s.permits))
-        }
-        .unwrap_or_else(|| Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)));
-        let permit = match tokio::time::timeout_at(deadline, permits.acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => return Err(timeout),
-        };
+        let Some(permit) = self.permits.acquire(&plugin.name, deadline).await else { return Err(timeout) };
         let plugin = Arc::clone(plugin);
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -348,4 +392,27 @@ fn call_mapped(plugin: &LoadedPlugin, call: Call) -> Reply {
 /// Seconds since the epoch as a time; before the epoch counts as the epoch (already expired).
 fn unix_time(seconds: i64) -> SystemTime {
     std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::InProcessPermits;
+
+    #[tokio::test]
+    async fn in_process_permits_are_kept_per_plugin_name_and_capped_in_all() {
+        let permits = InProcessPermits::new(2, 3);
+        let soon = || tokio::time::Instant::now() + Duration::from_millis(20);
+        let a1 = permits.acquire("a", soon()).await.expect("a's first");
+        let _a2 = permits.acquire("a", soon()).await.expect("a's second");
+        assert!(permits.acquire("a", soon()).await.is_none(), "a's share is used up");
+        // Pruning (a reload without "a") keeps a semaphore with calls in flight.
+        permits.prune(&[]);
+        assert!(permits.acquire("a", soon()).await.is_none(), "a reload grants no more");
+        let _b1 = permits.acquire("b", soon()).await.expect("b's first");
+        assert!(permits.acquire("b", soon()).await.is_none(), "all three are in use");
+        drop(a1);
+        assert!(permits.acquire("b", soon()).await.is_some(), "a's returned permit serves b");
+    }
 }

@@ -39,7 +39,7 @@ use serde::Deserialize;
 use crate::api::AdminToken;
 use crate::api::server::ConnectionLimits;
 use crate::isolation::{Isolation, Mode, mb, process};
-use crate::loader::{LoaderConfig, Purpose};
+use crate::loader::{LoaderConfig, Purpose, TrustedKey, TrustedKeys};
 
 /// Default of `--listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -85,6 +85,26 @@ pub const DEFAULT_MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
 pub const DEFAULT_STUCK_GRACE: Duration = Duration::from_secs(5);
 /// The shortest admin token accepted, in bytes (after surrounding whitespace is removed).
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
+/// Default of `store_timeout_ms`: how long a piece of workspace-token store work (issue, revoke,
+/// `/readyz`'s check) may take before the caller gets 503.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Store writes running at once on the blocking pool (they take SQLite's one write lock in turn
+/// anyway); more wait, within their deadline, without a thread. A fixed limit.
+pub const MAX_STORE_WRITES: usize = 4;
+/// The same for the store reads run off the async workers (`/readyz`'s check).
+pub const MAX_STORE_READS: usize = 4;
+/// In-process plugin calls in flight per plugin (by name, across reloads): a hung plugin pins at
+/// most this many threads. A fixed limit.
+pub const MAX_IN_PROCESS_CALLS_PER_PLUGIN: usize = 64;
+/// In-process plugin calls in flight in all, below tokio's blocking pool (512 threads), so that
+/// the host's own blocking work (store, scans, worker restarts) always finds a thread.
+pub const MAX_IN_PROCESS_CALLS: usize = 256;
+/// Default of `max_plugin_bytes`: a plugin file larger than this is refused without being read.
+pub const DEFAULT_MAX_PLUGIN_BYTES: u64 = 256 * 1024 * 1024;
+/// A plugin's `<stem>.toml` larger than this is refused (a fixed limit, not a setting).
+pub const MAX_PLUGIN_CONFIG_BYTES: u64 = 1024 * 1024;
+/// A plugin's `<file>.minisig` larger than this is refused (a fixed limit; minisign's are ~300 bytes).
+pub const MAX_SIGNATURE_BYTES: u64 = 16 * 1024;
 /// The log filter when `RUST_LOG` is unset or invalid.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -165,6 +185,14 @@ pub enum SettingsError {
          a request waits for its plugin calls"
     )]
     RequestTimeoutTooShort { origin: Origin, request: Duration, call: Duration },
+    /// Entry `entry` (from 1) of `trusted_keys`.
+    #[error(
+        "{origin}: entry {entry} is not a minisign public key (expected its RW... line, or the absolute path of \
+         its .pub file)"
+    )]
+    NotATrustedKey { origin: Origin, entry: usize },
+    #[error("{origin}: entry {entry}: cannot read {}: {err}", path.display())]
+    ReadTrustedKeyFile { origin: Origin, entry: usize, path: PathBuf, err: std::io::Error },
 }
 
 /// The environment, as a lookup function (rule 2).
@@ -223,6 +251,13 @@ pub struct ConfigFile {
     max_connections: Option<u32>,
     /// How long a whole request may take, in milliseconds.
     request_timeout_ms: Option<u64>,
+    /// Largest plugin file loaded, in bytes.
+    max_plugin_bytes: Option<u64>,
+    /// How long store work may take before the caller gets 503, in milliseconds.
+    store_timeout_ms: Option<u64>,
+    /// Minisign public keys plugins must be signed with: each the key's base64 line (`RW...`)
+    /// or the absolute path of its `.pub` file.
+    trusted_keys: Option<Vec<String>>,
     /// `[isolation]`: where plugins run, host policy (rule 6).
     #[serde(default)]
     isolation: IsolationFile,
@@ -265,6 +300,9 @@ impl fmt::Debug for ConfigFile {
             .field("keep_alive_timeout_ms", &self.keep_alive_timeout_ms)
             .field("max_connections", &self.max_connections)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("max_plugin_bytes", &self.max_plugin_bytes)
+            .field("store_timeout_ms", &self.store_timeout_ms)
+            .field("trusted_keys", &self.trusted_keys)
             .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -305,6 +343,7 @@ pub struct ServeSettings {
     pub connections: ConnectionLimits,
     /// How long a whole request may take.
     pub request_timeout: Duration,
+    pub store_timeout: Duration,
     /// The plugin directory, the plugin tables and how plugins are loaded.
     pub loader: LoaderConfig,
 }
@@ -344,7 +383,8 @@ impl<'a> Settings<'a> {
             token_cache_ttl: self.token_cache_ttl(),
             connections: self.connection_limits()?,
             request_timeout: self.request_timeout()?,
-            loader: self.loader_config(Loading::Serve),
+            store_timeout: self.store_timeout(),
+            loader: self.loader_config(Loading::Serve)?,
         })
     }
 
@@ -452,9 +492,44 @@ impl<'a> Settings<'a> {
         Origin::File { key, path: self.config_path.clone().unwrap_or_default() }
     }
 
+    /// `store_timeout_ms`, [`DEFAULT_STORE_TIMEOUT`].
+    pub fn store_timeout(&self) -> Duration {
+        self.file.store_timeout_ms.map_or(DEFAULT_STORE_TIMEOUT, Duration::from_millis)
+    }
+
+    /// `max_plugin_bytes`, [`DEFAULT_MAX_PLUGIN_BYTES`].
+    pub fn max_plugin_bytes(&self) -> u64 {
+        self.file.max_plugin_bytes.unwrap_or(DEFAULT_MAX_PLUGIN_BYTES)
+    }
+
+    /// `trusted_keys`, none by default (signatures not required). A key file is read now: one
+    /// that cannot be read, or an entry that is no key, is an error naming the entry.
+    pub fn trusted_keys(&self) -> Result<TrustedKeys, SettingsError> {
+        let origin = || Origin::File { key: "trusted_keys", path: self.config_path.clone().unwrap_or_default() };
+        let mut keys = Vec::new();
+        for (index, entry) in self.file.trusted_keys.iter().flatten().enumerate() {
+            let entry_number = index + 1;
+            let text = if entry.starts_with('/') {
+                let path = PathBuf::from(entry);
+                std::fs::read_to_string(&path).map_err(|err| SettingsError::ReadTrustedKeyFile {
+                    origin: origin(),
+                    entry: entry_number,
+                    path,
+                    err,
+                })?
+            } else {
+                entry.clone()
+            };
+            let key = TrustedKey::parse(&text)
+                .ok_or_else(|| SettingsError::NotATrustedKey { origin: origin(), entry: entry_number })?;
+            keys.push(key);
+        }
+        Ok(TrustedKeys(keys))
+    }
+
     /// The loader's configuration: the plugin directory and the `[plugins.<name>]` tables, with
     /// the state directory and plugin log level `loading` asks for.
-    pub fn loader_config(&self, loading: Loading<'_>) -> LoaderConfig {
+    pub fn loader_config(&self, loading: Loading<'_>) -> Result<LoaderConfig, SettingsError> {
         let (state_dir, max_log_level) = match loading {
             Loading::Serve => (self.state_dir(), DEFAULT_PLUGIN_LOG_LEVEL),
             Loading::Inspect { scratch_state_dir } => (scratch_state_dir.to_owned(), INSPECT_PLUGIN_LOG_LEVEL),
@@ -463,13 +538,15 @@ impl<'a> Settings<'a> {
             Loading::Serve => Purpose::Serve,
             Loading::Inspect { .. } => Purpose::Inspect,
         };
-        LoaderConfig {
+        Ok(LoaderConfig {
             plugin_configs: self.file.plugins.clone(),
             max_log_level,
             isolation: self.isolation(),
             purpose,
+            max_plugin_bytes: self.max_plugin_bytes(),
+            trusted_keys: self.trusted_keys()?,
             ..LoaderConfig::new(self.plugin_dir(), state_dir)
-        }
+        })
     }
 
     /// `[isolation]` over the defaults; workers run this very binary.
@@ -667,16 +744,22 @@ mod tests {
         let s = settings(
             Flags::default(),
             &no_env,
-            "plugin_call_timeout_ms = 1500\nmax_body_bytes = 1024\ntoken_cache_ms = 0\n",
+            "plugin_call_timeout_ms = 1500\nmax_body_bytes = 1024\ntoken_cache_ms = 0\nmax_plugin_bytes = 4096\n\
+             store_timeout_ms = 250\n",
         );
         assert_eq!(s.plugin_call_timeout(), Duration::from_millis(1500));
         assert_eq!(s.max_body_bytes(), 1024);
         assert_eq!(s.token_cache_ttl(), Duration::ZERO);
+        assert_eq!(s.max_plugin_bytes(), 4096);
+        assert_eq!(s.store_timeout(), Duration::from_millis(250));
+        assert_eq!(s.loader_config(Loading::Serve).unwrap().max_plugin_bytes, 4096);
 
         let defaults = settings(Flags::default(), &no_env, "");
         assert_eq!(defaults.plugin_call_timeout(), DEFAULT_CALL_TIMEOUT);
         assert_eq!(defaults.max_body_bytes(), DEFAULT_MAX_BODY_BYTES);
         assert_eq!(defaults.token_cache_ttl(), DEFAULT_TOKEN_CACHE_TTL);
+        assert_eq!(defaults.max_plugin_bytes(), DEFAULT_MAX_PLUGIN_BYTES);
+        assert_eq!(defaults.store_timeout(), DEFAULT_STORE_TIMEOUT);
     }
 
     #[test]
@@ -844,7 +927,7 @@ mod tests {
         let toml = "plugin_dir = \"/file/plugins\"\nadmin_token_file = \"/secret\"\n\
                     [plugins.static-env]\noverwrite = true\n[plugins.static-env.vars]\nTZ = \"UTC\"\n";
         let s = settings(Flags::default(), &no_env, toml);
-        let serve = s.loader_config(Loading::Serve);
+        let serve = s.loader_config(Loading::Serve).unwrap();
         assert_eq!(serve.plugin_dir, Path::new("/file/plugins"));
         assert_eq!(serve.state_dir, Path::new(DEFAULT_STATE_DIR));
         assert_eq!(serve.max_log_level, DEFAULT_PLUGIN_LOG_LEVEL);
@@ -854,7 +937,7 @@ mod tests {
         assert_eq!(table.keys().collect::<Vec<_>>(), ["overwrite", "vars"]);
 
         let scratch = Path::new("/tmp/scratch");
-        let inspect = s.loader_config(Loading::Inspect { scratch_state_dir: scratch });
+        let inspect = s.loader_config(Loading::Inspect { scratch_state_dir: scratch }).unwrap();
         assert_eq!(inspect.plugin_dir, serve.plugin_dir, "what serve would load");
         assert_eq!(inspect.plugin_configs, serve.plugin_configs, "as serve would configure it");
         assert_eq!(inspect.state_dir, scratch);
@@ -876,6 +959,25 @@ mod tests {
         let bad = lookup(&[("PLUGHOST_LISTEN", "nowhere")]);
         let err = settings(Flags::default(), &bad, "admin_token_file = \"/no/such/file\"\n").serve().err().unwrap();
         assert!(matches!(err, SettingsError::Listen { .. }), "the listen address is checked first: {err:?}");
+    }
+
+    #[test]
+    fn trusted_keys_are_inline_keys_or_key_files_and_a_bad_entry_is_named() {
+        const KEY: &str = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+        let dir = tempfile::tempdir().unwrap();
+        let pub_file = dir.path().join("vendor.pub");
+        std::fs::write(&pub_file, format!("untrusted comment: minisign public key E7620F1842B4E81F\n{KEY}\n")).unwrap();
+        let toml = format!("trusted_keys = [{KEY:?}, {:?}]\n", pub_file.display().to_string());
+        let keys = settings(Flags::default(), &no_env, &toml).trusted_keys().unwrap();
+        assert_eq!(keys.0.iter().map(|k| k.id.to_string()).collect::<Vec<_>>(), ["E7620F1842B4E81F"; 2]);
+        assert!(settings(Flags::default(), &no_env, "").trusted_keys().unwrap().is_empty());
+
+        let err = settings(Flags::default(), &no_env, "trusted_keys = [\"RWQ\"]\n").trusted_keys().unwrap_err();
+        assert!(matches!(err, SettingsError::NotATrustedKey { entry: 1, .. }), "{err:?}");
+        assert!(err.to_string().starts_with("trusted_keys in /etc/plughost/plughost.toml: entry 1 is not"), "{err}");
+        let missing = format!("trusted_keys = [{KEY:?}, \"/no/such.pub\"]\n");
+        let err = settings(Flags::default(), &no_env, &missing).serve().err().unwrap();
+        assert!(matches!(err, SettingsError::ReadTrustedKeyFile { entry: 2, .. }), "{err:?}");
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! than the lookup itself (and halved the workspace token route's throughput). A reader of its
 //! own per thread because one shared reader serialised the checks of all cores on its lock.
 //!
+//! Everything else runs off the async workers through [`StoreWork`]: on tokio's blocking pool,
+//! a few at a time ([`crate::settings::MAX_STORE_WRITES`], [`crate::settings::MAX_STORE_READS`]),
+//! each within a deadline (`store_timeout_ms`). A stuck database (a lock held elsewhere, a
+//! stalled disk) then answers 503 at the deadline and pins a few threads, never the pool.
+//!
 //! Last use is recorded at most once per [`LAST_USED_WRITE_INTERVAL`] per token and checking
 //! thread, off the request path ([`WorkspaceTokenStore::record_use`]): a write (and WAL append) on every
 //! authenticated request would serialise the hot path on SQLite's single writer, and a minute's
@@ -23,7 +28,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -33,6 +38,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use thread_local::ThreadLocal;
+use tokio::sync::Semaphore;
+
+use crate::settings::{MAX_STORE_READS, MAX_STORE_WRITES};
+use crate::trust::{self, Subject, TrustError};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "plughost.sqlite3";
@@ -68,6 +77,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE workspace_tokens (
 pub enum StoreError {
     #[error("cannot create the state directory {}: {err}", path.display())]
     CreateDir { path: PathBuf, err: std::io::Error },
+    /// The state directory is not one the host trusts (owner, mode), or not a directory.
+    #[error(transparent)]
+    StateDir(TrustError),
     #[error("cannot open the token database {}: {err}", path.display())]
     Open { path: PathBuf, err: rusqlite::Error },
     #[error(
@@ -258,6 +270,95 @@ impl WorkspaceTokenStore {
     }
 }
 
+/// Why store work run by [`StoreWork`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreWorkError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("workspace token store did not answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The work panicked (a bug); the message is the join error's.
+    #[error("workspace token store task failed: {0}")]
+    Task(String),
+}
+
+/// The store as async code uses it: each piece of work on tokio's blocking pool, a bounded
+/// number at a time, within a deadline. Work past its deadline still finishes on its thread
+/// (a thread cannot be stopped), holding its permit until then.
+#[derive(Debug)]
+pub struct StoreWork {
+    store: Arc<WorkspaceTokenStore>,
+    writes: Arc<Semaphore>,
+    reads: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl StoreWork {
+    pub fn new(store: Arc<WorkspaceTokenStore>, timeout: Duration) -> StoreWork {
+        StoreWork {
+            store,
+            writes: Arc::new(Semaphore::new(MAX_STORE_WRITES)),
+            reads: Arc::new(Semaphore::new(MAX_STORE_READS)),
+            timeout,
+        }
+    }
+
+    /// Runs a write (issue, revoke, last use).
+    pub async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WorkspaceTokenStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreWorkError> {
+        self.run(&self.writes, work).await
+    }
+
+    /// Runs a read that may wait on a lock (`/readyz`'s check).
+    pub async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WorkspaceTokenStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreWorkError> {
+        self.run(&self.reads, work).await
+    }
+
+    /// Starts a write nobody waits for, if a permit is free now; `false` if it was skipped.
+    pub fn try_write_in_background(
+        &self,
+        work: impl FnOnce(&WorkspaceTokenStore) -> Result<(), StoreError> + Send + 'static,
+    ) -> bool {
+        let Ok(permit) = Arc::clone(&self.writes).try_acquire_owned() else { return false };
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            if let Err(err) = work(&store) {
+                tracing::warn!(error = %err, "workspace token store write failed");
+            }
+        });
+        true
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        permits: &Arc<Semaphore>,
+        work: impl FnOnce(&WorkspaceTokenStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreWorkError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timeout = StoreWorkError::Timeout(self.timeout);
+        let permit = match tokio::time::timeout_at(deadline, Arc::clone(permits).acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(timeout),
+        };
+        let store = Arc::clone(&self.store);
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&store)
+        });
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(outcome)) => Ok(outcome?),
+            Ok(Err(join)) => Err(StoreWorkError::Task(join.to_string())),
+            Err(_) => Err(timeout),
+        }
+    }
+}
+
 /// A connection for reads; opened after [`migrate`], so the schema is there.
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let open_err = |err| StoreError::Open { path: path.to_owned(), err };
@@ -287,13 +388,13 @@ fn migrate(path: &Path, conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// Creates the state directory (mode 0700: it holds the token hashes and the plugin cache),
-/// and refuses one we cannot write, naming it.
+/// refuses one the host cannot trust (owner, mode: [`crate::trust`]) or cannot write, naming it.
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::DirBuilderExt as _;
     let err = |err| StoreError::CreateDir { path: dir.to_owned(), err };
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
-    }
+    trust::private_dir(dir, Subject::StateDir(dir.to_owned())).map_err(|trust_err| match trust_err {
+        TrustError::Io { err: io, .. } => err(io),
+        other => StoreError::StateDir(other),
+    })?;
     // SQLite's own error for an unwritable directory ("unable to open database file") does not
     // say why; probe with a file of our own first.
     let probe = dir.join(".plughost-write-test");

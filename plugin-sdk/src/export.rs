@@ -30,7 +30,8 @@ use crate::plugin::{EnvMutator, Error, InitContext, Plugin, TokenProvider};
 /// }
 /// ```
 ///
-/// `name` defaults to the crate's package name and `version` to its package version.
+/// `name` defaults to the crate's package name and `version` to its package version. A name
+/// must match `^[a-z0-9][a-z0-9._-]{0,63}$`, or the host refuses the plugin.
 /// Each capability listed must be implemented by the plugin type ([`EnvMutator`],
 /// [`TokenProvider`]); the compiler checks it.
 #[macro_export]

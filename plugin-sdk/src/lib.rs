@@ -48,6 +48,18 @@
 //!   the plugin's name, through a sink passed at init.
 //! - Configuration arrives at init as TOML ([`InitContext::config`]).
 //!
+//! ## Names and values the host checks
+//!
+//! - A plugin's name (`export_plugin!`'s `name`, by default the crate's package name) must match
+//!   `^[a-z0-9][a-z0-9._-]{0,63}$`: 1 to 64 characters from `a-z 0-9 . _ -`, starting with a
+//!   letter or digit. It names the plugin in logs, metrics and the host's `[plugins.<name>]`
+//!   table. Its version must be 1 to 64 printable ASCII characters without spaces (semver fits).
+//!   The host refuses a plugin outside these with one line.
+//! - A [`Token`]'s expiry must be no later than 9999-12-31T23:59:59Z (the last instant RFC 3339
+//!   can write), and the token non-empty and unexpired: the host refuses other answers.
+//! - Hosts may require a minisign signature beside the file (`libyourplugin.so.minisig`), made
+//!   over the exact bytes shipped (see the host's README).
+//!
 //! ## Non-features
 //!
 //! - No async in the ABI: the host calls plugins from blocking threads with a timeout.

@@ -242,8 +242,14 @@ mod tests {
         for (toml, expected) in [
             ("delay_ms = \"hunter2\"", "invalid configuration: delay_ms: invalid type: string, expected u64"),
             ("mode = \"hunter2\"", "invalid configuration: mode: unknown variant, expected `fast`"),
-            ("names = [\n  \"ok\",\n  7,\n]", "invalid configuration: names[1]: invalid type: integer, expected a string"),
-            ("[nested]\nhunter2 = \"hunter2\"", "invalid configuration: nested.hunter2: invalid type: string, expected u64"),
+            (
+                "names = [\n  \"ok\",\n  7,\n]",
+                "invalid configuration: names[1]: invalid type: integer, expected a string",
+            ),
+            (
+                "[nested]\nhunter2 = \"hunter2\"",
+                "invalid configuration: nested.hunter2: invalid type: string, expected u64",
+            ),
             ("delay_ms = -7", "invalid configuration: delay_ms: invalid value: integer, expected u64"),
             ("hunter = 1", "invalid configuration: hunter: unknown field `hunter`"),
         ] {

@@ -29,7 +29,8 @@
 //!
 //! Adding a fixture crate is one line in the table in `fixtures.rs`.
 //!
-//! `unsafe` appears once, in [`Serve::signal`] (kill(2)); the rest of the crate denies it.
+//! `unsafe` appears twice, in [`Serve::signal`] (kill(2)) and where [`Serve::log`] asks how much
+//! of the log is still in the pipe (ioctl(2) `FIONREAD`); the rest of the crate denies it.
 
 #![deny(unsafe_code)]
 

@@ -11,8 +11,10 @@
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read, Write as _};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd as _, RawFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -134,7 +136,7 @@ impl ServeBuilder {
             child: process.child,
             base: String::new(),
             launch,
-            dir,
+            dir: Some(dir),
             log: process.log,
             log_reader: Some(process.log_reader),
             bodies: Mutex::new(Vec::new()),
@@ -160,7 +162,7 @@ struct Launch {
 /// A started server process and the thread keeping its log.
 struct Process {
     child: Child,
-    log: Arc<Mutex<String>>,
+    log: Arc<Log>,
     log_reader: JoinHandle<()>,
 }
 
@@ -200,8 +202,9 @@ impl Launch {
         }
         let mut child = command.spawn().map_err(|err| StartError::Spawn { binary: self.binary.clone(), err })?;
 
-        let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr is piped");
+        let log =
+            Arc::new(Log { text: Mutex::new(String::new()), pipe: stderr.as_raw_fd(), state: AtomicU8::new(BUSY) });
         let log_reader = std::thread::spawn({
             let log = Arc::clone(&log);
             move || keep_log(stderr, &log, log_file)
@@ -236,8 +239,9 @@ pub struct Serve {
     child: Child,
     base: String,
     launch: Launch,
-    dir: PluginDir,
-    log: Arc<Mutex<String>>,
+    /// `None` only after [`Serve::stop`] took it back.
+    dir: Option<PluginDir>,
+    log: Arc<Log>,
     log_reader: Option<JoinHandle<()>>,
     /// `(status, path, body)` of every reply, for tests that search them for secrets.
     pub(crate) bodies: Mutex<Vec<(u16, String, String)>>,
@@ -278,15 +282,22 @@ impl Serve {
 
     /// The directories the server was started with; plugins can be added while it runs.
     pub fn dir(&self) -> &PluginDir {
-        &self.dir
+        self.dir.as_ref().expect("the directories stay until the server is dropped or stopped")
     }
 
     pub fn plugin_dir(&self) -> &Path {
-        self.dir.plugin_dir()
+        self.dir().plugin_dir()
     }
 
     pub fn state_dir(&self) -> &Path {
-        self.dir.state_dir()
+        self.dir().state_dir()
+    }
+
+    /// Kills the server and hands its directories back, to start another server on them
+    /// (`Serve::builder().dir(dir)`, with other settings than [`Serve::restart`] keeps).
+    pub fn stop(mut self) -> PluginDir {
+        self.kill();
+        self.dir.take().expect("the directories are taken back once")
     }
 
     pub fn pid(&self) -> u32 {
@@ -298,7 +309,7 @@ impl Serve {
     /// ([`Serve::base`]), pid and in-memory log; a log file is appended to.
     pub fn restart(&mut self) -> Result<(), StartError> {
         self.kill();
-        let (process, addr_rx) = self.launch.spawn(&self.dir, true)?;
+        let (process, addr_rx) = self.launch.spawn(self.dir(), true)?;
         self.child = process.child;
         self.log = process.log;
         self.log_reader = Some(process.log_reader);
@@ -335,7 +346,8 @@ impl Serve {
 
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().expect("log lock").clone()
+        self.log.settle(Duration::from_secs(1));
+        self.log.text.lock().expect("log lock").clone()
     }
 
     /// Sends `signal` (`libc::SIGHUP`, ...) to the server.
@@ -431,23 +443,78 @@ fn read_address(stdout: ChildStdout, addr_tx: &mpsc::Sender<Option<String>>) {
     let _ = std::io::copy(&mut reader, &mut std::io::sink());
 }
 
-/// Appends each line of the server's stderr to `log` (and `file`) until the end of the stream.
-fn keep_log(stderr: impl Read, log: &Mutex<String>, mut file: Option<File>) {
-    let mut reader = BufReader::new(stderr);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+/// The server's log as read so far, and where its reader is.
+struct Log {
+    text: Mutex<String>,
+    /// The read end of the server's stderr (owned by the reader thread).
+    pipe: RawFd,
+    /// [`BUSY`], [`WAITING`] (blocked in `read` with everything before appended) or [`DONE`].
+    state: AtomicU8,
+}
+
+const BUSY: u8 = 0;
+const WAITING: u8 = 1;
+const DONE: u8 = 2;
+
+impl Log {
+    /// Waits, up to `timeout`, until the reader has appended every byte the server wrote so far:
+    /// it waits in `read` and nothing is left in the pipe. Without this a test that reads the
+    /// log right after a reply can miss the line written before it on a loaded machine.
+    fn settle(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                DONE => return,
+                WAITING if pending_bytes(self.pipe) == Some(0) => return,
+                _ if Instant::now() >= deadline => return,
+                _ => std::thread::sleep(Duration::from_millis(2)),
+            }
         }
+    }
+}
+
+/// Bytes waiting in the pipe `fd` (`FIONREAD`).
+#[allow(unsafe_code)]
+fn pending_bytes(fd: RawFd) -> Option<usize> {
+    let mut pending: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points at a live c_int. The fd
+    // stays open while the reader has not reached DONE (it owns it and closes it after).
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) };
+    (rc == 0).then(|| usize::try_from(pending).unwrap_or(0))
+}
+
+/// Appends each line of the server's stderr to `log` (and `file`) until the end of the stream.
+fn keep_log(mut stderr: ChildStderr, log: &Log, mut file: Option<File>) {
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut append = |line: &mut Vec<u8>| {
         if !line.ends_with(b"\n") {
             line.push(b'\n');
         }
         if let Some(file) = &mut file {
-            let _ = file.write_all(&line);
+            let _ = file.write_all(line);
         }
-        log.lock().expect("log lock").push_str(&String::from_utf8_lossy(&line));
+        log.text.lock().expect("log lock").push_str(&String::from_utf8_lossy(line));
+    };
+    loop {
+        log.state.store(WAITING, Ordering::Release);
+        let read = stderr.read(&mut buf);
+        log.state.store(BUSY, Ordering::Release);
+        match read {
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(0) | Err(_) => {
+                if !pending.is_empty() {
+                    append(&mut pending);
+                }
+                log.state.store(DONE, Ordering::Release);
+                return;
+            }
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let mut line: Vec<u8> = pending.drain(..=end).collect();
+            append(&mut line);
+        }
     }
 }
 

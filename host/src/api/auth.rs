@@ -141,13 +141,12 @@ fn verify_workspace_token(state: &AppState, workspace_id: &str, token: &str) -> 
             Err(ApiError::Unauthorized)
         }
         Some(due) => {
-            if let Some(token_use) = due {
-                let store = Arc::clone(&state.store);
-                tokio::task::spawn_blocking(move || {
-                    if let Err(err) = store.record_use(token_use) {
-                        tracing::warn!(error = %err, "cannot record a workspace token's last use");
-                    }
-                });
+            // Best effort: with every store write permit taken, this use goes unrecorded.
+            let recorded = due.is_none_or(|token_use| {
+                state.store_work.try_write_in_background(move |store| store.record_use(token_use))
+            });
+            if !recorded {
+                tracing::debug!(workspace = workspace_id, "store busy: a token's last use is not recorded");
             }
             Ok(())
         }

@@ -17,14 +17,12 @@ pub async fn live() -> Json<serde_json::Value> {
 
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let plugins_scanned = state.registry.get().is_some_and(|r| r.snapshot().loaded_at.is_some());
-    let store = Arc::clone(&state.store);
-    let store_open = match tokio::task::spawn_blocking(move || store.check()).await {
-        Ok(Ok(())) => true,
-        Ok(Err(err)) => {
+    let store_open = match state.store_work.read(|store| store.check()).await {
+        Ok(()) => true,
+        Err(err) => {
             tracing::warn!(error = %err, "not ready: workspace token store");
             false
         }
-        Err(_) => false,
     };
     let status = if plugins_scanned && store_open { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({

@@ -32,7 +32,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 use crate::registry::{CallError, PluginSet, Registry};
-use crate::store::{StoreError, WorkspaceTokenStore};
+use crate::store::{StoreError, StoreWork, StoreWorkError, WorkspaceTokenStore};
 
 pub use auth::{Admin, AdminToken};
 pub use request_layer::RequestLayer;
@@ -41,8 +41,10 @@ pub use request_layer::RequestLayer;
 pub struct AppState {
     /// Set once the first scan of the plugin directory is done (`/readyz` waits for it).
     pub registry: OnceLock<Arc<Registry>>,
-    /// Workspace bearer tokens.
+    /// Workspace bearer tokens (checks run in place: see [`crate::store`]).
     pub store: Arc<WorkspaceTokenStore>,
+    /// The same store, for work run off the async workers, bounded and with a deadline.
+    pub store_work: StoreWork,
     /// `None`: no admin token configured, every admin route answers 401.
     pub admin_token: Option<AdminToken>,
     pub metrics: Option<PrometheusHandle>,
@@ -160,6 +162,9 @@ pub enum ApiError {
     Plugin { status: StatusCode, message: String },
     #[error("workspace token store unavailable")]
     Store(#[source] StoreError),
+    /// Store work past its deadline: `workspace token store did not answer within 10s`.
+    #[error("{0}")]
+    StoreTimeout(StoreWorkError),
 }
 
 impl ApiError {
@@ -172,7 +177,9 @@ impl ApiError {
             ApiError::Rejected { status, .. } => *status,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable(_) | ApiError::Store(_) | ApiError::RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Store(_) | ApiError::StoreTimeout(_) | ApiError::RequestTimeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Plugin { status, .. } => *status,
         }
@@ -184,6 +191,19 @@ impl From<StoreError> for ApiError {
         // The caller gets a generic message; the operator gets the path and SQLite's reason.
         tracing::error!(error = %err, "workspace token store failed");
         ApiError::Store(err)
+    }
+}
+
+impl From<StoreWorkError> for ApiError {
+    fn from(err: StoreWorkError) -> Self {
+        match err {
+            StoreWorkError::Store(err) => err.into(),
+            StoreWorkError::Timeout(_) => {
+                tracing::error!(error = %err, "workspace token store work past its deadline");
+                ApiError::StoreTimeout(err)
+            }
+            StoreWorkError::Task(message) => ApiError::Internal(format!("token store task failed: {message}")),
+        }
     }
 }
 
@@ -208,7 +228,7 @@ impl IntoResponse for ApiError {
 /// crashed 502, a quarantined plugin 503. `message` is what the caller reads.
 pub fn call_error(err: &CallError, own_error: StatusCode, message: String) -> ApiError {
     let status = match err {
-        CallError::Failed(_) | CallError::Panicked(_) => own_error,
+        CallError::Failed(_) | CallError::Panicked(_) | CallError::BadAnswer(_) => own_error,
         CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         CallError::Crashed(_) => StatusCode::BAD_GATEWAY,
         CallError::Quarantined(_) => StatusCode::SERVICE_UNAVAILABLE,

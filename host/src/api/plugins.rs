@@ -28,6 +28,15 @@ struct PluginEntry {
     /// `running (pid 42)`, `restarting after SIGSEGV`, `quarantined: crashed 5 times in 60 s
     /// (SIGSEGV)`, or `in-process`.
     status: String,
+    /// Who signed it (`null` when no trusted keys are configured).
+    signature: Option<SignatureEntry>,
+}
+
+#[derive(Serialize)]
+struct SignatureEntry {
+    /// The minisign key id, as minisign prints it.
+    key_id: String,
+    trusted_comment: String,
 }
 
 impl From<&PluginSet> for PluginsBody {
@@ -45,6 +54,10 @@ impl From<&PluginSet> for PluginsBody {
                     capabilities: p.capabilities(),
                     isolation: p.mode.as_str(),
                     status: p.status(),
+                    signature: p.signed_by.as_ref().map(|signer| SignatureEntry {
+                        key_id: signer.key_id.to_string(),
+                        trusted_comment: signer.trusted_comment.clone(),
+                    }),
                 })
                 .collect(),
             rejected: set.rejected.clone(),

@@ -158,7 +158,7 @@ fn token_error(err: TokenError) -> ApiError {
         TokenError::NoTokenProvider => ApiError::NotFound("no token provider registered".to_owned()),
         TokenError::Call { err: call, .. } => {
             let message = match call {
-                CallError::Failed(_) | CallError::Panicked(_) => "token refresh failed",
+                CallError::Failed(_) | CallError::Panicked(_) | CallError::BadAnswer(_) => "token refresh failed",
                 CallError::Timeout(_) => "token provider timed out",
                 CallError::Crashed(_) => "token provider crashed",
                 CallError::Quarantined(_) => "token provider quarantined",

@@ -40,13 +40,11 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Runs a write on the workspace token store off the async workers (a write may wait on SQLite's lock).
+/// Runs a write on the workspace token store off the async workers (a write may wait on SQLite's
+/// lock), bounded and within the store deadline: past it, 503.
 async fn on_store<T: Send + 'static>(
     state: &AppState,
     write: impl FnOnce(&WorkspaceTokenStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = Arc::clone(&state.store);
-    Ok(tokio::task::spawn_blocking(move || write(&store))
-        .await
-        .map_err(|err| ApiError::Internal(format!("token store task failed: {err}")))??)
+    Ok(state.store_work.write(write).await?)
 }

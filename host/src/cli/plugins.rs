@@ -53,7 +53,13 @@ pub fn run(cmd: PluginsCommand, config: Option<PathBuf>, env: Environment<'_>) -
             return ExitCode::from(2);
         }
     };
-    let loader_config = settings.loader_config(Loading::Inspect { scratch_state_dir: scratch.path() });
+    let loader_config = match settings.loader_config(Loading::Inspect { scratch_state_dir: scratch.path() }) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("plughost: {err}");
+            return ExitCode::from(2);
+        }
+    };
     match cmd {
         PluginsCommand::Check { files } => check(&files, &loader_config),
         PluginsCommand::List { .. } => list(&loader_config, &settings.state_dir()),
@@ -113,11 +119,16 @@ fn list(config: &LoaderConfig, running_state_dir: &Path) -> ExitCode {
 
 fn describe(plugin: &LoadedPlugin) -> String {
     let caps = plugin.capabilities();
-    format!(
+    let mut line = format!(
         "{} {} (plughost-sdk {}), provides {}",
         plugin.name,
         plugin.version,
         plugin.sdk_version,
         if caps.is_empty() { "nothing".to_owned() } else { caps.join(", ") }
-    )
+    );
+    if let Some(signer) = &plugin.signed_by {
+        // Debug-quoted: the trusted comment is the vendor's text, printed on one line.
+        line.push_str(&format!("; signed by key {} ({:?})", signer.key_id, signer.trusted_comment));
+    }
+    line
 }

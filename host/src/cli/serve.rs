@@ -1,8 +1,8 @@
 //! `plughost serve`: the admin HTTP API.
 //!
 //! Start-up order: settings ([`Settings::serve`], the admin token included; an unusable one
-//! stops the start with status 2, naming where it came from), token store (a state directory
-//! that cannot be used stops the start, naming the path), metrics, bind, then the first scan of the plugin directory
+//! stops the start with status 2, naming where it came from), token store and plugin cache (a
+//! state directory or cache that cannot be used or trusted stops the start, naming the path), metrics, bind, then the first scan of the plugin directory
 //! in the background (`/readyz` answers 503 until it is done). The bound address is logged as
 //! `listening on http://ADDR` for people; `--print-addr` also prints `ADDR` alone on stdout, the
 //! machine-readable way to learn the port picked for `--listen 127.0.0.1:0`.
@@ -58,6 +58,9 @@ pub enum ServeError {
     Bind { addr: SocketAddr, err: std::io::Error },
     #[error("cannot load plugins from {}: {err}", dir.display())]
     Plugins { dir: PathBuf, err: LoadError },
+    /// The plugin cache in the state directory cannot be created or trusted.
+    #[error(transparent)]
+    PluginCache(LoadError),
     #[error("{action}: {err}")]
     Io { action: &'static str, err: std::io::Error },
 }
@@ -100,9 +103,11 @@ async fn serve(settings: ServeSettings, print_addr: bool) -> Result<(), ServeErr
     }
     let store = Arc::new(WorkspaceTokenStore::open(&settings.state_dir)?);
     tracing::info!(path = %store.path().display(), "workspace token store open");
+    crate::loader::plugin_cache(&settings.state_dir).map_err(ServeError::PluginCache)?;
     let metrics = crate::metrics::install()?;
     let state = Arc::new(AppState {
         registry: OnceLock::new(),
+        store_work: crate::store::StoreWork::new(Arc::clone(&store), settings.store_timeout),
         store,
         admin_token: settings.admin_token,
         metrics: Some(metrics),

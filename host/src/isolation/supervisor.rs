@@ -8,7 +8,9 @@
 //!    their own deadline, or fail at once when the restart is due after it.
 //! 3. `crash_limit` deaths within `crash_window` quarantine the plugin: every call fails at
 //!    once, and the plugin list says why, until a reload (or a changed file) lifts it.
-//! 4. A restart that fails (the plugin now crashes or fails in init) counts as a death.
+//! 4. A restart that fails (the plugin now crashes or fails in init) counts as a death. So does
+//!    a content-addressed copy that no longer hashes to the plugin's hash: it is never restarted
+//!    from a copy edited since it was loaded.
 //! 5. Dropping the [`Supervisor`] (the plugin left the running set) kills the worker for good.
 
 use std::collections::VecDeque;
@@ -76,6 +78,8 @@ pub struct Supervisor {
 
 struct Shared {
     plugin: String,
+    /// The hash of the plugin's bytes, which its cached copy (`spec.library`) must still have.
+    sha256: String,
     spec: WorkerSpec,
     init: InitMessage,
     policy: ProcessPolicy,
@@ -91,9 +95,11 @@ impl fmt::Debug for Supervisor {
 }
 
 impl Supervisor {
-    /// Supervises `worker`, already initialised with `init`. Must run inside a tokio runtime.
+    /// Supervises `worker`, already initialised with `init` from the copy `spec.library` of the
+    /// bytes hashing to `sha256`. Must run inside a tokio runtime.
     pub fn start(
         plugin: String,
+        sha256: String,
         worker: ReadyWorker,
         spec: WorkerSpec,
         init: InitMessage,
@@ -102,6 +108,7 @@ impl Supervisor {
         let (state, _) = watch::channel(State::Stopped);
         let shared = Arc::new(Shared {
             plugin,
+            sha256,
             spec,
             init,
             policy,
@@ -252,11 +259,21 @@ impl Shared {
                 return;
             }
             let (spec, init, timeout) = (shared.spec.clone(), shared.init.clone(), shared.policy.start_timeout);
-            let started =
-                tokio::task::spawn_blocking(move || process::open(&spec, timeout)?.init(&init, timeout)).await;
+            let sha256 = shared.sha256.clone();
+            let started = tokio::task::spawn_blocking(move || {
+                if !copy_has_hash(&spec.library, &sha256) {
+                    return Ok(Err(ExitCause::Killed("its cached copy changed since it was loaded")));
+                }
+                process::open(&spec, timeout)?.init(&init, timeout).map(Ok)
+            })
+            .await;
             let plugin = shared.plugin.as_str();
             match started {
-                Ok(Ok(worker)) => {
+                Ok(Ok(Err(cause))) => {
+                    tracing::error!(plugin, "plugin worker not restarted: {cause}; touch the plugin file and reload");
+                    Shared::died(&shared, cause);
+                }
+                Ok(Ok(Ok(worker))) => {
                     let pid = worker.pid();
                     match Shared::run(&shared, worker) {
                         Ok(()) => {
@@ -282,4 +299,11 @@ impl Shared {
             }
         });
     }
+}
+
+/// Whether the file at `path` still hashes to `sha256` (rule 4), read as the loader reads.
+fn copy_has_hash(path: &std::path::Path, sha256: &str) -> bool {
+    let copy = crate::trust::CheckedFile::open(path, crate::trust::Subject::CachedCopy)
+        .and_then(|file| file.read(crate::trust::Limit::Fixed { bytes: u64::MAX }));
+    copy.is_ok_and(|bytes| crate::loader::sha256_hex(&bytes) == sha256)
 }

@@ -1,10 +1,12 @@
 //! Finds, vets and loads the plugin files of a directory.
 //!
 //! For each shared library in the plugin directory, in file-name order (the chain order, like
-//! `conf.d`): check its permissions ([`vet`]), read it, check it is an ELF plugin ([`vet`]),
-//! copy it into the content-addressed cache ([`cache`]), open the copy through the SDK's versioned
-//! layouts, refuse a name already taken, and initialise it with its configuration. A file that
-//! fails any step is refused with one line naming the cause; the others load regardless.
+//! `conf.d`): open it once and check that descriptor (a regular file, owner, mode: [`crate::trust`]),
+//! read it from there within `max_plugin_bytes`, check it is an ELF plugin ([`vet`]), copy it into
+//! the content-addressed cache, or check the copy already there against those bytes ([`cache`]),
+//! open the copy through the SDK's versioned layouts, refuse a name already taken, and initialise
+//! it with its configuration. A file that fails any step is refused with one line naming the
+//! cause; the others load regardless.
 //!
 //! Where the plugin's code runs is the [`crate::isolation`] policy's choice, by plugin name:
 //! - `process`: opened and initialised in a worker process, which then keeps serving it;
@@ -16,6 +18,7 @@
 //! in a worker first; the name then picks the mode.
 
 mod cache;
+mod signature;
 pub(crate) mod vet;
 
 use std::collections::BTreeMap;
@@ -34,8 +37,11 @@ use plughost_sdk::host::{
 
 use crate::isolation::process::{self, InitMessage, StartError, WorkerSpec};
 use crate::isolation::{self, Isolation, Mode, Supervisor};
+use crate::settings::MAX_PLUGIN_CONFIG_BYTES;
+use crate::trust::{self, CheckedFile, Limit, Subject, TrustError};
 
-pub use cache::sha256_hex;
+pub use cache::{CACHE_DIR, sha256_hex};
+pub use signature::{KeyId, SignatureError, Signer, TrustedKey, TrustedKeys, signature_path};
 
 /// Where to find plugins and what to give them.
 #[derive(Debug, Clone)]
@@ -53,6 +59,10 @@ pub struct LoaderConfig {
     pub isolation: Isolation,
     /// Serve the plugins, or only load them in a worker to describe them (`plugins check`).
     pub purpose: Purpose,
+    /// A plugin file larger than this is refused without being read.
+    pub max_plugin_bytes: u64,
+    /// Keys a plugin must be signed with (`<file>.minisig`); empty: signatures are not required.
+    pub trusted_keys: TrustedKeys,
 }
 
 /// What a load is for.
@@ -80,6 +90,8 @@ impl LoaderConfig {
             init_timeout: DEFAULT_INIT_TIMEOUT,
             isolation: Isolation::new(process::current_program()),
             purpose: Purpose::Serve,
+            max_plugin_bytes: crate::settings::DEFAULT_MAX_PLUGIN_BYTES,
+            trusted_keys: TrustedKeys::default(),
         }
     }
 }
@@ -88,8 +100,13 @@ impl LoaderConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    #[error("insecure: {0}")]
-    Insecure(String),
+    /// The file (or a directory) is not one the host trusts, or could not be read: `insecure: ...`,
+    /// `too large: ...`.
+    #[error(transparent)]
+    File(#[from] TrustError),
+    /// Trusted keys are configured and the file is not signed by one of them.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     #[error("{0}")]
     NotElf(String),
     #[error("not a plughost plugin: entry symbol missing")]
@@ -105,10 +122,55 @@ pub enum LoadError {
     Worker(#[from] StartError),
     #[error("duplicate plugin name {name:?}: already loaded from {}", first.display())]
     DuplicateName { name: String, first: PathBuf },
+    /// The name the plugin declares is outside [`check_name`]'s set (shown escaped and cut short).
+    #[error(
+        "invalid plugin name {:?}: expected 1 to {MAX_NAME_LEN} characters from a-z 0-9 . _ -, starting with a \
+         letter or digit",
+        shown(name)
+    )]
+    InvalidName { name: String },
+    /// The version the plugin declares is outside [`check_version`]'s set.
+    #[error(
+        "invalid plugin version {:?}: expected 1 to {MAX_VERSION_LEN} printable ASCII characters without spaces",
+        shown(version)
+    )]
+    InvalidVersion { version: String },
     #[error("configuration: {0}")]
     Config(String),
     #[error("cannot {action}: {err}")]
     Io { action: &'static str, err: std::io::Error },
+    /// A bug of the host's, caught so that it refuses this file instead of ending the scan.
+    #[error("the host panicked while loading this file: {message}")]
+    HostPanicked { message: String },
+}
+
+/// The longest plugin name.
+pub const MAX_NAME_LEN: usize = 64;
+/// The longest plugin version.
+pub const MAX_VERSION_LEN: usize = 64;
+
+/// A plugin name: `^[a-z0-9][a-z0-9._-]{0,63}$`. The name tags log lines, metrics and thread
+/// names, keys `[plugins.<name>]` and `[isolation.plugins.<name>]`, and is printed on one line:
+/// anything else (a NUL, a newline, upper case, a space) refuses the plugin, whether the name came
+/// from a worker's handshake or from the library mapped here.
+pub fn check_name(name: &str) -> Result<(), LoadError> {
+    let mut bytes = name.bytes();
+    let valid = name.len() <= MAX_NAME_LEN
+        && bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    if valid { Ok(()) } else { Err(LoadError::InvalidName { name: name.to_owned() }) }
+}
+
+/// A plugin version: 1 to 64 printable ASCII characters without spaces (semver fits).
+pub fn check_version(version: &str) -> Result<(), LoadError> {
+    let valid = (1..=MAX_VERSION_LEN).contains(&version.len()) && version.bytes().all(|b| b.is_ascii_graphic());
+    if valid { Ok(()) } else { Err(LoadError::InvalidVersion { version: version.to_owned() }) }
+}
+
+/// At most a little more than the longest valid value, for a one-line message.
+fn shown(value: &str) -> String {
+    let cut: String = value.chars().take(MAX_NAME_LEN + 16).collect();
+    if cut.len() < value.len() { format!("{cut}...") } else { cut }
 }
 
 /// A plugin loaded and initialised.
@@ -129,10 +191,22 @@ pub struct LoadedPlugin {
     pub token_provider: Option<TokenProviderHandle>,
     /// Process mode: the supervised worker serving it.
     pub worker: Option<Supervisor>,
+    /// Who signed it, when trusted keys are configured.
+    pub signed_by: Option<Signer>,
     /// Hash of the configuration it was initialised with, to tell a reload what changed.
     config_sha256: String,
     /// The file's identity when it was read: a reload that finds it unchanged skips reading it.
     stamp: FileStamp,
+    /// The same for its signature file, when signatures are checked (a new signature is checked).
+    signature_stamp: Option<FileStamp>,
+}
+
+/// What the loader established about a file's bytes before any code of it ran.
+struct Vetted {
+    sha256: String,
+    stamp: FileStamp,
+    signature_stamp: Option<FileStamp>,
+    signed_by: Option<Signer>,
 }
 
 /// What `stat` says about a file. ctime changes with any write or metadata change and cannot be
@@ -231,14 +305,26 @@ pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
+/// The plugin cache of `state_dir` (`<state_dir>/plugin-cache`), created private if missing;
+/// refused when the host cannot trust it (`serve` checks it at start-up, every scan again).
+pub fn plugin_cache(state_dir: &Path) -> Result<PathBuf, LoadError> {
+    cache::dir(state_dir)
+}
+
 /// Loads every plugin of the directory. `previous` is the running set: a file whose contents
 /// and configuration are unchanged keeps its running instance; a file that fails to load while
 /// an earlier version of it is running keeps that version (and is reported).
 pub fn scan(config: &LoaderConfig, previous: &[Arc<LoadedPlugin>]) -> Result<ScanReport, LoadError> {
-    vet::check_permissions(&config.plugin_dir, "the plugin directory")?;
+    trust::check_dir(&config.plugin_dir, Subject::PluginDir)?;
+    plugin_cache(&config.state_dir)?;
     let mut report = ScanReport::default();
     for file in plugin_files(&config.plugin_dir)? {
-        let loaded = load_file(&file, config, previous, &report.plugins);
+        // A file's values must never panic the host (they are checked); should a bug let one
+        // through, that file is refused and the scan goes on.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            load_file(&file, config, previous, &report.plugins)
+        }))
+        .unwrap_or_else(|panic| Err(LoadError::HostPanicked { message: panic_message(&*panic) }));
         match loaded {
             Ok(plugin) => report.plugins.push(plugin),
             Err(error) => {
@@ -262,8 +348,14 @@ pub fn load_file(
     previous: &[Arc<LoadedPlugin>],
     loaded_so_far: &[Arc<LoadedPlugin>],
 ) -> Result<Arc<LoadedPlugin>, LoadError> {
-    let stamp = FileStamp::of(&vet::check_permissions(file, "the plugin file")?);
-    if let Some(running) = previous.iter().find(|p| p.file == file && p.stamp == stamp) {
+    let checked = CheckedFile::open(file, Subject::PluginFile)?;
+    let stamp = FileStamp::of(checked.metadata());
+    let signature_stamp = (!config.trusted_keys.is_empty())
+        .then(|| std::fs::symlink_metadata(signature_path(file)).ok().map(|meta| FileStamp::of(&meta)))
+        .flatten();
+    if let Some(running) =
+        previous.iter().find(|p| p.file == file && p.stamp == stamp && p.signature_stamp == signature_stamp)
+    {
         if !loaded_so_far.iter().any(|p| p.name == running.name)
             && sha256_hex(plugin_config(file, &running.name, config)?.as_bytes()) == running.config_sha256
         {
@@ -274,17 +366,20 @@ pub fn load_file(
             return Ok(Arc::clone(running));
         }
     }
-    let bytes = std::fs::read(file).map_err(|err| LoadError::Io { action: "read the plugin file", err })?;
+    let bytes = checked.read(Limit::Setting { key: "max_plugin_bytes", bytes: config.max_plugin_bytes })?;
+    // The signature first: with trusted keys, nothing parses bytes nobody trusted signed.
+    let signed_by = signature::verify(file, &bytes, &config.trusted_keys)?;
     vet::check_elf(&bytes)?;
     let sha256 = sha256_hex(&bytes);
-    let cached = cache::store(&config.state_dir.join("plugin-cache"), &sha256, &bytes)?;
+    let cached = cache::store(&cache::dir(&config.state_dir)?, &sha256, &bytes)?;
     drop(bytes);
+    let vetted = Vetted { sha256: sha256.clone(), stamp, signature_stamp, signed_by };
 
     let known = probed_name(&sha256);
     let in_process_now = config.purpose == Purpose::Serve
         && known.as_deref().is_some_and(|name| config.isolation.mode_of(name) == Mode::InProcess);
     if in_process_now {
-        return load_in_process(file, &cached, sha256, stamp, config, previous, loaded_so_far);
+        return load_in_process(file, &cached, vetted, config, previous, loaded_so_far);
     }
 
     // In a worker: the probe of a new file, a process-mode plugin, or an inspection.
@@ -295,6 +390,10 @@ pub fn load_file(
         log: file_log(file),
     };
     let opened = process::open(&spec, config.init_timeout)?;
+    if let Err(err) = check_name(&opened.name).and_then(|()| check_version(&opened.version)) {
+        opened.finish();
+        return Err(err);
+    }
     let name = opened.name.clone();
     if let Some(first) = loaded_so_far.iter().find(|p| p.name == name) {
         opened.finish();
@@ -327,8 +426,10 @@ pub fn load_file(
         env_mutator: None,
         token_provider: None,
         worker,
+        signed_by: vetted.signed_by.clone(),
         config_sha256: config_sha256.clone(),
         stamp,
+        signature_stamp,
     };
     match (config.purpose, mode) {
         (Purpose::Inspect, _) => {
@@ -339,7 +440,7 @@ pub fn load_file(
             let pid = ready.pid();
             let record = (isolation::quarantine::path(&config.state_dir, &name), sha256.clone());
             let policy = config.isolation.policy(config.init_timeout, Some(record));
-            let worker = Supervisor::start(name.clone(), ready, spec, init, policy)
+            let worker = Supervisor::start(name.clone(), sha256.clone(), ready, spec, init, policy)
                 .map_err(|err| LoadError::Io { action: "supervise the plugin worker", err })?;
             tracing::info!(plugin = %name, version = %version, sdk = %sdk_version, file = %file.display(),
                 capabilities = ?provides, pid, "plugin loaded (process mode)");
@@ -350,9 +451,18 @@ pub fn load_file(
             // killing it. Now map it here.
             ready.finish().map_err(|cause| StartError::Died { cause, phase: process::Phase::Initialising })?;
             remember_probed(&sha256, &name);
-            load_in_process(file, &cached, sha256, stamp, config, previous, loaded_so_far)
+            load_in_process(file, &cached, vetted, config, previous, loaded_so_far)
         }
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(message), _) => message,
+        (_, Some(message)) => message.as_str(),
+        _ => "(no message)",
+    };
+    message.escape_debug().to_string()
 }
 
 /// Hashes of the files a worker has loaded and initialised without dying, with their plugin
@@ -375,8 +485,7 @@ fn remember_probed(sha256: &str, name: &str) {
 fn load_in_process(
     file: &Path,
     cached: &Path,
-    sha256: String,
-    stamp: FileStamp,
+    vetted: Vetted,
     config: &LoaderConfig,
     previous: &[Arc<LoadedPlugin>],
     loaded_so_far: &[Arc<LoadedPlugin>],
@@ -387,13 +496,18 @@ fn load_in_process(
         }
     })?;
     let info = library.info();
+    check_name(&info.name)?;
+    check_version(&info.version)?;
     if let Some(first) = loaded_so_far.iter().find(|p| p.name == info.name) {
         return Err(LoadError::DuplicateName { name: info.name, first: first.file.clone() });
     }
     let config_toml = plugin_config(file, &info.name, config)?;
     let config_sha256 = sha256_hex(config_toml.as_bytes());
     if let Some(running) = previous.iter().find(|p| {
-        p.sha256 == sha256 && p.config_sha256 == config_sha256 && p.name == info.name && p.mode == Mode::InProcess
+        p.sha256 == vetted.sha256
+            && p.config_sha256 == config_sha256
+            && p.name == info.name
+            && p.mode == Mode::InProcess
     }) {
         return Ok(Arc::clone(running));
     }
@@ -423,7 +537,7 @@ fn load_in_process(
         version: info.version,
         sdk_version,
         file: file.to_owned(),
-        sha256,
+        sha256: vetted.sha256,
         mode: Mode::InProcess,
         provides: Provides {
             env_mutator: instance.env_mutator.is_some(),
@@ -432,8 +546,10 @@ fn load_in_process(
         env_mutator: instance.env_mutator,
         token_provider: instance.token_provider,
         worker: None,
+        signed_by: vetted.signed_by,
         config_sha256,
-        stamp,
+        stamp: vetted.stamp,
+        signature_stamp: vetted.signature_stamp,
     };
     tracing::info!(plugin = %plugin.name, version = %plugin.version, sdk = %plugin.sdk_version,
         file = %file.display(), capabilities = ?plugin.capabilities(), "plugin loaded (in-process)");
@@ -444,13 +560,16 @@ fn load_in_process(
 /// `[plugins.<name>]` of the host config (the operator's central file has the last word).
 fn plugin_config(file: &Path, name: &str, config: &LoaderConfig) -> Result<String, LoadError> {
     let sidecar = file.with_extension("toml");
-    let text = if sidecar.exists() {
-        vet::check_permissions(&sidecar, "the plugin's configuration file")?;
-        let text = std::fs::read_to_string(&sidecar)
-            .map_err(|err| LoadError::Io { action: "read the plugin's configuration file", err })?;
-        Some(text)
-    } else {
-        None
+    let text = match CheckedFile::open(&sidecar, Subject::PluginConfig) {
+        Ok(checked) => {
+            let bytes = checked.read(Limit::Fixed { bytes: MAX_PLUGIN_CONFIG_BYTES })?;
+            Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| LoadError::Config(format!("{}: not UTF-8 text", sidecar.display())))?,
+            )
+        }
+        Err(err) if err.is_not_found() => None,
+        Err(err) => return Err(err.into()),
     };
     merge_plugin_config(&sidecar, text.as_deref(), config.plugin_configs.get(name))
 }

@@ -2,12 +2,10 @@
 //!
 //! `dlopen` runs a library's static initialisers and maps its segments: a truncated file can
 //! fault the process when a mapped page past its end is touched, and any shared library dropped
-//! into the directory would run code. So the file's ownership and permissions are checked, its
-//! ELF headers parsed, every segment checked to lie inside the file, and the plugin entry symbol
-//! looked up in its dynamic symbol table, all by reading bytes, before it is opened.
-
-use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
+//! into the directory would run code. So the file's ownership, type and permissions are checked
+//! ([`crate::trust`], on the descriptor the bytes are then read from), its ELF headers parsed,
+//! every segment checked to lie inside the file, and the plugin entry symbol looked up in its
+//! dynamic symbol table, all by reading bytes, before it is opened.
 
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader as _, ProgramHeader as _};
@@ -16,29 +14,6 @@ use object::{Endianness, Object as _, ObjectSymbol as _};
 use super::LoadError;
 
 use plughost_sdk::host::ENTRY_SYMBOL;
-
-/// Refuses a path writable by group or others, or owned by another user than us or root:
-/// whoever can write a plugin file can run code inside the host.
-pub fn check_permissions(path: &Path, what: &str) -> Result<std::fs::Metadata, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|err| LoadError::Io { action: "read metadata of", err })?;
-    let mode = meta.mode();
-    if mode & 0o022 != 0 {
-        return Err(LoadError::Insecure(format!(
-            "{what} is writable by {} (mode {:o}); run chmod go-w",
-            if mode & 0o002 != 0 { "others" } else { "group" },
-            mode & 0o7777
-        )));
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if meta.uid() != euid && meta.uid() != 0 {
-        return Err(LoadError::Insecure(format!(
-            "{what} is owned by uid {}, not by this host's user (uid {euid}) or root",
-            meta.uid()
-        )));
-    }
-    Ok(meta)
-}
 
 /// Parses `bytes` as an ELF shared object for this machine that exports the plugin entry symbol.
 pub fn check_elf(bytes: &[u8]) -> Result<(), LoadError> {
@@ -87,6 +62,8 @@ fn host_machine() -> u16 {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
