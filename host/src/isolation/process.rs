@@ -456,8 +456,8 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Takes over a ready worker; must run inside a tokio runtime. `on_exit` is called once,
-    /// after every call in flight has failed, with the cause.
+    /// Takes over a ready worker; must run inside a tokio runtime. `on_exit` is called once, with
+    /// the cause, just before every call in flight fails.
     pub fn start(
         worker: ReadyWorker,
         stuck_grace: Duration,
@@ -482,10 +482,12 @@ impl Connection {
         tokio::spawn(async move {
             let cause = reading.read_replies(reader, &spec.log).await;
             let cause = reading.reap(cause).await;
-            // The cause first, then the callers: a failed caller reads the cause.
+            // The cause first (a failed caller reads it), then the supervisor (so that a caller
+            // failed next and calling again finds the worker restarting, not this dead one), then
+            // the callers.
             let _ = exit_tx.send(Some(cause.clone()));
-            reading.pending.lock().unwrap_or_else(PoisonError::into_inner).clear();
             on_exit(cause);
+            reading.pending.lock().unwrap_or_else(PoisonError::into_inner).clear();
         });
         Ok(connection)
     }
