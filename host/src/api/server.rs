@@ -24,13 +24,17 @@
 //! (first byte of a request) and the service (request handled, answered) move on, and the
 //! connection's own task checks it, waking only when a deadline can have passed. On the request
 //! path that costs two clock reads and a few relaxed stores to memory of that connection alone:
-//! no write shared between connections, as in the rest of the hot path.
+//! no write shared between connections, as in the rest of the hot path. For the same reason each
+//! connection waits for the shutdown on its own `oneshot` ([`StopSwitches`]): a shared `watch`
+//! or `Notify` (what `axum::serve` waits on) takes a lock shared by every connection each time
+//! a connection's task wakes, that is several times per request.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -42,7 +46,7 @@ use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tower::Service as _;
 
 use crate::settings;
@@ -78,7 +82,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
-    let (stop_tx, stop_rx) = watch::channel(());
+    let switches = Arc::new(StopSwitches::default());
     let mut shutdown = pin!(shutdown);
     let mut warned_at: Option<Instant> = None;
     loop {
@@ -110,11 +114,11 @@ pub async fn serve(
                 }
             },
         };
-        tokio::spawn(connection(stream, app.clone(), limits, stop_rx.clone(), slot));
+        let stop = StopSwitches::register(&switches);
+        tokio::spawn(connection(stream, app.clone(), limits, stop, slot));
     }
     drop(listener);
-    drop(stop_rx);
-    let _ = stop_tx.send(());
+    switches.stop_all();
     // Every connection holds a slot until it closes: all slots back means all closed.
     let _all = slots.acquire_many(limits.max_connections).await.expect("the semaphore is never closed");
     Ok(())
@@ -132,13 +136,7 @@ async fn accept_failed(err: &io::Error) {
 }
 
 /// Serves one connection while holding its `_slot`, enforcing rules 2, 3 and 5.
-async fn connection(
-    stream: TcpStream,
-    app: Router,
-    limits: ConnectionLimits,
-    mut stop: watch::Receiver<()>,
-    _slot: OwnedSemaphorePermit,
-) {
+async fn connection(stream: TcpStream, app: Router, limits: ConnectionLimits, stop: Stop, _slot: OwnedSemaphorePermit) {
     let clock = Arc::new(Clock::new());
     let io = TokioIo::new(WatchedIo { inner: stream, clock: Arc::clone(&clock) });
     let service = WatchedService { app, clock: Arc::clone(&clock) };
@@ -146,6 +144,7 @@ async fn connection(
     // the module header); `clock` enforces both instead.
     let mut conn = pin!(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
     let mut check = pin!(tokio::time::sleep_until(clock.next_check(&limits, Instant::now()).into()));
+    let mut stop = pin!(stop);
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -163,7 +162,7 @@ async fn connection(
                 }
                 check.as_mut().reset(clock.next_check(&limits, now).into());
             }
-            _ = stop.changed(), if !stopping => {
+            () = stop.as_mut(), if !stopping => {
                 stopping = true;
                 if clock.phase() != Phase::Busy {
                     return;
@@ -171,6 +170,53 @@ async fn connection(
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// The stop switch of every open connection (rule 5), by connection number.
+#[derive(Default)]
+struct StopSwitches {
+    next: AtomicU64,
+    open: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+}
+
+impl StopSwitches {
+    /// A new connection's switch, which unregisters itself when the connection ends.
+    fn register(switches: &Arc<StopSwitches>) -> Stop {
+        let id = switches.next.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        switches.open.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sender);
+        Stop { receiver, id, switches: Arc::clone(switches) }
+    }
+
+    /// Tells every open connection to stop (each switch completes when its sender is dropped).
+    fn stop_all(&self) {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+pin_project! {
+    /// Completes when the server stops.
+    struct Stop {
+        #[pin]
+        receiver: oneshot::Receiver<()>,
+        id: u64,
+        switches: Arc<StopSwitches>,
+    }
+
+    impl PinnedDrop for Stop {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.switches.open.lock().unwrap_or_else(PoisonError::into_inner).remove(this.id);
+        }
+    }
+}
+
+impl Future for Stop {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().receiver.poll(cx).map(|_| ())
     }
 }
 
