@@ -75,12 +75,7 @@ impl Default for ConnectionLimits {
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops as rule 5 says and returns
 /// once every connection has closed. Errors accepting a connection are logged, never fatal.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: ConnectionLimits,
-    shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
+pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits, shutdown: impl Future<Output = ()>) {
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
     let switches = Arc::new(StopSwitches::default());
     let mut shutdown = pin!(shutdown);
@@ -121,7 +116,6 @@ pub async fn serve(
     switches.stop_all();
     // Every connection holds a slot until it closes: all slots back means all closed.
     let _all = slots.acquire_many(limits.max_connections).await.expect("the semaphore is never closed");
-    Ok(())
 }
 
 /// A failed `accept`: the peer gave up before it was accepted (go on at once), or the process
