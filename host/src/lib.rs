@@ -20,7 +20,8 @@
 //!
 //! - [`loader`]: scanning a plugin directory ([`loader::scan`], [`loader::load_file`])
 //! - [`registry::Registry`]: the running set, token and env calls, reload
-//! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape
+//! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape,
+//!   and how it is served ([`api::server::serve`]: connection limit, timeouts, shutdown)
 //! - [`store::WorkspaceTokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
 //!   (GitHub installation tokens come from plugins; see [`api::tokens`])
 //! - [`metrics`]: the Prometheus recorder and per-request metrics
