@@ -20,12 +20,12 @@
 //!
 //! Why not hyper's own `header_read_timeout`: hyper starts it as soon as a connection is idle,
 //! so it also closes idle keep-alive connections, and one timer cannot be both a short header
-//! timeout and a longer keep-alive. Instead each connection has a [`Clock`] that the socket
+//! timeout and a longer keep-alive. Instead each connection has a `Clock` that the socket
 //! (first byte of a request) and the service (request handled, answered) move on, and the
 //! connection's own task checks it, waking only when a deadline can have passed. On the request
 //! path that costs two clock reads and a few relaxed stores to memory of that connection alone:
 //! no write shared between connections, as in the rest of the hot path. For the same reason each
-//! connection waits for the shutdown on its own `oneshot` ([`StopSwitches`]): a shared `watch`
+//! connection waits for the shutdown on its own `oneshot` (`StopSwitches`): a shared `watch`
 //! or `Notify` (what `axum::serve` waits on) takes a lock shared by every connection each time
 //! a connection's task wakes, that is several times per request.
 
