@@ -31,5 +31,6 @@ async fn main() -> std::io::Result<()> {
     writeln!(stdout, "{}", listener.local_addr()?)?;
     stdout.flush()?;
     drop(stdout);
-    server::serve(listener, app, ConnectionLimits::default(), std::future::pending()).await
+    server::serve(listener, app, ConnectionLimits::default(), std::future::pending()).await;
+    Ok(())
 }

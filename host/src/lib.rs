@@ -26,7 +26,8 @@
 //! - [`registry::Registry`]: the running set, token and env calls, reload; [`registry::CallError`]
 //!   says how a call failed (timeout, crashed, quarantined, panicked, plugin error)
 //! - [`isolation`]: plugin worker processes, their protocol and supervision
-//! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape
+//! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape,
+//!   and how it is served ([`api::server::serve`]: connection limit, timeouts, shutdown)
 //! - [`store::WorkspaceTokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
 //!   (GitHub installation tokens come from plugins; see [`api::tokens`])
 //! - [`metrics`]: the Prometheus recorder and per-request metrics

@@ -20,12 +20,12 @@
 //!
 //! Why not hyper's own `header_read_timeout`: hyper starts it as soon as a connection is idle,
 //! so it also closes idle keep-alive connections, and one timer cannot be both a short header
-//! timeout and a longer keep-alive. Instead each connection has a [`Clock`] that the socket
+//! timeout and a longer keep-alive. Instead each connection has a `Clock` that the socket
 //! (first byte of a request) and the service (request handled, answered) move on, and the
 //! connection's own task checks it, waking only when a deadline can have passed. On the request
 //! path that costs two clock reads and a few relaxed stores to memory of that connection alone:
 //! no write shared between connections, as in the rest of the hot path. For the same reason each
-//! connection waits for the shutdown on its own `oneshot` ([`StopSwitches`]): a shared `watch`
+//! connection waits for the shutdown on its own `oneshot` (`StopSwitches`): a shared `watch`
 //! or `Notify` (what `axum::serve` waits on) takes a lock shared by every connection each time
 //! a connection's task wakes, that is several times per request.
 
@@ -75,12 +75,7 @@ impl Default for ConnectionLimits {
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops as rule 5 says and returns
 /// once every connection has closed. Errors accepting a connection are logged, never fatal.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: ConnectionLimits,
-    shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
+pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits, shutdown: impl Future<Output = ()>) {
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
     let switches = Arc::new(StopSwitches::default());
     let mut shutdown = pin!(shutdown);
@@ -121,7 +116,6 @@ pub async fn serve(
     switches.stop_all();
     // Every connection holds a slot until it closes: all slots back means all closed.
     let _all = slots.acquire_many(limits.max_connections).await.expect("the semaphore is never closed");
-    Ok(())
 }
 
 /// A failed `accept`: the peer gave up before it was accepted (go on at once), or the process

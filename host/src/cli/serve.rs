@@ -164,9 +164,7 @@ async fn serve(settings: ServeSettings, print_addr: bool) -> Result<(), ServeErr
         let fatal = stop_rx.await.ok().flatten();
         let _ = fatal_seen_tx.send(fatal);
     };
-    api::server::serve(listener, app, settings.connections, shutdown)
-        .await
-        .map_err(|err| ServeError::Io { action: "serve HTTP", err })?;
+    api::server::serve(listener, app, settings.connections, shutdown).await;
     tracing::info!("stopped");
     match fatal_seen_rx.await.ok().flatten() {
         Some(err) => Err(err),
