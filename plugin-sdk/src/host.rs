@@ -25,8 +25,6 @@ use abi_stable::{
 
 use crate::abi::{self, LogLevel, v1_0};
 
-/// The host's own configuration errors follow the plugins' rule: never quote a value.
-
 /// The symbol every plugin exports: abi_stable's root-module loader.
 pub const ENTRY_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
