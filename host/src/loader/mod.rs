@@ -353,18 +353,10 @@ pub fn load_file(
     let signature_stamp = (!config.trusted_keys.is_empty())
         .then(|| std::fs::symlink_metadata(signature_path(file)).ok().map(|meta| FileStamp::of(&meta)))
         .flatten();
-    if let Some(running) =
-        previous.iter().find(|p| p.file == file && p.stamp == stamp && p.signature_stamp == signature_stamp)
-    {
-        if !loaded_so_far.iter().any(|p| p.name == running.name)
-            && sha256_hex(plugin_config(file, &running.name, config)?.as_bytes()) == running.config_sha256
-        {
-            // A reload is the operator's word that the plugin may run again.
-            if let Some(worker) = &running.worker {
-                worker.lift_quarantine();
-            }
-            return Ok(Arc::clone(running));
-        }
+    let unchanged =
+        previous.iter().find(|p| p.file == file && p.stamp == stamp && p.signature_stamp == signature_stamp);
+    if let Some(running) = reusable(unchanged, file, config, loaded_so_far)? {
+        return Ok(running);
     }
     let bytes = checked.read(Limit::Setting { key: "max_plugin_bytes", bytes: config.max_plugin_bytes })?;
     // The signature first: with trusted keys, nothing parses bytes nobody trusted signed.
@@ -374,6 +366,14 @@ pub fn load_file(
     let cached = cache::store(&cache::dir(&config.state_dir)?, &sha256, &bytes)?;
     drop(bytes);
     let vetted = Vetted { sha256: sha256.clone(), stamp, signature_stamp, signed_by };
+
+    // The same contents as the running plugin of this file (touched, or copied over with itself):
+    // its name is known, so no worker has to start to tell it. Its stamp stays the old one, so a
+    // later reload reads and hashes the file again, which is cheap; a worker start is not.
+    let same_bytes = previous.iter().find(|p| p.file == file && p.sha256 == sha256);
+    if let Some(running) = reusable(same_bytes, file, config, loaded_so_far)? {
+        return Ok(running);
+    }
 
     let known = probed_name(&sha256);
     let in_process_now = config.purpose == Purpose::Serve
@@ -463,6 +463,28 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         _ => "(no message)",
     };
     message.escape_debug().to_string()
+}
+
+/// `running`, if it may go on serving `file`: its name is not taken yet in this scan, and its
+/// configuration and mode are what they would be now.
+fn reusable(
+    running: Option<&Arc<LoadedPlugin>>,
+    file: &Path,
+    config: &LoaderConfig,
+    loaded_so_far: &[Arc<LoadedPlugin>],
+) -> Result<Option<Arc<LoadedPlugin>>, LoadError> {
+    let Some(running) = running else { return Ok(None) };
+    if loaded_so_far.iter().any(|p| p.name == running.name)
+        || config.isolation.mode_of(&running.name) != running.mode
+        || sha256_hex(plugin_config(file, &running.name, config)?.as_bytes()) != running.config_sha256
+    {
+        return Ok(None);
+    }
+    // A reload is the operator's word that the plugin may run again.
+    if let Some(worker) = &running.worker {
+        worker.lift_quarantine();
+    }
+    Ok(Some(Arc::clone(running)))
 }
 
 /// Hashes of the files a worker has loaded and initialised without dying, with their plugin
