@@ -14,6 +14,10 @@
 //!
 //! The same `.so` works in both; vendors change nothing. `plughost plugins check|list`
 //! always load in a worker.
+//!
+//! Two consequences operators may meet: an in-process plugin's `init` runs twice for a new file
+//! (once in the probe, once in the host), and a worker's memory limit (`RLIMIT_DATA`) counts its
+//! thread stacks as well as its heap.
 
 pub mod process;
 pub mod protocol;
