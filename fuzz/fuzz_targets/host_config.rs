@@ -3,8 +3,9 @@
 //!
 //! The input is the config file, optionally followed by a NUL byte and the sidecar file of the
 //! plugin `p`. Asserts: nothing panics; parsing is deterministic; every error is one line and
-//! quotes no value; `Debug` of a config file shows no plugin value; the merged configuration
-//! reads back as the sidecar with each `[plugins.p]` key overriding, and is a fixed point.
+//! quotes no value; `Debug` of a config file shows nothing of the plugin tables; the merged
+//! configuration reads back as the sidecar with each `[plugins.p]` key overriding, and is a fixed
+//! point.
 #![no_main]
 
 use std::path::Path;
@@ -36,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     assert_eq!(format!("{config:?}"), format!("{:?}", parse(host_text).unwrap()), "not deterministic");
-    assert_debug_shows_no_plugin_value(host_text, &format!("{config:?}"));
+    assert_debug_ignores_plugin_tables(host_text, &config);
 
     let central = host_text.parse::<toml::Table>().expect("a valid config file is TOML");
     let central = central.get("plugins").and_then(|p| p.get(PLUGIN)).and_then(|p| p.as_table());
@@ -60,24 +61,14 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Plugin tables may hold secrets; `Debug` of the config file names the plugins only. Values that
-/// also appear outside the plugin tables (say, as `listen`) may show.
-fn assert_debug_shows_no_plugin_value(text: &str, debug: &str) {
+/// Plugin tables may hold secrets, so `Debug` of a config file names the plugins only: it is the
+/// same with every plugin table emptied.
+fn assert_debug_ignores_plugin_tables(text: &str, config: &ConfigFile) {
     let mut table = text.parse::<toml::Table>().expect("a valid config file is TOML");
-    let Some(toml::Value::Table(plugins)) = table.remove("plugins") else { return };
-    let outside = format!("{} {:?}", toml::to_string(&table).unwrap(), plugins.keys().collect::<Vec<_>>());
-    for value in plugins.values().flat_map(leaves) {
-        if value.len() > plughost_fuzz::MAX_UNCHECKED_LEN && !outside.contains(&value) {
-            assert!(!debug.contains(&value), "Debug shows the plugin value {value:?}: {debug}");
-        }
+    if let Some(toml::Value::Table(plugins)) = table.get_mut("plugins") {
+        plugins.iter_mut().for_each(|(_, plugin)| *plugin = toml::Value::Table(toml::Table::new()));
     }
-}
-
-fn leaves(value: &toml::Value) -> Vec<String> {
-    match value {
-        toml::Value::Table(table) => table.iter().flat_map(|(k, v)| [vec![k.clone()], leaves(v)].concat()).collect(),
-        toml::Value::Array(items) => items.iter().flat_map(leaves).collect(),
-        toml::Value::String(s) => vec![s.clone()],
-        other => vec![other.to_string()],
-    }
+    let emptied = toml::to_string(&table).expect("TOML that was read can be written");
+    let emptied = ConfigFile::parse(&emptied, Path::new(PATH)).expect("still a valid config file");
+    assert_eq!(format!("{config:?}"), format!("{emptied:?}"), "Debug shows what a plugin table holds");
 }
