@@ -68,6 +68,7 @@
 //! ## The public interface is:
 //!
 //! - [`Plugin`], [`EnvMutator`], [`TokenProvider`], [`Token`], [`Secret`], [`Error`], [`InitContext`]
+//! - since 1.1: [`ScopedTokenProvider`], [`TokenScope`], [`ScopeError`], [`Audience`]
 //! - [`without_value`]: configuration error messages without the values they would quote
 //! - [`export_plugin!`]
 //! - [`abi`]: the stable ABI types (for the host and for tests)
@@ -81,7 +82,10 @@ mod log_bridge;
 mod plugin;
 mod redact;
 
-pub use plugin::{EnvMutator, Error, InitContext, Plugin, Secret, Token, TokenProvider};
+pub use plugin::{
+    Audience, EnvMutator, Error, InitContext, Plugin, ScopeError, ScopedTokenProvider, Secret, Token, TokenProvider,
+    TokenScope,
+};
 pub use redact::without_value;
 
 /// Used by [`export_plugin!`]'s expansion; not part of the public interface.

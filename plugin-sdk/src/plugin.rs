@@ -27,6 +27,86 @@ pub trait EnvMutator: Send + Sync + 'static {
 pub trait TokenProvider: Send + Sync + 'static {
     /// The current token. Must never return an expired one: refresh, or fail.
     fn token(&self) -> Result<Token, Error>;
+
+    /// What the tokens are for (SDK 1.1), read once after `init`. The host serves its GitHub
+    /// routes only from a provider that declares [`Audience::github`] for the host asked about
+    /// (or one an operator names), never by load order. The default declares nothing.
+    fn audiences(&self) -> Vec<Audience> {
+        Vec::new()
+    }
+}
+
+/// What a provider's tokens are for: a kind of service, at a host (SDK 1.1).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Audience {
+    /// The kind of service, lower case: `github` for GitHub and GitHub Enterprise Server.
+    pub kind: String,
+    /// The host the tokens are used at, as git names it (`github.com`, `ghe.example.com:8443`).
+    pub host: String,
+}
+
+impl Audience {
+    /// The kind of [`Audience::github`].
+    pub const GITHUB: &'static str = "github";
+
+    /// Tokens for GitHub (or GitHub Enterprise Server) at `host`.
+    pub fn github(host: impl Into<String>) -> Self {
+        Audience { kind: Self::GITHUB.to_owned(), host: host.into() }
+    }
+}
+
+/// A request for a token limited to a scope, made for one workspace (SDK 1.1).
+///
+/// Empty lists mean "not limited by this": a scope with no repositories covers every repository
+/// the provider's grant covers, and no permissions means every permission it has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenScope {
+    /// The workspace the token is for (for logs and the provider's own bookkeeping).
+    pub workspace_id: String,
+    /// The audience host the token is for; empty means the provider's default.
+    pub host: String,
+    /// Repositories by full name, `owner/name`.
+    pub repositories: Vec<String>,
+    /// Repositories by numeric id.
+    pub repository_ids: Vec<u64>,
+    /// Permission name to level (`read`, `write`, `admin`), as GitHub names them.
+    pub permissions: std::collections::BTreeMap<String, String>,
+}
+
+/// Why a scoped token was not made.
+#[derive(Debug)]
+pub enum ScopeError {
+    /// The scope asks for something the provider cannot grant; the message names the repository
+    /// or permission. The host answers 422 with it: the request, not the provider, is wrong.
+    Refused(String),
+    /// Minting failed (upstream down, misconfigured, ...), as [`TokenProvider::token`] fails.
+    Failed(Error),
+}
+
+impl fmt::Display for ScopeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScopeError::Refused(why) => write!(f, "scope cannot be granted: {why}"),
+            ScopeError::Failed(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl From<Error> for ScopeError {
+    fn from(err: Error) -> Self {
+        ScopeError::Failed(err)
+    }
+}
+
+/// Hands out tokens limited to a scope, and revokes them (SDK 1.1, capability
+/// `scoped_token_provider`). A provider that cannot limit a token to what was asked must refuse:
+/// never return a wider token than the scope.
+pub trait ScopedTokenProvider: TokenProvider {
+    /// A token limited to `scope`. The host caches it per scope; do not cache here as well.
+    fn scoped_token(&self, scope: &TokenScope) -> Result<Token, ScopeError>;
+
+    /// Revokes a token this provider handed out, so that it stops working at once.
+    fn revoke(&self, token: &Secret) -> Result<(), Error>;
 }
 
 /// A string that cannot be printed by accident: `Debug` shows `[REDACTED]` and there is no
