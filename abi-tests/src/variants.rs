@@ -137,8 +137,8 @@ pub trait Describer: Send + Sync + 'static {
     },
     Patch {
         file: "src/lib.rs",
-        anchor: "pub use plugin::{EnvMutator,",
-        replacement: "pub use plugin::Describer;\npub use plugin::{EnvMutator,",
+        anchor: "pub use redact::without_value;",
+        replacement: "pub use plugin::Describer;\npub use redact::without_value;",
     },
     Patch {
         file: "src/export.rs",
