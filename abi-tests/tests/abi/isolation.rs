@@ -179,3 +179,29 @@ fn plugins_check_and_list_survive_every_crashing_file_and_name_it() {
     }
     assert!(stdout.lines().any(|l| l.starts_with("load") && l.contains("static-env")), "{stdout}");
 }
+
+/// A thousand calls at once into one worker: several frames arrive in one read and wait in the
+/// worker's inbox while its threads are busy; every caller still gets its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_calls_into_one_worker_each_get_their_own_answer() {
+    let dir = PluginDir::new();
+    dir.add(&fixtures().crashing, "crashing.so");
+    let mut config = dir.config();
+    config.isolation.default_mode = Mode::Process;
+    let registry = Registry::load(config, Duration::from_secs(5)).await.unwrap();
+    let calls: Vec<_> = (0..1000)
+        .map(|caller| {
+            let registry = std::sync::Arc::clone(&registry);
+            tokio::spawn(async move {
+                let env = BTreeMap::from([("CALLER".to_owned(), caller.to_string())]);
+                (caller, registry.mutate_env(&format!("ws-{caller}"), env).await)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (caller, answer) = call.await.unwrap();
+        let env = answer.unwrap_or_else(|err| panic!("caller {caller}: {err}"));
+        assert_eq!(env["CALLER"], caller.to_string());
+        assert_eq!(env["CRASHING_FIXTURE"], "survived");
+    }
+}
