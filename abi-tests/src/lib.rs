@@ -31,8 +31,16 @@ pub struct Fixtures {
     pub sdk_1_1: PathBuf,
     pub sdk_2_0: PathBuf,
     pub layout_mismatch: PathBuf,
-    /// A host built with SDK 1.1 (`probe-host FILE...`).
+    /// A plugin built with the released plughost-sdk 1.0.0 (`sdk-releases/1.0.0`).
+    pub released_1_0: PathBuf,
+    /// Hosts built with another SDK (`probe-host FILE...`, one line per file): the generated
+    /// 1.1, the released 1.0.0, and an independent copy of today's SDK.
     pub probe_host_1_1: PathBuf,
+    pub probe_host_1_0: PathBuf,
+    pub probe_host_copy: PathBuf,
+    /// Plugins built with the released 1.0.0 plus one layout drift each, with the line the host
+    /// must refuse each with ([`variants::DRIFTS`]).
+    pub drifts: Vec<(PathBuf, &'static str)>,
 }
 
 impl std::ops::Deref for Fixtures {
@@ -52,19 +60,32 @@ pub fn fixtures() -> &'static Fixtures {
 fn build_all() -> Fixtures {
     let ws = plughost_testkit::fixtures();
     let variants_root = ws.target_dir.join("abi-variants");
-    let mut built = Vec::new();
-    for variant in [&variants::COPY, &variants::MINOR_1_1, &variants::MAJOR_2, &variants::MISMATCH] {
+    let target = variants_root.join("target");
+    let build = |variant: &variants::Variant| {
         let root = variants_root.join(variant.name);
         variants::generate(variant, workspace_dir(), &root).unwrap_or_else(|e| panic!("{e}"));
-        let variant_target = variants_root.join(format!("target-{}", variant.target_group));
-        let dir = cargo_build(&root.join("Cargo.toml"), &[], &variant_target, &format!("SDK variant {}", variant.name));
-        built.push(dir.join(format!("libvariant_{}.so", variant.name.replace('-', "_"))));
-        if variant.name == variants::MINOR_1_1.name {
-            built.push(dir.join("probe-host"));
-        }
+        let dir = cargo_build(&root.join("Cargo.toml"), &[], &target, &format!("SDK variant {}", variant.name));
+        let plugin = dir.join(format!("libvariant_{}.so", variant.name.replace('-', "_")));
+        let probe_host = variant.with_probe_host.then(|| dir.join(format!("probe-host-{}", variant.name)));
+        (plugin, probe_host)
+    };
+    let (sdk_copy, probe_host_copy) = build(&variants::COPY);
+    let (sdk_1_1, probe_host_1_1) = build(&variants::MINOR_1_1);
+    let (sdk_2_0, _) = build(&variants::MAJOR_2);
+    let (layout_mismatch, _) = build(&variants::MISMATCH);
+    let (released_1_0, probe_host_1_0) = build(&variants::RELEASED_1_0);
+    let drifts = variants::DRIFTS.iter().map(|(variant, line)| (build(variant).0, *line)).collect();
+    let probe = "a variant with a probe host";
+    Fixtures {
+        workspace: ws,
+        sdk_copy,
+        sdk_1_1,
+        sdk_2_0,
+        layout_mismatch,
+        released_1_0,
+        probe_host_1_1: probe_host_1_1.expect(probe),
+        probe_host_1_0: probe_host_1_0.expect(probe),
+        probe_host_copy: probe_host_copy.expect(probe),
+        drifts,
     }
-    let [sdk_copy, sdk_1_1, probe_host_1_1, sdk_2_0, layout_mismatch] =
-        <[PathBuf; 5]>::try_from(built).expect("five variant artifacts");
-
-    Fixtures { workspace: ws, sdk_copy, sdk_1_1, sdk_2_0, layout_mismatch, probe_host_1_1 }
 }

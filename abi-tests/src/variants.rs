@@ -8,10 +8,15 @@
 //!   by the plugin's SDK version.
 //! - `2.0`: a major bump.
 //! - `mismatch`: the same version with a field type changed (`Token::expires_at` i64 -> u64).
+//! - `released-1-0`: the released plughost-sdk 1.0.0, kept byte for byte in `sdk-releases/1.0.0`,
+//!   as vendors' 1.0 plugins are built today; with a probe host built on it (a 1.0 host).
+//! - `drift-*`: that release with one layout drift each (a field added, removed or reordered, an
+//!   enum changed, a trait method's signature changed), for the line that names the drift.
 //!
-//! Each is a generated workspace (SDK copy + a plugin built on it; for 1.1 also a probe host).
-//! Two path crates with the same name and version built into one target directory produce one
-//! artifact, so `copy` and `mismatch` (both 1.0.0) build in different target directories.
+//! Each is a generated workspace (SDK copy + a plugin built on it; some also a probe host, a
+//! minimal host built with that SDK). All build in ONE target directory: each SDK copy sits at a
+//! path of its own inside its workspace (`sdk-<variant>`), which cargo hashes into the artifact
+//! names, so copies with the same name and version do not overwrite each other.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,29 +29,48 @@ struct Patch {
     replacement: &'static str,
 }
 
+/// Where a variant's SDK source comes from, relative to the workspace root.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `plugin-sdk/`, as it is now.
+    Current,
+    /// `sdk-releases/1.0.0/`, the released 1.0.0.
+    Released1_0,
+}
+
+impl Source {
+    fn dir(self) -> &'static str {
+        match self {
+            Source::Current => "plugin-sdk",
+            Source::Released1_0 => "sdk-releases/1.0.0",
+        }
+    }
+}
+
 pub struct Variant {
     pub name: &'static str,
+    pub source: Source,
+    /// The SDK version written into the copy's `Cargo.toml` (the source's own for releases).
     pub sdk_version: &'static str,
-    /// Which target directory it builds in.
-    pub target_group: &'static str,
     patches: &'static [Patch],
     with_describer: bool,
-    with_probe_host: bool,
+    /// Also build `probe-host-<name>`, a minimal host built with this SDK.
+    pub with_probe_host: bool,
 }
 
 pub const COPY: Variant = Variant {
     name: "copy",
+    source: Source::Current,
     sdk_version: "1.0.0",
-    target_group: "a",
     patches: &[],
     with_describer: false,
-    with_probe_host: false,
+    with_probe_host: true,
 };
 
 pub const MAJOR_2: Variant = Variant {
     name: "major-2",
+    source: Source::Current,
     sdk_version: "2.0.0",
-    target_group: "a",
     patches: &[],
     with_describer: false,
     with_probe_host: false,
@@ -54,8 +78,8 @@ pub const MAJOR_2: Variant = Variant {
 
 pub const MINOR_1_1: Variant = Variant {
     name: "minor-1-1",
+    source: Source::Current,
     sdk_version: "1.1.0",
-    target_group: "a",
     patches: V1_1_PATCHES,
     with_describer: true,
     with_probe_host: true,
@@ -63,8 +87,8 @@ pub const MINOR_1_1: Variant = Variant {
 
 pub const MISMATCH: Variant = Variant {
     name: "mismatch",
+    source: Source::Current,
     sdk_version: "1.0.0",
-    target_group: "b",
     patches: &[
         Patch { file: "src/abi.rs", anchor: "pub expires_at: i64,", replacement: "pub expires_at: u64," },
         Patch {
@@ -76,6 +100,97 @@ pub const MISMATCH: Variant = Variant {
     with_describer: false,
     with_probe_host: false,
 };
+
+pub const RELEASED_1_0: Variant = released("released-1-0", &[], true);
+
+/// The layout drifts, each from the released 1.0.0, with the line the host must print for it.
+pub const DRIFTS: [(Variant, &str); 5] = [
+    (
+        released(
+            "drift-added-field",
+            &[
+                Patch {
+                    file: "src/abi.rs",
+                    anchor: "    pub max_log_level: LogLevel,\n}",
+                    replacement: "    pub max_log_level: LogLevel,\n    pub drifted_extra: u64,\n}",
+                },
+                Patch {
+                    file: "src/export.rs",
+                    anchor: "let abi::InitArgs { config_toml, plugin_file, host_log, max_log_level } = args;",
+                    replacement: "let abi::InitArgs { config_toml, plugin_file, host_log, max_log_level, .. } = args;",
+                },
+            ],
+            false,
+        ),
+        "InitArgs: size 96 → 104 bytes (field drifted_extra added)",
+    ),
+    (
+        released(
+            "drift-removed-field",
+            &[
+                Patch {
+                    file: "src/abi.rs",
+                    anchor: "    /// Path of the file the operator dropped in, for messages.\n    pub plugin_file: RString,\n",
+                    replacement: "",
+                },
+                Patch {
+                    file: "src/export.rs",
+                    anchor: "let abi::InitArgs { config_toml, plugin_file, host_log, max_log_level } = args;",
+                    replacement: "let abi::InitArgs { config_toml, host_log, max_log_level } = args;\n    let plugin_file = RString::new();",
+                },
+            ],
+            false,
+        ),
+        "InitArgs: size 96 → 64 bytes (field plugin_file removed)",
+    ),
+    (
+        released(
+            "drift-reordered-field",
+            &[Patch {
+                file: "src/abi.rs",
+                anchor: "    pub name: RString,\n    /// The plugin crate's own version.\n    pub version: RString,\n",
+                replacement: "    pub version: RString,\n    pub name: RString,\n",
+            }],
+            false,
+        ),
+        "PluginInfo: fields reordered (name, version → version, name)",
+    ),
+    (
+        released(
+            "drift-enum",
+            &[Patch {
+                file: "src/abi.rs",
+                anchor: "pub enum LogLevel {\n    Error = 1,",
+                replacement: "pub enum LogLevel {\n    Fatal = 0,\n    Error = 1,",
+            }],
+            false,
+        ),
+        "LogLevel: variants changed (Error, Warn, Info, Debug, Trace → Fatal, Error, Warn, Info, Debug, Trace)",
+    ),
+    (
+        released(
+            "drift-trait-method",
+            &[
+                Patch {
+                    file: "src/abi.rs",
+                    anchor: "    fn token(&self) -> RResult<Token, RString>;",
+                    replacement: "    fn token(&self, min_validity_secs: u32) -> RResult<Token, RString>;",
+                },
+                Patch {
+                    file: "src/export.rs",
+                    anchor: "    fn token(&self) -> RResult<abi::Token, RString> {",
+                    replacement: "    fn token(&self, _min_validity_secs: u32) -> RResult<abi::Token, RString> {",
+                },
+            ],
+            false,
+        ),
+        "TokenProvider::token: signature changed (fn(&self) -> RResult<Token, RString> → fn(&self, u32) -> RResult<Token, RString>)",
+    ),
+];
+
+const fn released(name: &'static str, patches: &'static [Patch], with_probe_host: bool) -> Variant {
+    Variant { name, source: Source::Released1_0, sdk_version: "1.0.0", patches, with_describer: false, with_probe_host }
+}
 
 const V1_1_PATCHES: &[Patch] = &[
     Patch {
@@ -247,12 +362,20 @@ pub struct Built {
 /// Writes the variant's workspace under `root`. Files already up to date are left alone, so
 /// cargo rebuilds nothing on the next run.
 pub fn generate(variant: &Variant, workspace: &Path, root: &Path) -> Result<(), String> {
-    let sdk = root.join("sdk");
-    copy_dir(&workspace.join("plugin-sdk"), &sdk, &["target"])?;
-    let manifest = sdk.join("Cargo.toml");
-    let text = read(&manifest)?;
-    let text = text.replacen("version = \"1.0.0\"", &format!("version = \"{}\"", variant.sdk_version), 1);
-    write(&manifest, &text)?;
+    let sdk_dir = format!("sdk-{}", variant.name);
+    let sdk = root.join(&sdk_dir);
+    copy_dir(&workspace.join(variant.source.dir()), &sdk, &["target"])?;
+    if variant.source == Source::Current {
+        let manifest = sdk.join("Cargo.toml");
+        let text = read(&manifest)?;
+        let current = text
+            .lines()
+            .find_map(|line| line.strip_prefix("version = "))
+            .ok_or("plugin-sdk/Cargo.toml has no version line")?
+            .to_owned();
+        let text = text.replacen(&format!("version = {current}"), &format!("version = \"{}\"", variant.sdk_version), 1);
+        write(&manifest, &text)?;
+    }
     for patch in variant.patches {
         let path = sdk.join(patch.file);
         let text = read(&path)?;
@@ -266,11 +389,11 @@ pub fn generate(variant: &Variant, workspace: &Path, root: &Path) -> Result<(), 
         write(&path, &text.replacen(patch.anchor, patch.replacement, 1))?;
     }
 
-    let mut members = vec!["\"sdk\"", "\"plugin\""];
+    let mut members = vec![format!("\"{sdk_dir}\""), "\"plugin\"".to_owned()];
     if variant.with_probe_host {
-        members.push("\"probe-host\"");
+        members.push("\"probe-host\"".to_owned());
     }
-    write(&root.join("Cargo.toml"), &workspace_manifest(workspace, variant, &members.join(", "))?)?;
+    write(&root.join("Cargo.toml"), &workspace_manifest(workspace, variant, &sdk_dir, &members.join(", "))?)?;
     // Same dependency versions as the main workspace, and no index lookups.
     if !root.join("Cargo.lock").exists() {
         fs::copy(workspace.join("Cargo.lock"), root.join("Cargo.lock")).map_err(|e| format!("copy Cargo.lock: {e}"))?;
@@ -315,10 +438,15 @@ pub fn generate(variant: &Variant, workspace: &Path, root: &Path) -> Result<(), 
     if variant.with_probe_host {
         write(
             &root.join("probe-host/Cargo.toml"),
-            "[package]\nname = \"probe-host\"\nversion = \"0.1.0\"\nedition.workspace = true\npublish = false\n\n\
-             [dependencies]\nplughost-sdk = { workspace = true, features = [\"host\"] }\n",
+            &format!(
+                "[package]\nname = \"probe-host-{}\"\nversion = \"0.1.0\"\nedition.workspace = true\npublish = false\n\n\
+                 [dependencies]\nplughost-sdk = {{ workspace = true, features = [\"host\"] }}\n",
+                variant.name
+            ),
         )?;
-        write(&root.join("probe-host/src/main.rs"), PROBE_HOST)?;
+        let describe =
+            if variant.with_describer { "instance.describer.as_ref().map(|d| d.describe())" } else { "None::<String>" };
+        write(&root.join("probe-host/src/main.rs"), &PROBE_HOST.replacen("DESCRIBE", describe, 1))?;
     }
     Ok(())
 }
@@ -358,7 +486,7 @@ fn main() {
                     .token_provider
                     .as_ref()
                     .map(|t| t.token().map(|t| t.expires_at > SystemTime::now()));
-                let describe = instance.describer.as_ref().map(|d| d.describe());
+                let describe = DESCRIBE;
                 println!(
                     "ok {path}: name={} sdk={} env={:?} token_live={:?} describe={:?}",
                     info.name,
@@ -373,12 +501,12 @@ fn main() {
 }
 "#;
 
-fn workspace_manifest(workspace: &Path, variant: &Variant, members: &str) -> Result<String, String> {
+fn workspace_manifest(workspace: &Path, variant: &Variant, sdk_dir: &str, members: &str) -> Result<String, String> {
     let main: toml::Table = read(&workspace.join("Cargo.toml"))?.parse().map_err(|e| format!("Cargo.toml: {e}"))?;
     let ws = main.get("workspace").and_then(|w| w.as_table()).ok_or("no [workspace] in Cargo.toml")?;
     let mut deps = ws.get("dependencies").and_then(|d| d.as_table()).cloned().ok_or("no workspace dependencies")?;
     let mut sdk = toml::Table::new();
-    sdk.insert("path".into(), "sdk".into());
+    sdk.insert("path".into(), sdk_dir.into());
     sdk.insert("version".into(), format!("={}", variant.sdk_version).into());
     deps.insert("plughost-sdk".into(), sdk.into());
     let mut out = toml::Table::new();

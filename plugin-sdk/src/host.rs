@@ -16,14 +16,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use abi_stable::{
     StableAbi,
-    abi_stability::abi_checking::{AbiInstability, AbiInstabilityErrors, check_layout_compatibility},
+    abi_stability::abi_checking::check_layout_compatibility,
     library::{LibHeader, LibraryError, RootModule, lib_header_from_path},
     sabi_trait::TD_Opaque,
     std_types::{RResult, RStr, RString},
-    type_layout::TLFieldOrFunction,
 };
 
 use crate::abi::{self, LogLevel, v1_0};
+
+mod drift;
+pub use drift::summarize;
 
 /// The symbol every plugin exports: abi_stable's root-module loader.
 pub const ENTRY_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
@@ -194,69 +196,6 @@ fn init_as<M: RootModule + StableAbi>(header: &'static LibHeader) -> Result<M, O
 
 fn first_line(s: &str) -> String {
     s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_owned()
-}
-
-/// One line out of abi_stable's report: where the first mismatch is, and expected vs found.
-///
-/// The path keeps the names a reader knows (trait, method, field) and drops abi_stable's
-/// plumbing (vtables, erased objects, `RResult` variants).
-pub fn summarize(errors: &AbiInstabilityErrors) -> String {
-    let Some(error) = errors.errors.iter().find(|e| !e.errs.is_empty()) else {
-        return "root module: layouts differ".to_owned();
-    };
-    // Segments of the path; a sabi_trait object (`<Trait>_TO`) restarts it at `Trait::`.
-    let mut path: Vec<String> = Vec::new();
-    let push = |segment: &str, path: &mut Vec<String>| {
-        if !segment.is_empty() && !is_plumbing(segment) && path.last().is_none_or(|last| !last.ends_with(segment)) {
-            path.push(segment.to_owned());
-        }
-    };
-    for step in error.stack_trace.iter() {
-        match &step.expected {
-            TLFieldOrFunction::Field(field) => {
-                if let Some(trait_name) = field.layout().name().strip_suffix("_TO") {
-                    path.clear();
-                    path.push(format!("{trait_name}:"));
-                } else {
-                    push(field.name(), &mut path);
-                }
-            }
-            TLFieldOrFunction::Function(func) => push(func.name.as_str(), &mut path),
-        }
-    }
-    let path = path.join(".").replace(":.", "::");
-    let what = describe(&error.errs[0]);
-    if path.is_empty() { format!("root module: {what}") } else { format!("{path}: {what}") }
-}
-
-fn is_plumbing(name: &str) -> bool {
-    matches!(name, "obj" | "vtable" | "ptr" | "_marker" | "ok" | "err" | "value")
-        || name.starts_with("field_")
-        || name.bytes().all(|b| b.is_ascii_digit())
-        || name.starts_with("_sabi")
-        || name.starts_with("__")
-}
-
-fn describe(err: &AbiInstability) -> String {
-    use AbiInstability as A;
-    match err {
-        A::Name(v) => format!("expected {}, found {}", v.expected, v.found),
-        A::MismatchedPrimitive(v) => format!("expected {:?}, found {:?}", v.expected, v.found),
-        A::Package(v) => format!("type from package {}, found package {}", v.expected, v.found),
-        A::PackageVersion(v) => format!("expected package version {}, found {}", v.expected, v.found),
-        A::Size(v) => format!("expected size {} bytes, found {}", v.expected, v.found),
-        A::Alignment(v) => format!("expected alignment {}, found {}", v.expected, v.found),
-        A::FieldCountMismatch(v) => format!("expected {} fields, found {}", v.expected, v.found),
-        A::UnexpectedField(v) => {
-            format!("expected field `{}`, found `{}`", v.expected.name(), v.found.name())
-        }
-        A::TooManyVariants(v) => format!("expected {} variants, found {}", v.expected, v.found),
-        A::MismatchedPrefixSize(v) => format!("expected a prefix of {} fields, found {}", v.expected, v.found),
-        other => {
-            let text = format!("{other:?}");
-            text.chars().take(160).collect()
-        }
-    }
 }
 
 /// Receives a plugin's log events: (level, target, message). Must not panic.

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use plughost_sdk::abi::LogLevel;
-use rustix::event::{EventfdFlags, epoll, eventfd};
 use plughost_sdk::host::{InitArgs, OpenError, PluginInstance, PluginLibrary};
+use rustix::event::{EventfdFlags, epoll, eventfd};
 
 use super::protocol::{self, Call, FromWorker, Reply, ToWorker, WireToken};
 
