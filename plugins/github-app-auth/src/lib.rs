@@ -63,12 +63,13 @@
 //!
 //! ## The public interface is:
 pub use cache::{FALLBACK_WAIT, MIN_VALIDITY, RetryPolicy, TokenCache, TokenSource};
-pub use client::GitHubClient;
+pub use client::{GitHubClient, InstallationAccount, Revoked};
 pub use config::{
-    AppIdentity, CaBundle, Config, DEFAULT_API_URL, DEFAULT_MIN_VALIDITY, DEFAULT_REFRESH_MARGIN,
-    DEFAULT_RETRY_DEADLINE, EnvSettings, InstallationTarget, PrivateKey, TlsTrust, TokenScope,
+    AppIdentity, CaBundle, Config, DEFAULT_API_URL, DEFAULT_EXPIRES_AT_VAR, DEFAULT_MIN_VALIDITY,
+    DEFAULT_REFRESH_MARGIN, DEFAULT_RETRY_DEADLINE, EnvSettings, InstallationTarget, PrivateKey, TlsTrust, TokenScope,
+    host_of_api_url,
 };
-pub use error::{ConfigError, Error, RetryAt};
+pub use error::{ConfigError, Error, Refusal, RetryAt, ScopedError};
 pub use token::InstallationToken;
 
 mod cache;
@@ -78,33 +79,77 @@ mod env;
 mod error;
 mod jwt;
 mod plugin;
+mod scoped;
 mod token;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
-/// The plugin's core: configuration, client and cache together.
+use sha2::{Digest, Sha256};
+
+/// The plugin's core: one token cache per installation, the default installation first.
 pub struct GitHubAppAuth {
-    cache: TokenCache<GitHubClient>,
+    installations: Vec<Installation>,
     env: EnvSettings,
+    retry: RetryPolicy,
+    /// Which installation minted each scoped token still alive, by the token's SHA-256: a
+    /// revocation goes to the host that minted it, and to no other.
+    minted: Mutex<HashMap<[u8; 32], (usize, Instant)>>,
+}
+
+/// One installation: its client and cache, the host it serves and whose repositories.
+pub(crate) struct Installation {
+    cache: TokenCache<GitHubClient>,
+    host: String,
+    /// Configured, or learned from GitHub at the first scoped request that needs it.
+    owner: OnceLock<String>,
+    /// The configured `repositories`, `repository_ids`, `permissions`: the most it grants.
+    ceiling: TokenScope,
+}
+
+impl Installation {
+    fn new(config: &Config) -> Self {
+        let owner = OnceLock::new();
+        if let Some(known) = config.configured_owner() {
+            let _ = owner.set(known.to_owned());
+        }
+        Installation {
+            cache: TokenCache::new(
+                GitHubClient::new(config),
+                config.refresh_margin,
+                config.min_validity,
+                retry_policy(config),
+            ),
+            host: config.host(),
+            owner,
+            ceiling: config.scope.clone(),
+        }
+    }
+}
+
+fn retry_policy(config: &Config) -> RetryPolicy {
+    RetryPolicy {
+        initial_backoff: config.initial_backoff,
+        max_backoff: config.max_backoff,
+        deadline: config.retry_deadline,
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 impl GitHubAppAuth {
     pub fn new(config: &Config) -> Self {
-        let retry = RetryPolicy {
-            initial_backoff: config.initial_backoff,
-            max_backoff: config.max_backoff,
-            deadline: config.retry_deadline,
-        };
-        GitHubAppAuth {
-            cache: TokenCache::new(GitHubClient::new(config), config.refresh_margin, config.min_validity, retry),
-            env: config.env.clone(),
-        }
+        let installations = std::iter::once(config).chain(&config.installations).map(Installation::new).collect();
+        GitHubAppAuth { installations, env: config.env.clone(), retry: retry_policy(config), minted: Mutex::default() }
     }
 
-    /// A token with at least `refresh_margin` left (or, while GitHub fails, a cached one with at
-    /// least `min_validity` left).
+    /// A token of the default installation with at least `refresh_margin` left (or, while GitHub
+    /// fails, a cached one with at least `min_validity` left).
     pub fn token(&self) -> Result<InstallationToken, Error> {
-        self.cache.token()
+        self.installations[0].cache.token()
     }
 
     /// Writes the token variables into `env` (nothing, and no request, if the mutator is off).
@@ -117,7 +162,49 @@ impl GitHubAppAuth {
         Ok(())
     }
 
+    /// The default installation's client.
     pub fn client(&self) -> &GitHubClient {
-        self.cache.source()
+        self.installations[0].cache.source()
+    }
+
+    /// Every host served, the default installation's first, each once.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = Vec::new();
+        for installation in &self.installations {
+            if !hosts.contains(&installation.host) {
+                hosts.push(installation.host.clone());
+            }
+        }
+        hosts
+    }
+
+    /// Revokes `token` at the host that minted it: `DELETE /installation/token`. A token already
+    /// dead there (GitHub's 401) counts as revoked ([`Revoked::AlreadyDead`]). A token this
+    /// plugin cannot place (minted before a restart, several hosts configured) is sent nowhere.
+    pub fn revoke(&self, token: &str) -> Result<Revoked, Error> {
+        let key = digest(token);
+        let recorded = self.minted.lock().unwrap_or_else(PoisonError::into_inner).get(&key).map(|(i, _)| *i);
+        let index = recorded
+            .or_else(|| self.installations.iter().position(|i| i.cache.forget(token)))
+            .or_else(|| {
+                let first = self.installations[0].cache.source().api_url();
+                self.installations.iter().all(|i| i.cache.source().api_url() == first).then_some(0)
+            })
+            .ok_or(Error::UnknownToken)?;
+        let revoked = self.installations[index].cache.source().revoke(token)?;
+        self.minted.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+        for installation in &self.installations {
+            installation.cache.forget(token);
+        }
+        Ok(revoked)
+    }
+
+    /// Notes which installation minted `token`, forgetting tokens past their expiry.
+    fn remember(&self, token: &InstallationToken, installation: &Installation) {
+        let index = self.installations.iter().position(|i| std::ptr::eq(i, installation)).unwrap_or(0);
+        let now = Instant::now();
+        let mut minted = self.minted.lock().unwrap_or_else(PoisonError::into_inner);
+        minted.retain(|_, (_, valid_until)| *valid_until > now);
+        minted.insert(digest(token.expose()), (index, token.valid_until()));
     }
 }
