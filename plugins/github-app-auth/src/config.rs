@@ -433,10 +433,10 @@ impl Raw<'_> {
             ));
         }
         let mut table = self.table.clone();
-        table.retain(|k, _| !NOT_INHERITED.contains(&&k[..]));
+        table.retain(|k, _| !NOT_INHERITED.contains(&k));
         for group in GROUPS {
             if group.iter().any(|k| entry.contains_key(*k)) {
-                table.retain(|k, _| !group.contains(&&k[..]));
+                table.retain(|k, _| !group.contains(&k));
             }
         }
         table.extend(entry);
