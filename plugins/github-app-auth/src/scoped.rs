@@ -316,4 +316,38 @@ mod tests {
         let ok = read_request(&same_owner).expect("one owner, any case");
         assert_eq!(ok.names, ["widgets", "docs"]);
     }
+
+    fn answer(selection: &str, repos: Option<Vec<(u64, &str)>>, perms: &[(&str, &str)]) -> InstallationToken {
+        let perms = perms.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let repos = repos.map(|r| r.into_iter().map(|(i, n)| (i, n.to_owned())).collect());
+        let now = std::time::SystemTime::now();
+        InstallationToken::new("ghs_x".into(), now, Instant::now(), perms, selection.into()).with_repositories(repos)
+    }
+
+    #[test]
+    fn an_answer_wider_than_asked_is_caught() {
+        let asked = TokenScope {
+            repositories: vec!["widgets".into()],
+            repository_ids: vec![7],
+            permissions: BTreeMap::from([("contents".into(), "read".into())]),
+        };
+        let exact =
+            answer("selected", Some(vec![(1, "widgets"), (7, "docs")]), &[("contents", "read"), ("metadata", "read")]);
+        assert_eq!(wider_than_asked(&asked, &exact), None, "metadata:read comes with any repository permission");
+        for (token, what) in [
+            (answer("all", None, &[("contents", "read")]), "repository_selection all"),
+            (
+                answer("selected", Some(vec![(1, "widgets"), (2, "gadgets")]), &[("contents", "read")]),
+                "repository gadgets",
+            ),
+            (answer("selected", None, &[("contents", "write")]), "permission contents:write"),
+            (answer("selected", None, &[("contents", "read"), ("issues", "read")]), "permission issues:read"),
+            (answer("selected", None, &[("contents", "read"), ("metadata", "write")]), "permission metadata:write"),
+        ] {
+            assert_eq!(wider_than_asked(&asked, &token).as_deref(), Some(what));
+        }
+        // Nothing asked of a kind: GitHub's answer for it is the installation's, as asked.
+        let unlimited = TokenScope::default();
+        assert_eq!(wider_than_asked(&unlimited, &answer("all", None, &[("administration", "write")])), None);
+    }
 }

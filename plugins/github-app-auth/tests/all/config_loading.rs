@@ -240,10 +240,15 @@ fn the_documented_example_loads() {
     assert!(example.contains("refresh_margin_secs"), "found the example: {example}");
     let dir = tempfile::tempdir().unwrap();
     write_private(&dir.path().join("app.pem"), &shared_test_key().private_pem);
+    write_private(&dir.path().join("ghes-app.pem"), &shared_test_key().private_pem);
     let config = Config::from_toml(&example, &|_| None, Some(dir.path())).expect("the documented example is valid");
     assert_eq!(config.identity, AppIdentity::AppId(123456));
     assert_eq!(config.installation, InstallationTarget::Id(7890));
     assert_eq!(config.refresh_margin, Duration::from_secs(600));
+    assert!(!config.env.is_enabled(), "the documented default writes nothing");
+    let hosts: Vec<(String, Option<&str>)> =
+        config.installations.iter().map(|i| (i.host(), i.configured_owner())).collect();
+    assert_eq!(hosts, [("github.com".into(), Some("globex")), ("ghe.example.com".into(), Some("platform"))]);
 }
 
 #[test]
