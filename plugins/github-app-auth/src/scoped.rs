@@ -113,10 +113,19 @@ impl GitHubAppAuth {
             if let Err(err) = client.revoke(token.expose()) {
                 tracing::warn!(error = %err, "could not revoke a token GitHub made wider than asked");
             }
-            let url = format!("{}/app/installations/{{id}}/access_tokens", client.api_url());
+            let id = client.installation_id().map_or_else(|_| "{id}".to_owned(), |id| id.to_string());
+            let url = format!("{}/app/installations/{id}/access_tokens", client.api_url());
             return Err(Error::WiderThanAsked { url, what }.into());
         }
         self.remember(&token, installation);
+        tracing::debug!(
+            workspace = %scope.workspace_id,
+            host = %installation.host,
+            owner = %installation.owner_name(),
+            repositories = asked.repositories.len() + asked.repository_ids.len(),
+            permissions = ?asked.permissions,
+            "minted a scoped token"
+        );
         Ok(token)
     }
 
