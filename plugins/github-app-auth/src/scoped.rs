@@ -165,6 +165,17 @@ impl Installation {
         }
     }
 
+    /// The owner's login, asking GitHub when it is not known yet (to explain a refusal).
+    fn learn_owner(&self) -> String {
+        if let Some(owner) = self.owner.get() {
+            return owner.clone();
+        }
+        match self.cache.source().installation_account(None) {
+            Ok(account) => self.owner.get_or_init(|| account.login).clone(),
+            Err(_) => self.owner_name(),
+        }
+    }
+
     /// The request within this installation's configured scope (rule 4), as GitHub's body.
     fn within_ceiling(&self, request: &Request<'_>) -> Result<TokenScope, Refusal> {
         let ceiling = &self.ceiling;
@@ -213,7 +224,7 @@ impl Installation {
         let host = self.host.clone();
         let lower = message.to_ascii_lowercase();
         if lower.contains("repositor") && !(asked.repositories.is_empty() && asked.repository_ids.is_empty()) {
-            let owner = self.owner_name();
+            let owner = self.learn_owner();
             let missing = self.inaccessible(asked).unwrap_or_else(|err| {
                 tracing::debug!(error = %err, "could not list the installation's repositories to explain a 422");
                 describe(asked, &owner, |_| true, |_| true)
@@ -235,7 +246,7 @@ impl Installation {
                 }
             }
         }
-        Refusal::GitHub { owner: self.owner_name(), host, message: message.to_owned() }
+        Refusal::GitHub { owner: self.learn_owner(), host, message: message.to_owned() }
     }
 
     /// The asked repositories the installation does not reach, listed with its own token.

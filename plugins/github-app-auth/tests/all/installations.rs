@@ -79,6 +79,32 @@ fn each_organization_gets_its_own_installations_token() {
 }
 
 #[test]
+fn repository_ids_alone_go_to_the_hosts_first_installation() {
+    let emu = two_orgs();
+    let toml = plugin_toml_with(&emu.base_url(), "[[installations]]\nowner = \"globex\"\n");
+    let plugin = plugin_from(&toml);
+    let widgets = TokenScope { repository_ids: vec![TEST_INSTALLATION_ID * 1000 + 1], ..scope(&[], &[]) };
+    let token = ScopedTokenProvider::scoped_token(&plugin, &widgets).expect("acme's repository");
+    assert_eq!(reachable(&emu.base_url(), token.expose()), ["acme/widgets"]);
+    let tools_id = GLOBEX_INSTALLATION * 1000 + 1;
+    let tools = TokenScope { repository_ids: vec![tools_id], ..scope(&[], &[]) };
+    match ScopedTokenProvider::scoped_token(&plugin, &tools) {
+        Err(ScopeError::Refused(why)) => assert_eq!(
+            why,
+            format!(
+                "repository id {tools_id} does not exist or is not accessible to the installation on acme at {}",
+                host_of(&emu)
+            )
+        ),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    // Named with its owner, the same repository goes to its own installation.
+    let named = TokenScope { repository_ids: vec![tools_id], ..scope(&["globex/tools"], &[]) };
+    let token = ScopedTokenProvider::scoped_token(&plugin, &named).expect("globex's repository");
+    assert_eq!(reachable(&emu.base_url(), token.expose()), ["globex/tools"]);
+}
+
+#[test]
 fn an_installation_given_by_owner_alone_is_discovered() {
     let emu = two_orgs();
     // No top-level installation: the first entry is the default.
