@@ -153,7 +153,9 @@ impl Story {
             .read_json()?;
         let names: Vec<&str> =
             env["env"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
-        writeln!(out, "4. provisioning env after the chain: {names:?} (values not shown: GH_TOKEN is a secret)")?;
+        // github-app-auth writes no token by default: one in the environment would be dead in an
+        // hour, while git and gh ask the credential helper for a live one.
+        writeln!(out, "4. provisioning env after the chain: {names:?} (no token in it: git and gh ask the helper)")?;
         let served: serde_json::Value = get_json(
             &format!("{host_url}/workspaces/{}/github-installation-token", options.workspace_id),
             &workspace_token,

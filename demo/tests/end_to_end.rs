@@ -26,7 +26,8 @@ fn the_story_runs_and_every_token_is_live_and_never_logged() {
     assert!(narration.contains("NOT GitHub"), "{narration}");
     assert!(narration.contains("static-env 1.0.0"), "{narration}");
     assert!(narration.contains("github-app-auth"), "{narration}");
-    assert!(narration.contains("\"GH_TOKEN\""), "{narration}");
+    assert!(narration.contains("\"PLATFORM\""), "{narration}");
+    assert!(!narration.contains("\"GH_TOKEN\""), "no short-lived secret in the environment by default: {narration}");
 
     let fill = story.git_credential_fill().unwrap();
     assert_eq!(fill.username, "x-access-token");

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth;
-use crate::config::InstallationConfig;
-use crate::state::{App, Shared};
+use crate::config::{InstallationConfig, RepoConfig};
+use crate::state::{App, Shared, TokenRecord};
 
 pub(crate) const GHES_PREFIX: &str = "/api/v3";
 
@@ -92,6 +92,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/users/{user}/installation", get(user_installation))
         .route("/installation/token", delete(revoke_token))
         .route("/installation/repositories", get(installation_repositories))
+        .route("/repos/{owner}/{repo}", get(get_repository))
+        .route("/repos/{owner}/{repo}/contents/{*path}", get(get_contents).put(put_contents))
 }
 
 pub(crate) async fn fallback() -> ApiError {
@@ -355,4 +357,122 @@ async fn installation_repositories(
         "repository_selection": if record.repositories.is_some() { "selected" } else { inst.repository_selection() },
         "repositories": repos,
     })))
+}
+
+const CONTENTS_DOCS: &str = "https://docs.github.com/rest/repos/contents";
+
+/// The repository `owner/repo` as `record`'s token sees it: GitHub answers 404 for one outside
+/// the token's installation or its selected repositories, and for a token with no permission
+/// at all (every repository permission includes the mandatory metadata read).
+fn visible_repo<'a>(
+    shared: &'a Shared,
+    record: &TokenRecord,
+    owner: &str,
+    repo: &str,
+) -> Result<(&'a InstallationConfig, &'a RepoConfig), ApiError> {
+    let inst = shared.installation(record.installation_id).ok_or_else(ApiError::not_found)?;
+    if !inst.account.eq_ignore_ascii_case(owner) || record.permissions.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    let found = inst.repositories.iter().find(|r| r.name.eq_ignore_ascii_case(repo)).ok_or_else(ApiError::not_found)?;
+    if record.repositories.as_ref().is_some_and(|selected| !selected.contains(&found.name)) {
+        return Err(ApiError::not_found());
+    }
+    Ok((inst, found))
+}
+
+/// GitHub's answer when a token reaches the repository but lacks the permission.
+fn not_accessible() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "Resource not accessible by integration", CONTENTS_DOCS)
+}
+
+fn has_permission(record: &TokenRecord, name: &str, at_least: &str) -> bool {
+    record.permissions.get(name).and_then(|l| level(l)) >= level(at_least)
+}
+
+async fn get_repository(
+    State(shared): State<AppState>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (_, record) = auth::installation_token(&shared, &headers)?;
+    let (inst, found) = visible_repo(&shared, &record, &owner, &repo)?;
+    Ok(Json(json!({
+        "id": found.id,
+        "name": found.name,
+        "full_name": format!("{}/{}", inst.account, found.name),
+        "owner": { "login": inst.account, "id": inst.account_id, "type": inst.account_type.as_str() },
+        "private": true,
+        "default_branch": "main",
+    })))
+}
+
+fn content_json(inst: &InstallationConfig, repo: &RepoConfig, path: &str, content: &[u8]) -> Value {
+    use base64::Engine as _;
+    let name = path.rsplit('/').next().unwrap_or(path);
+    json!({
+        "type": "file",
+        "name": name,
+        "path": path,
+        "size": content.len(),
+        "encoding": "base64",
+        "content": base64::engine::general_purpose::STANDARD.encode(content),
+        "url": format!("/repos/{}/{}/contents/{path}", inst.account, repo.name),
+    })
+}
+
+/// `GET /repos/{owner}/{repo}/contents/{path}`: needs `contents: read`. Every repository has a
+/// `README.md` until something else is written there.
+async fn get_contents(
+    State(shared): State<AppState>,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (_, record) = auth::installation_token(&shared, &headers)?;
+    let (inst, found) = visible_repo(&shared, &record, &owner, &repo)?;
+    if !has_permission(&record, "contents", "read") {
+        return Err(not_accessible());
+    }
+    let content = match shared.file(found.id, &path) {
+        Some(content) => content,
+        None if path == "README.md" => format!("# {}\n", found.name).into_bytes(),
+        None => return Err(ApiError::not_found()),
+    };
+    Ok(Json(content_json(inst, found, &path, &content)))
+}
+
+#[derive(Deserialize)]
+struct PutContents {
+    message: String,
+    /// Base64, as GitHub wants it.
+    content: String,
+}
+
+/// `PUT /repos/{owner}/{repo}/contents/{path}`: needs `contents: write`; creates or replaces
+/// the file (the emulator keeps it in memory, without history).
+async fn put_contents(
+    State(shared): State<AppState>,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+    let (_, record) = auth::installation_token(&shared, &headers)?;
+    let (inst, found) = visible_repo(&shared, &record, &owner, &repo)?;
+    if !has_permission(&record, "contents", "write") {
+        return Err(not_accessible());
+    }
+    let request: PutContents = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "Problems parsing JSON", CONTENTS_DOCS))?;
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(request.content.replace('\n', ""))
+        .map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "content is not valid Base64", CONTENTS_DOCS))?;
+    let created = shared.put_file(found.id, &path, content.clone());
+    let body = json!({
+        "content": content_json(inst, found, &path, &content),
+        "commit": { "message": request.message },
+    });
+    // The README every repository starts with already exists: replacing it is an update.
+    let status = if created && path != "README.md" { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(body)).into_response())
 }

@@ -60,6 +60,19 @@ impl EmulatorConfig {
         EmulatorConfig { apps: vec![app], installations: vec![installation], ..Default::default() }
     }
 
+    /// Adds an installation (of an App already configured), e.g. on a second organization with
+    /// repositories of its own: tokens of one installation never reach another's repositories.
+    pub fn with_installation(mut self, installation: InstallationConfig) -> Self {
+        self.installations.push(installation);
+        self
+    }
+
+    /// Adds an App, verified with `public_key_pem` (e.g. a second App beside the test App).
+    pub fn with_app(mut self, app: AppConfig) -> Self {
+        self.apps.push(app);
+        self
+    }
+
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.token_ttl = ttl;
         self

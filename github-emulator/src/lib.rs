@@ -33,7 +33,17 @@
 //!   `repository_ids`, `permissions`), `DELETE /installation/token` (installation token),
 //!   `GET /app`, `GET /app/installations`, `GET /app/installations/{id}`,
 //!   `GET /orgs/{org}/installation`, `GET /repos/{owner}/{repo}/installation` (JWT),
-//!   `GET /installation/repositories` (installation token).
+//!   `GET /installation/repositories`, `GET /repos/{owner}/{repo}` and
+//!   `GET`/`PUT /repos/{owner}/{repo}/contents/{path}` (installation token).
+//! - Scopes checked as GitHub checks them: a token request may name only repositories (by name
+//!   or id) of its own installation, at most 500, and no permission above the installation's
+//!   (422 with GitHub's messages otherwise). A scoped token then reaches exactly that: other
+//!   repositories answer 404 (as GitHub hides what a token cannot see), a missing permission
+//!   403 `Resource not accessible by integration` (contents: `read` to `GET`, `write` to `PUT`).
+//! - `DELETE /installation/token` kills that token at once (401 `Bad credentials` from then
+//!   on, including for a second `DELETE`); other tokens keep working.
+//! - Several Apps and installations ([`EmulatorConfig::with_installation`], `--also-installed`),
+//!   each on its own account with its own repositories; an App is installed once per account.
 //! - Control over HTTP, for tests in another process (JSON bodies):
 //!
 //! | route | body | answer |

@@ -49,6 +49,10 @@ struct Args {
     /// Repositories of that account the installation reaches, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "widgets,gadgets,docs")]
     repos: Vec<String>,
+    /// A further installation of the App, `ID:ORG:REPO,REPO...` (repeatable), e.g.
+    /// `--also-installed 515151:globex:tools,infra`.
+    #[arg(long, value_name = "ID:ORG:REPOS")]
+    also_installed: Vec<String>,
     /// Lifetime of minted tokens (GitHub: 3600).
     #[arg(long, default_value_t = 3600)]
     token_ttl_secs: u64,
@@ -87,6 +91,20 @@ fn run(args: Args) -> Result<(), String> {
     let installation = InstallationConfig::new(args.installation_id, args.app_id, &args.org)
         .with_repos(args.repos.iter().map(String::as_str))
         .with_permissions([("contents", "write"), ("metadata", "read"), ("pull_requests", "write")]);
+    let mut installations = vec![installation];
+    for spec in &args.also_installed {
+        let bad = || format!("--also-installed {spec:?}: expected ID:ORG:REPO,REPO...");
+        let mut parts = spec.splitn(3, ':');
+        let (Some(id), Some(org), Some(repos)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let id: u64 = id.parse().map_err(|_| bad())?;
+        installations.push(
+            InstallationConfig::new(id, args.app_id, org)
+                .with_repos(repos.split(',').filter(|r| !r.is_empty()))
+                .with_permissions([("contents", "write"), ("metadata", "read"), ("pull_requests", "write")]),
+        );
+    }
     let tls = match &args.tls_ca_to {
         Some(path) => {
             let ca = TestCa::generate().map_err(|e| e.to_string())?;
@@ -100,7 +118,7 @@ fn run(args: Args) -> Result<(), String> {
         listen: args.listen,
         tls,
         apps: vec![AppConfig::new(args.app_id, &args.client_id, &public_pem)],
-        installations: vec![installation],
+        installations,
         token_ttl: Duration::from_secs(args.token_ttl_secs),
         clock_skew_secs: args.clock_skew_secs,
         ..EmulatorConfig::default()
@@ -116,6 +134,9 @@ fn run(args: Args) -> Result<(), String> {
     }
     if let Some(path) = &args.tls_ca_to {
         println!("  https with a throwaway CA; its certificate: {}", path.display());
+    }
+    for spec in &args.also_installed {
+        println!("  also installed: {spec}");
     }
     println!("  token lifetime {} s, clock skew {} s", args.token_ttl_secs, args.clock_skew_secs);
     println!("  control: {}/_emulator/stats, /_emulator/faults, /_emulator/clock-skew", handle.base_url());

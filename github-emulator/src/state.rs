@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     rate_limit: Mutex<Option<RateLimitWindow>>,
     attempts: Mutex<Vec<Attempt>>,
     tokens: Mutex<HashMap<String, TokenRecord>>,
+    /// Files written through the contents API, by repository id and path.
+    files: Mutex<HashMap<(u64, String), Vec<u8>>>,
 }
 
 /// A poisoned lock only means another request panicked mid-update of a counter or map whose
@@ -79,9 +81,27 @@ impl Shared {
                     .map_err(|e| format!("app {}: public key is not an RSA PEM key: {e}", app.id))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        for inst in &config.installations {
+        for (i, inst) in config.installations.iter().enumerate() {
             if !apps.iter().any(|a| a.config.id == inst.app_id) {
                 return Err(format!("installation {}: no app with id {}", inst.id, inst.app_id));
+            }
+            let earlier = &config.installations[..i];
+            if earlier.iter().any(|e| e.id == inst.id) {
+                return Err(format!("installation {}: the id is used twice", inst.id));
+            }
+            // GitHub installs an App at most once per account.
+            if earlier.iter().any(|e| e.app_id == inst.app_id && e.account.eq_ignore_ascii_case(&inst.account)) {
+                return Err(format!(
+                    "installation {}: app {} is already installed on {}",
+                    inst.id, inst.app_id, inst.account
+                ));
+            }
+            let repo_ids = earlier.iter().flat_map(|e| &e.repositories).map(|r| r.id).collect::<Vec<_>>();
+            if let Some(r) = inst.repositories.iter().find(|r| repo_ids.contains(&r.id)) {
+                return Err(format!(
+                    "installation {}: repository id {} is used by another installation",
+                    inst.id, r.id
+                ));
             }
         }
         Ok(Shared {
@@ -97,6 +117,7 @@ impl Shared {
             rate_limit: Mutex::default(),
             attempts: Mutex::default(),
             tokens: Mutex::default(),
+            files: Mutex::default(),
         })
     }
 
@@ -213,6 +234,15 @@ impl Shared {
     /// A token that exists, is not revoked and has not expired on the emulator's clock.
     pub fn live_token(&self, token: &str) -> Option<TokenRecord> {
         self.token(token).filter(|r| !r.revoked && self.now() < r.expires_at)
+    }
+
+    pub fn file(&self, repo_id: u64, path: &str) -> Option<Vec<u8>> {
+        lock(&self.files).get(&(repo_id, path.to_owned())).cloned()
+    }
+
+    /// Writes a file; `true` if it is new.
+    pub fn put_file(&self, repo_id: u64, path: &str, content: Vec<u8>) -> bool {
+        lock(&self.files).insert((repo_id, path.to_owned()), content).is_none()
     }
 
     pub fn revoke(&self, token: &str) -> bool {

@@ -28,6 +28,8 @@ fn binary_generates_a_key_and_mints_with_it() {
             "one,two",
             "--token-ttl-secs",
             "120",
+            "--also-installed",
+            "99:other:three",
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -58,6 +60,24 @@ fn binary_generates_a_key_and_mints_with_it() {
     );
     assert_eq!(reply.status, 201, "{}", reply.body);
     assert_eq!(reply.body["repositories"][0]["full_name"], "demo/two");
+
+    // The second installation, on its own organization with its own repositories.
+    let url = format!("{base}/app/installations/99/access_tokens");
+    let other = call("POST", &url, Some(&format!("Bearer {jwt}")), Some(&json!({"repositories": ["three"]})));
+    assert_eq!(other.body["repositories"][0]["full_name"], "other/three", "{}", other.body);
+    let refused = call("POST", &url, Some(&format!("Bearer {jwt}")), Some(&json!({"repositories": ["two"]})));
+    assert_github_error(&refused, 422, "not accessible");
+}
+
+#[test]
+fn a_malformed_further_installation_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_github-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--public-key", "/dev/null", "--also-installed", "globex"])
+        .output()
+        .expect("binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--also-installed \"globex\": expected ID:ORG:REPO,REPO..."), "{err}");
 }
 
 #[test]

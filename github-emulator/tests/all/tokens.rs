@@ -38,3 +38,23 @@ fn delete_installation_token_revokes_it() {
     assert_github_error(&call("DELETE", &url, Some(&format!("token {token}")), None), 401, "Bad credentials");
     assert_github_error(&call("GET", &repos_url, Some(&format!("Bearer {token}")), None), 401, "Bad credentials");
 }
+
+#[test]
+fn revoking_one_token_leaves_the_others_working() {
+    let emu = emulator();
+    let mut tokens: Vec<String> =
+        (0..3).map(|_| mint(&emu, &good_jwt(), None).body["token"].as_str().unwrap().to_owned()).collect();
+    let revoked = tokens.remove(1);
+    let url = format!("{}/installation/token", emu.base_url());
+    assert_eq!(call("DELETE", &url, Some(&format!("token {revoked}")), None).status, 204);
+    let repos_url = format!("{}/installation/repositories", emu.base_url());
+    assert_eq!(call("GET", &repos_url, Some(&format!("token {revoked}")), None).status, 401, "dead at once");
+    for token in &tokens {
+        assert!(emu.is_token_valid(token));
+        assert_eq!(call("GET", &repos_url, Some(&format!("token {token}")), None).status, 200);
+    }
+    // GHES layout too.
+    let ghes = format!("{}/installation/token", emu.ghes_base_url());
+    assert_eq!(call("DELETE", &ghes, Some(&format!("token {}", tokens[0])), None).status, 204);
+    assert!(!emu.is_token_valid(&tokens[0]) && emu.is_token_valid(&tokens[1]));
+}

@@ -227,29 +227,51 @@ impl<S: TokenSource> TokenCache<S> {
     }
 
     fn fetch_with_retries(&self, deadline: Instant) -> Result<InstallationToken, Error> {
-        let started = Instant::now();
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let err = match self.source.fetch_before(deadline) {
-                Ok(token) => return Ok(token),
-                Err(err) if !err.is_transient() => return Err(err),
-                Err(err) => err,
-            };
-            let now = Instant::now();
-            let backoff = now + self.retry.backoff(attempts);
-            let wake = err.retry_at().map_or(backoff, |at| at.instant().max(backoff));
-            if wake >= deadline {
-                if attempts == 1 && err.retry_at().is_some() {
-                    // GitHub's time is past the deadline: say when, at once.
-                    return Err(err);
-                }
-                return Err(Error::GaveUp { attempts, elapsed: started.elapsed(), last: Box::new(err) });
-            }
-            let wait = wake - now;
-            tracing::debug!(error = %err, ?wait, attempts, "token request failed; retrying");
-            std::thread::sleep(wait);
+        with_retries(&self.retry, deadline, |deadline| self.source.fetch_before(deadline))
+    }
+
+    /// Forgets the cached token if it is `secret` (it was revoked): the next caller mints anew.
+    /// Returns whether it was the cached one.
+    pub fn forget(&self, secret: &str) -> bool {
+        let mut state = relock(self.state.lock());
+        let held = state.token.as_ref().is_some_and(|t| t.expose() == secret);
+        if held {
+            state.token = None;
         }
+        held
+    }
+}
+
+/// Calls `attempt` until it succeeds, fails for good, or `deadline` comes: transient failures
+/// are retried after a jittered backoff, never before the time a rate limit named; a rate
+/// limit whose time falls after the deadline fails at once, saying when.
+pub(crate) fn with_retries<T>(
+    policy: &RetryPolicy,
+    deadline: Instant,
+    mut attempt: impl FnMut(Instant) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let err = match attempt(deadline) {
+            Ok(value) => return Ok(value),
+            Err(err) if !err.is_transient() => return Err(err),
+            Err(err) => err,
+        };
+        let now = Instant::now();
+        let backoff = now + policy.backoff(attempts);
+        let wake = err.retry_at().map_or(backoff, |at| at.instant().max(backoff));
+        if wake >= deadline {
+            if attempts == 1 && err.retry_at().is_some() {
+                // GitHub's time is past the deadline: say when, at once.
+                return Err(err);
+            }
+            return Err(Error::GaveUp { attempts, elapsed: started.elapsed(), last: Box::new(err) });
+        }
+        let wait = wake - now;
+        tracing::debug!(error = %err, ?wait, attempts, "token request failed; retrying");
+        std::thread::sleep(wait);
     }
 }
 

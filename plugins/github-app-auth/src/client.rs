@@ -148,9 +148,16 @@ impl GitHubClient {
 
     /// [`mint`](Self::mint), every request ending by `deadline` at the latest (a timeout then).
     pub fn mint_before(&self, deadline: Option<Instant>) -> Result<InstallationToken, Error> {
+        self.mint_scoped(&self.scope, deadline)
+    }
+
+    /// Mints a token limited to `scope` (`repositories` are names without the owner, as GitHub
+    /// wants them). GitHub's 422 for a scope it cannot grant comes back as
+    /// [`Error::Unprocessable`], with GitHub's message.
+    pub fn mint_scoped(&self, scope: &TokenScope, deadline: Option<Instant>) -> Result<InstallationToken, Error> {
         let id = self.discover_installation_id(deadline)?;
         let url = format!("{}/app/installations/{id}/access_tokens", self.api_url);
-        let body = self.scope_body();
+        let body = scope_body(scope);
         let reply = self.with_jwt("POST", &url, body.as_ref(), deadline)?;
         if reply.status != 201 {
             return Err(status_error(&reply, &url, &format!("installation {id}")));
@@ -158,25 +165,111 @@ impl GitHubClient {
         self.parse_token(&reply, &url)
     }
 
-    fn scope_body(&self) -> Option<Value> {
-        let scope = &self.scope;
-        if scope.repositories.is_empty() && scope.repository_ids.is_empty() && scope.permissions.is_empty() {
-            return None;
-        }
-        let mut body = serde_json::Map::new();
-        if !scope.repositories.is_empty() {
-            body.insert("repositories".into(), Value::from(scope.repositories.clone()));
-        }
-        if !scope.repository_ids.is_empty() {
-            body.insert("repository_ids".into(), Value::from(scope.repository_ids.clone()));
-        }
-        if !scope.permissions.is_empty() {
-            let perms = scope.permissions.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
-            body.insert("permissions".into(), Value::Object(perms));
-        }
-        Some(Value::Object(body))
+    /// The API root, without a trailing slash.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
     }
 
+    /// The installation's account and granted permissions: `GET /app/installations/{id}`.
+    pub fn installation_account(&self, deadline: Option<Instant>) -> Result<InstallationAccount, Error> {
+        let id = self.discover_installation_id(deadline)?;
+        let url = format!("{}/app/installations/{id}", self.api_url);
+        let reply = self.with_jwt("GET", &url, None, deadline)?;
+        if reply.status != 200 {
+            return Err(status_error(&reply, &url, &format!("installation {id}")));
+        }
+        let body: Value = serde_json::from_str(&reply.body)
+            .map_err(|_| Error::InvalidResponse { url: url.clone(), reason: "the body is not JSON".into() })?;
+        let login = body
+            .pointer("/account/login")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::InvalidResponse { url: url.clone(), reason: "no \"account.login\"".into() })?;
+        Ok(InstallationAccount { login: login.to_owned(), permissions: string_map(body.get("permissions")) })
+    }
+
+    /// Every repository `token` reaches, as `(id, name)`: `GET /installation/repositories`,
+    /// page by page (at most `max_pages` of 100).
+    pub fn repositories_of(&self, token: &InstallationToken, max_pages: u32) -> Result<Vec<(u64, String)>, Error> {
+        let mut found = Vec::new();
+        for page in 1..=max_pages {
+            let url = format!("{}/installation/repositories?per_page=100&page={page}", self.api_url);
+            let reply = self.send("GET", &url, &format!("token {}", token.expose()), None, None)?;
+            if reply.status != 200 {
+                return Err(status_error(&reply, &url, "the installation's repositories"));
+            }
+            let body: Value = serde_json::from_str(&reply.body)
+                .map_err(|_| Error::InvalidResponse { url: url.clone(), reason: "the body is not JSON".into() })?;
+            let repos = body.get("repositories").and_then(Value::as_array).cloned().unwrap_or_default();
+            found.extend(
+                repos.iter().filter_map(|r| Some((r.get("id")?.as_u64()?, r.get("name")?.as_str()?.to_owned()))),
+            );
+            let total = body.get("total_count").and_then(Value::as_u64).unwrap_or(0);
+            if repos.is_empty() || found.len() as u64 >= total {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// `DELETE /installation/token`, authenticated by the token itself. GitHub answers 204; a
+    /// 401 means the token no longer works (revoked before, or expired), which is what revoking
+    /// is for: both are `Ok`, told apart by [`Revoked`].
+    pub fn revoke(&self, token: &str) -> Result<Revoked, Error> {
+        let url = format!("{}/installation/token", self.api_url);
+        let reply = self.send("DELETE", &url, &format!("token {token}"), None, None)?;
+        match reply.status {
+            204 => Ok(Revoked::Now),
+            401 if reply.rate_limit_wait.is_none() => Ok(Revoked::AlreadyDead),
+            _ => Err(status_error(&reply, &url, "the installation token")),
+        }
+    }
+}
+
+/// What [`GitHubClient::installation_account`] learns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallationAccount {
+    /// The organization or user the installation belongs to.
+    pub login: String,
+    /// Permission name to level, as granted to the installation.
+    pub permissions: BTreeMap<String, String>,
+}
+
+/// How a revocation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// GitHub answered 204: the token stopped working now.
+    Now,
+    /// GitHub answered 401: the token had already stopped working (revoked or expired).
+    AlreadyDead,
+}
+
+fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .unwrap_or_default()
+}
+
+/// The body of a token request; `None` for an unlimited one.
+fn scope_body(scope: &TokenScope) -> Option<Value> {
+    if scope.repositories.is_empty() && scope.repository_ids.is_empty() && scope.permissions.is_empty() {
+        return None;
+    }
+    let mut body = serde_json::Map::new();
+    if !scope.repositories.is_empty() {
+        body.insert("repositories".into(), Value::from(scope.repositories.clone()));
+    }
+    if !scope.repository_ids.is_empty() {
+        body.insert("repository_ids".into(), Value::from(scope.repository_ids.clone()));
+    }
+    if !scope.permissions.is_empty() {
+        let perms = scope.permissions.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+        body.insert("permissions".into(), Value::Object(perms));
+    }
+    Some(Value::Object(body))
+}
+
+impl GitHubClient {
     /// Sends with a fresh App JWT; on 401, learns GitHub's clock from `Date` and re-signs once.
     fn with_jwt(
         &self,
@@ -302,12 +395,11 @@ impl GitHubClient {
             .and_then(Value::as_str)
             .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
             .ok_or_else(|| invalid("no RFC 3339 \"expires_at\""))?;
-        let permissions: BTreeMap<String, String> = body
-            .get("permissions")
-            .and_then(Value::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
-            .unwrap_or_default();
+        let permissions = string_map(body.get("permissions"));
         let selection = body.get("repository_selection").and_then(Value::as_str).unwrap_or("all").to_owned();
+        let repositories = body.get("repositories").and_then(Value::as_array).map(|repos| {
+            repos.iter().filter_map(|r| Some((r.get("id")?.as_u64()?, r.get("name")?.as_str()?.to_owned()))).collect()
+        });
 
         // Lifetime on GitHub's clock, moved onto our monotonic clock. `Date` has whole seconds,
         // so take one off: the token must certainly be valid until `valid_until`.
@@ -317,7 +409,8 @@ impl GitHubClient {
         if lifetime.is_zero() {
             return Err(invalid("GitHub returned a token that has already expired by its own clock"));
         }
-        Ok(InstallationToken::new(token.to_owned(), expires_at, reply.received + lifetime, permissions, selection))
+        Ok(InstallationToken::new(token.to_owned(), expires_at, reply.received + lifetime, permissions, selection)
+            .with_repositories(repositories))
     }
 }
 

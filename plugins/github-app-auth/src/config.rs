@@ -149,12 +149,14 @@ pub struct EnvSettings {
     pub expires_at_var: Option<String>,
 }
 
+/// The expiry variable written when `token_vars` names any and `expires_at_var` is not set.
+pub const DEFAULT_EXPIRES_AT_VAR: &str = "GITHUB_TOKEN_EXPIRES_AT";
+
+/// The default writes nothing: a token in a workspace's environment goes stale after its hour,
+/// and gh then prefers it over the helper's live one (see the crate documentation).
 impl Default for EnvSettings {
     fn default() -> Self {
-        EnvSettings {
-            token_vars: vec!["GH_TOKEN".to_owned(), "GITHUB_TOKEN".to_owned()],
-            expires_at_var: Some("GITHUB_TOKEN_EXPIRES_AT".to_owned()),
-        }
+        EnvSettings { token_vars: Vec::new(), expires_at_var: None }
     }
 }
 
@@ -189,6 +191,16 @@ pub struct Config {
     pub max_backoff: Duration,
     pub user_agent: String,
     pub env: EnvSettings,
+    /// The account (organization or user login) whose repositories this installation serves.
+    /// `None`: taken from `installation_org` / `installation_repo`, or learned from GitHub
+    /// (`GET /app/installations/{id}`) the first time a scoped request needs it.
+    pub owner: Option<String>,
+    /// The host its tokens are for, as git names it; `None`: derived from `api_url`
+    /// (see [`Config::host`]).
+    pub host: Option<String>,
+    /// The `[[installations]]` entries after this one (the default), each complete: what an
+    /// entry does not set is taken from the top level (app, key, `api_url`, TLS, timeouts).
+    pub installations: Vec<Config>,
 }
 
 impl Config {
@@ -215,6 +227,24 @@ impl Config {
             max_backoff: Duration::from_secs(30),
             user_agent: format!("plughost-github-app-auth/{}", env!("CARGO_PKG_VERSION")),
             env: EnvSettings::default(),
+            owner: None,
+            host: None,
+            installations: Vec::new(),
+        })
+    }
+
+    /// The host this installation's tokens are for: `host` if set, else derived from `api_url`
+    /// ([`host_of_api_url`]).
+    pub fn host(&self) -> String {
+        self.host.clone().unwrap_or_else(|| host_of_api_url(&self.api_url))
+    }
+
+    /// The owner known from the settings alone (`owner`, `installation_org`, `installation_repo`).
+    pub fn configured_owner(&self) -> Option<&str> {
+        self.owner.as_deref().or(match &self.installation {
+            InstallationTarget::Id(_) => None,
+            InstallationTarget::Org(org) => Some(org.as_str()),
+            InstallationTarget::Repo { owner, .. } => Some(owner.as_str()),
         })
     }
 
@@ -231,7 +261,7 @@ impl Config {
             let place = line.map(|l| format!(" (line {l})")).unwrap_or_default();
             ConfigError::new("configuration", format!("not valid TOML{place}: {}", e.message()))
         })?;
-        Raw { table, env }.into_config(base_dir)
+        Raw { table, env, installation_from_env: true }.into_config(base_dir)
     }
 
     /// [`Config::from_toml`] with the process environment.
@@ -261,11 +291,77 @@ const KNOWN_KEYS: &[&str] = &[
     "retry_deadline_secs",
     "user_agent",
     "env",
+    "owner",
+    "host",
+    "installations",
 ];
+
+/// What one `[[installations]]` entry may set; the rest comes from the top level.
+const ENTRY_KEYS: &[&str] = &[
+    "owner",
+    "installation_id",
+    "installation_org",
+    "installation_repo",
+    "app_id",
+    "client_id",
+    "private_key_path",
+    "private_key",
+    "api_url",
+    "host",
+    "tls_roots",
+    "ca_bundle_path",
+    "repositories",
+    "repository_ids",
+    "permissions",
+];
+
+/// Top-level keys an entry never inherits: they describe the default installation only.
+const NOT_INHERITED: &[&str] = &[
+    "installations",
+    "owner",
+    "installation_id",
+    "installation_org",
+    "installation_repo",
+    "host",
+    "repositories",
+    "repository_ids",
+    "permissions",
+    "env",
+];
+
+/// Settings that go together: an entry setting one of a group inherits none of it.
+const GROUPS: &[&[&str]] =
+    &[&["app_id", "client_id"], &["private_key_path", "private_key"], &["tls_roots", "ca_bundle_path"]];
+
+/// `https://api.github.com` → `github.com`; `https://ghe.example.com/api/v3` → `ghe.example.com`;
+/// `http://127.0.0.1:8787` → `127.0.0.1:8787`: the host as git names it in a credential request
+/// (with the port when it is not the scheme's default). An `api.` prefix is dropped only from a
+/// URL without a path, GitHub's own layout (`api.github.com`, `api.SUBDOMAIN.ghe.com`).
+pub fn host_of_api_url(api_url: &str) -> String {
+    let Ok(uri) = api_url.parse::<ureq::http::Uri>() else {
+        return api_url.to_owned();
+    };
+    let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+    let bare_path = uri.path().trim_matches('/').is_empty();
+    let host = match host.strip_prefix("api.") {
+        Some(rest) if bare_path && rest.contains('.') => rest.to_owned(),
+        _ => host,
+    };
+    let default_port = match uri.scheme_str() {
+        Some("http") => 80,
+        _ => 443,
+    };
+    match uri.port_u16() {
+        Some(port) if port != default_port => format!("{host}:{port}"),
+        _ => host,
+    }
+}
 
 struct Raw<'a> {
     table: toml::Table,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether `GITHUB_APP_INSTALLATION_ID` may stand in for the installation (the top level only).
+    installation_from_env: bool,
 }
 
 impl Raw<'_> {
@@ -285,6 +381,8 @@ impl Raw<'_> {
         (self.env)(name).filter(|v| !v.trim().is_empty())
     }
 
+    /// The default installation (the top level's, else the first entry's) with the others in
+    /// [`Config::installations`].
     fn into_config(self, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
         if let Some(unknown) = self.table.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
             return Err(ConfigError::new(
@@ -292,6 +390,61 @@ impl Raw<'_> {
                 format!("unknown setting; known: {}", KNOWN_KEYS.join(", ")),
             ));
         }
+        let entries = self.get::<Vec<toml::Table>>("installations")?.unwrap_or_default();
+        let top_level_installation = ["installation_id", "installation_org", "installation_repo", "owner"]
+            .iter()
+            .any(|k| self.table.contains_key(*k))
+            || self.env("GITHUB_APP_INSTALLATION_ID").is_some();
+        let mut configs = Vec::new();
+        if top_level_installation || entries.is_empty() {
+            configs.push(self.one_installation(base_dir)?);
+        }
+        for (i, entry) in entries.into_iter().enumerate() {
+            let in_entry = |e: ConfigError| ConfigError::new(format!("installations[{i}].{}", e.setting), e.problem);
+            let table = self.entry_table(entry).map_err(in_entry)?;
+            let raw = Raw { table, env: self.env, installation_from_env: false };
+            let config = raw.one_installation(base_dir).map_err(in_entry)?;
+            if config.configured_owner().is_none() {
+                return Err(in_entry(ConfigError::new(
+                    "owner",
+                    "missing: an installation given by installation_id needs the owner (organization or user) whose repositories it serves",
+                )));
+            }
+            let key = |c: &Config| c.configured_owner().map(|o| (c.host(), o.to_ascii_lowercase()));
+            if let Some((host, owner)) = key(&config).filter(|k| configs.iter().any(|c| key(c).as_ref() == Some(k))) {
+                return Err(in_entry(ConfigError::new(
+                    "owner",
+                    format!("{owner} on {host} is already served by an earlier installation"),
+                )));
+            }
+            configs.push(config);
+        }
+        let mut default = configs.remove(0);
+        default.installations = configs;
+        Ok(default)
+    }
+
+    /// An entry's own keys over what it inherits from the top level.
+    fn entry_table(&self, entry: toml::Table) -> Result<toml::Table, ConfigError> {
+        if let Some(unknown) = entry.keys().find(|k| !ENTRY_KEYS.contains(&k.as_str())) {
+            return Err(ConfigError::new(
+                unknown.as_str(),
+                format!("not a setting of an installation; known: {}", ENTRY_KEYS.join(", ")),
+            ));
+        }
+        let mut table = self.table.clone();
+        table.retain(|k, _| !NOT_INHERITED.contains(&k));
+        for group in GROUPS {
+            if group.iter().any(|k| entry.contains_key(*k)) {
+                table.retain(|k, _| !group.contains(&k));
+            }
+        }
+        table.extend(entry);
+        Ok(table)
+    }
+
+    /// One installation's settings from this table (and the environment).
+    fn one_installation(&self, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
         let identity = self.identity()?;
         let installation = self.installation()?;
         let private_key = self.private_key(base_dir)?;
@@ -373,6 +526,32 @@ impl Raw<'_> {
         if let Some(env) = self.get::<RawEnv>("env")? {
             config.env = env.validate()?;
         }
+        config.owner = match self.get::<String>("owner")? {
+            Some(owner) => Some(account_login(&owner, "owner")?),
+            None => None,
+        };
+        if let (Some(owner), Some(named)) = (
+            &config.owner,
+            match &config.installation {
+                InstallationTarget::Org(org) => Some(("installation_org", org)),
+                InstallationTarget::Repo { owner, .. } => Some(("installation_repo", owner)),
+                InstallationTarget::Id(_) => None,
+            },
+        ) {
+            if !owner.eq_ignore_ascii_case(named.1) {
+                return Err(ConfigError::new("owner", format!("names another account than {}", named.0)));
+            }
+        }
+        if let Some(host) = self.get::<String>("host")? {
+            let host = host.trim().to_ascii_lowercase();
+            if host.is_empty() || host.contains(['/', '@', ' ']) {
+                return Err(ConfigError::new(
+                    "host",
+                    "expected a host as git names it, like \"ghe.example.com\" or \"ghe.example.com:8443\"",
+                ));
+            }
+            config.host = Some(host);
+        }
         Ok(config)
     }
 
@@ -443,14 +622,7 @@ impl Raw<'_> {
             return Ok(InstallationTarget::Id(id.parse_id("installation_id")?));
         }
         if let Some(org) = org {
-            let org = org.trim();
-            if org.is_empty() || org.contains('/') {
-                return Err(ConfigError::new(
-                    "installation_org",
-                    "expected an organization or user login, like \"acme\"",
-                ));
-            }
-            return Ok(InstallationTarget::Org(org.to_owned()));
+            return Ok(InstallationTarget::Org(account_login(&org, "installation_org")?));
         }
         if let Some(repo) = repo {
             return match repo.trim().split_once('/') {
@@ -460,13 +632,20 @@ impl Raw<'_> {
                 _ => Err(ConfigError::new("installation_repo", "expected \"owner/repository\"")),
             };
         }
-        if let Some(id) = self.env("GITHUB_APP_INSTALLATION_ID") {
-            return Ok(InstallationTarget::Id(NumberOrString::Text(id).parse_id("GITHUB_APP_INSTALLATION_ID")?));
+        if let Some(owner) = self.get::<String>("owner")? {
+            // An owner alone: its installation is discovered, as with installation_org.
+            return Ok(InstallationTarget::Org(account_login(&owner, "owner")?));
         }
-        Err(ConfigError::new(
-            "installation_id",
-            "missing: set installation_id, installation_org or installation_repo (or GITHUB_APP_INSTALLATION_ID)",
-        ))
+        if self.installation_from_env {
+            if let Some(id) = self.env("GITHUB_APP_INSTALLATION_ID") {
+                return Ok(InstallationTarget::Id(NumberOrString::Text(id).parse_id("GITHUB_APP_INSTALLATION_ID")?));
+            }
+            return Err(ConfigError::new(
+                "installation_id",
+                "missing: set installation_id, installation_org or installation_repo (or GITHUB_APP_INSTALLATION_ID)",
+            ));
+        }
+        Err(ConfigError::new("owner", "missing: set owner, and installation_id if it is known"))
     }
 
     fn private_key(&self, base_dir: Option<&Path>) -> Result<PrivateKey, ConfigError> {
@@ -530,6 +709,15 @@ fn read_private(path: &Path) -> Result<String, String> {
     Ok(pem)
 }
 
+/// An organization or user login, like `acme`.
+fn account_login(login: &str, setting: &str) -> Result<String, ConfigError> {
+    let login = login.trim();
+    if login.is_empty() || !login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(ConfigError::new(setting, "expected an organization or user login, like \"acme\""));
+    }
+    Ok(login.to_owned())
+}
+
 fn client_identity(client_id: &str, setting: &str) -> Result<AppIdentity, ConfigError> {
     let client_id = client_id.trim();
     if client_id.is_empty() || !client_id.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -569,8 +757,7 @@ struct RawEnv {
 
 impl RawEnv {
     fn validate(self) -> Result<EnvSettings, ConfigError> {
-        let defaults = EnvSettings::default();
-        let token_vars = self.token_vars.unwrap_or(defaults.token_vars);
+        let token_vars = self.token_vars.unwrap_or_default();
         if let Some(bad) = token_vars.iter().position(|v| !is_env_name(v)) {
             return Err(ConfigError::new(
                 "env.token_vars",
@@ -578,7 +765,9 @@ impl RawEnv {
             ));
         }
         let expires_at_var = match self.expires_at_var {
-            None => defaults.expires_at_var,
+            // The expiry goes with a token; with no token variable there is nothing to date.
+            None if token_vars.is_empty() => None,
+            None => Some(DEFAULT_EXPIRES_AT_VAR.to_owned()),
             Some(v) if v.is_empty() => None,
             Some(v) if is_env_name(&v) => Some(v),
             Some(_) => {

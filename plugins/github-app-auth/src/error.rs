@@ -78,6 +78,89 @@ pub enum Error {
 
     #[error("{last} (gave up after {attempts} attempts in {elapsed:?})")]
     GaveUp { attempts: u32, elapsed: Duration, last: Box<Error> },
+
+    /// GitHub's answer reached further than the request: the token was revoked, not handed out.
+    #[error("GitHub answered {url} with a token wider than asked ({what}); it was revoked and not handed out")]
+    WiderThanAsked { url: String, what: String },
+
+    /// A revocation of a token this plugin cannot place: it is sent to no host.
+    #[error(
+        "cannot tell which GitHub host minted this token (not minted by this plugin since it started, e.g. before a \
+         restart, and several hosts are configured): it was sent nowhere and stops working at its expiry"
+    )]
+    UnknownToken,
+}
+
+/// Why a scoped token is refused: the scope asks for what this plugin cannot grant. Each message
+/// names the repository, permission, owner or host at fault; the host answers 422 with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("repository {name:?} is not \"owner/name\"")]
+    NotOwnerSlashName { name: String },
+
+    #[error(
+        "the repositories of one scope must have one owner, found {first_owner} ({first}) and {second_owner} ({second})"
+    )]
+    MixedOwners { first_owner: String, first: String, second_owner: String, second: String },
+
+    #[error("permission {name}: level {level:?} is not read, write or admin")]
+    BadLevel { name: String, level: String },
+
+    #[error("a token reaches at most 500 repositories; the scope names {count}")]
+    TooManyRepositories { count: usize },
+
+    #[error("no GitHub App installation is configured for host {host} (hosts served: {served})")]
+    UnknownHost { host: String, served: String },
+
+    #[error("no GitHub App installation is configured for owner {owner} at {host} (owners served there: {served})")]
+    UnknownOwner { owner: String, host: String, served: String },
+
+    #[error(
+        "{} not exist or {} not accessible to the installation on {owner} at {host}",
+        plural(repositories, "repository", "repositories", "does", "do"),
+        if repositories.len() == 1 { "is" } else { "are" }
+    )]
+    NotAccessible { repositories: Vec<String>, owner: String, host: String },
+
+    #[error("permission {name}:{asked} is not granted to the installation on {owner} at {host} ({granted})")]
+    NotGranted { name: String, asked: String, granted: String, owner: String, host: String },
+
+    #[error("{what} is outside what this plugin is configured to grant on {owner} ({limit})")]
+    OutsideConfigured { what: String, owner: String, limit: String },
+
+    /// A 422 this plugin cannot explain further: GitHub's message.
+    #[error("GitHub refused the scope for the installation on {owner} at {host}: {message}")]
+    GitHub { owner: String, host: String, message: String },
+}
+
+/// `repository acme/x does` / `repositories acme/x, acme/y do`.
+fn plural(items: &[String], one: &str, many: &str, verb_one: &str, verb_many: &str) -> String {
+    match items {
+        [only] => format!("{one} {only} {verb_one}"),
+        _ => format!("{many} {} {verb_many}", items.join(", ")),
+    }
+}
+
+/// Why no scoped token was made: the request (a [`Refusal`]) or the minting failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ScopedError {
+    #[error("scope cannot be granted: {0}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Failed(Error),
+}
+
+impl From<Error> for ScopedError {
+    fn from(err: Error) -> Self {
+        ScopedError::Failed(err)
+    }
+}
+
+impl From<Refusal> for ScopedError {
+    fn from(refusal: Refusal) -> Self {
+        ScopedError::Refused(refusal)
+    }
 }
 
 impl From<ConfigError> for Error {

@@ -19,6 +19,8 @@ struct Inner {
     valid_until: Instant,
     permissions: BTreeMap<String, String>,
     repository_selection: String,
+    /// `(id, name)` of the repositories GitHub listed for a token limited to some.
+    repositories: Option<Vec<(u64, String)>>,
 }
 
 impl InstallationToken {
@@ -35,7 +37,25 @@ impl InstallationToken {
             valid_until,
             permissions,
             repository_selection,
+            repositories: None,
         }))
+    }
+
+    /// The same token with the repositories GitHub listed in its answer (a fresh token only).
+    pub(crate) fn with_repositories(self, repositories: Option<Vec<(u64, String)>>) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.repositories = repositories;
+                InstallationToken(Arc::new(inner))
+            }
+            Err(shared) => InstallationToken(shared),
+        }
+    }
+
+    /// `(id, name)` of the repositories GitHub said the token reaches, when it listed them
+    /// (it does for a token limited to some).
+    pub fn repositories(&self) -> Option<&[(u64, String)]> {
+        self.0.repositories.as_deref()
     }
 
     /// The token, for the one place that hands it on.

@@ -73,8 +73,20 @@ fn defaults_and_environment_fallbacks() {
     assert_eq!(config.installation, InstallationTarget::Id(7));
     assert_eq!(config.api_url, "https://api.github.com");
     assert_eq!(config.refresh_margin, Duration::from_secs(600));
-    assert_eq!(config.env.token_vars, ["GH_TOKEN", "GITHUB_TOKEN"]);
-    assert_eq!(config.env.expires_at_var.as_deref(), Some("GITHUB_TOKEN_EXPIRES_AT"));
+    // No short-lived secret in a workspace's environment unless configured.
+    assert!(config.env.token_vars.is_empty() && config.env.expires_at_var.is_none(), "{:?}", config.env);
+    assert!(!config.env.is_enabled());
+    assert!(config.installations.is_empty());
+    assert_eq!(config.host(), "github.com");
+
+    // Configured token variables bring the expiry variable along, as before.
+    let with_vars = load(
+        "[env]\ntoken_vars = [\"GH_TOKEN\", \"GITHUB_TOKEN\"]",
+        &[("GITHUB_APP_ID", "1001"), ("GITHUB_APP_INSTALLATION_ID", "7"), ("GITHUB_APP_PRIVATE_KEY", &pem_one_line)],
+    )
+    .expect("loads");
+    assert_eq!(with_vars.env.token_vars, ["GH_TOKEN", "GITHUB_TOKEN"]);
+    assert_eq!(with_vars.env.expires_at_var.as_deref(), Some("GITHUB_TOKEN_EXPIRES_AT"));
 
     let key = key_file();
     let path = key.path().display().to_string();
@@ -228,10 +240,15 @@ fn the_documented_example_loads() {
     assert!(example.contains("refresh_margin_secs"), "found the example: {example}");
     let dir = tempfile::tempdir().unwrap();
     write_private(&dir.path().join("app.pem"), &shared_test_key().private_pem);
+    write_private(&dir.path().join("ghes-app.pem"), &shared_test_key().private_pem);
     let config = Config::from_toml(&example, &|_| None, Some(dir.path())).expect("the documented example is valid");
     assert_eq!(config.identity, AppIdentity::AppId(123456));
     assert_eq!(config.installation, InstallationTarget::Id(7890));
     assert_eq!(config.refresh_margin, Duration::from_secs(600));
+    assert!(!config.env.is_enabled(), "the documented default writes nothing");
+    let hosts: Vec<(String, Option<&str>)> =
+        config.installations.iter().map(|i| (i.host(), i.configured_owner())).collect();
+    assert_eq!(hosts, [("github.com".into(), Some("globex")), ("ghe.example.com".into(), Some("platform"))]);
 }
 
 #[test]
@@ -264,4 +281,104 @@ fn a_key_file_open_to_group_or_others_is_refused() {
         "private_key_path: {path} is open to group or others (mode 644); it must be private to its owner (chmod 600)"
     );
     assert!(refused.ends_with(&expected), "{refused}");
+}
+
+#[test]
+fn installations_inherit_the_app_and_name_their_owner() {
+    let key = key_file();
+    let other_key = key_file();
+    let toml = format!(
+        r#"
+        client_id = "Iv23liABC123"
+        installation_id = 42
+        private_key_path = {key}
+        permissions = {{ contents = "read" }}
+        refresh_margin_secs = 300
+        [[installations]]
+        owner = "globex"
+        installation_id = 43
+        [[installations]]
+        installation_org = "platform"
+        api_url = "https://ghe.example.com/api/v3"
+        app_id = 7
+        private_key_path = {other}
+        "#,
+        key = toml_str(&key.path().display().to_string()),
+        other = toml_str(&other_key.path().display().to_string()),
+    );
+    let config = load(&toml, &[]).expect("loads");
+    assert_eq!(config.installation, InstallationTarget::Id(42));
+    assert_eq!((config.host(), config.configured_owner()), ("github.com".to_owned(), None));
+    let [globex, ghes] = &config.installations[..] else { panic!("two more: {:?}", config.installations) };
+    assert_eq!(globex.identity, AppIdentity::ClientId("Iv23liABC123".into()), "the app is inherited");
+    assert_eq!((globex.installation.clone(), globex.configured_owner()), (InstallationTarget::Id(43), Some("globex")));
+    assert_eq!(globex.refresh_margin, Duration::from_secs(300), "plugin-wide settings too");
+    assert!(globex.scope.permissions.is_empty(), "the default installation's scope is its own");
+    assert_eq!(ghes.identity, AppIdentity::AppId(7), "an entry's app replaces client_id and app_id");
+    assert_eq!((ghes.host(), ghes.configured_owner()), ("ghe.example.com".to_owned(), Some("platform")));
+    assert_eq!(ghes.installation, InstallationTarget::Org("platform".into()));
+}
+
+#[test]
+fn hosts_are_named_as_git_names_them() {
+    for (api_url, host) in [
+        ("https://api.github.com", "github.com"),
+        ("https://api.github.com/", "github.com"),
+        ("https://ghe.example.com/api/v3", "ghe.example.com"),
+        ("https://GHE.example.com:8443/api/v3", "ghe.example.com:8443"),
+        ("https://ghe.example.com:443/api/v3", "ghe.example.com"),
+        ("https://api.acme.ghe.com", "acme.ghe.com"),
+        ("http://127.0.0.1:8787", "127.0.0.1:8787"),
+        ("http://127.0.0.1:8787/api/v3", "127.0.0.1:8787"),
+    ] {
+        assert_eq!(github_app_auth::host_of_api_url(api_url), host, "{api_url}");
+    }
+    let key = key_file();
+    let toml = format!(
+        "app_id = 1\ninstallation_id = 1\nprivate_key_path = {}\napi_url = \"https://10.0.0.5/api/v3\"\nhost = \"GHE.corp\"\n",
+        toml_str(&key.path().display().to_string())
+    );
+    assert_eq!(load(&toml, &[]).unwrap().host(), "ghe.corp", "an explicit host wins");
+}
+
+#[test]
+fn installation_errors_name_the_entry_and_the_setting() {
+    let key = key_file();
+    let base = format!(
+        "app_id = 1\ninstallation_id = 1\nprivate_key_path = {}\n",
+        toml_str(&key.path().display().to_string())
+    );
+    for (entries, expected) in [
+        (
+            "[[installations]]\ninstallation_id = 9\n",
+            "installations[0].owner: missing: an installation given by installation_id needs the owner",
+        ),
+        (
+            "[[installations]]\nowner = \"globex\"\nrefresh_margin_secs = 5\n",
+            "installations[0].refresh_margin_secs: not a setting of an installation; known: owner,",
+        ),
+        (
+            "[[installations]]\nowner = \"globex\"\n[[installations]]\nowner = \"GLOBEX\"\ninstallation_id = 3\n",
+            "installations[1].owner: globex on github.com is already served by an earlier installation",
+        ),
+        (
+            "[[installations]]\nowner = \"globex\"\ninstallation_org = \"initech\"\n",
+            "installations[0].owner: names another account than installation_org",
+        ),
+        ("[[installations]]\nowner = \"a/b\"\n", "installations[0].owner: expected an organization or user login"),
+        (
+            "[[installations]]\nowner = \"globex\"\nprivate_key = \"hunter2-not-a-key\"\n",
+            "installations[0].private_key: not an RSA private key",
+        ),
+        (
+            "[[installations]]\nowner = \"globex\"\napi_url = \"ftp://x\"\n",
+            "installations[0].api_url: not a usable API URL",
+        ),
+        ("installations = 3\n", "installations: invalid type"),
+        ("host = \"https://ghe.example.com\"\n", "host: expected a host as git names it"),
+    ] {
+        let e = error(&format!("{base}{entries}"), &[]);
+        assert!(e.starts_with(expected), "{entries}: {e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
 }

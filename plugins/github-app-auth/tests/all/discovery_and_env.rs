@@ -42,6 +42,16 @@ fn ghes_api_url_works() {
 fn env_mutator_writes_token_and_expiry_or_nothing() {
     let emu = emulator(Duration::from_secs(3600));
     let mut config = config(&emu);
+    let by_default = GitHubAppAuth::new(&config);
+    let mut env = BTreeMap::from([("HOME".to_owned(), "/home/agent".to_owned())]);
+    by_default.mutate_env(&mut env).expect("no-op");
+    assert_eq!(env.keys().collect::<Vec<_>>(), ["HOME"], "the default writes no token");
+    assert_eq!(emu.requests(TOKEN_ROUTE), 0, "and asks GitHub nothing");
+
+    config.env = EnvSettings {
+        token_vars: vec!["GH_TOKEN".into(), "GITHUB_TOKEN".into()],
+        expires_at_var: Some(github_app_auth::DEFAULT_EXPIRES_AT_VAR.into()),
+    };
     let auth = GitHubAppAuth::new(&config);
     let mut env = BTreeMap::from([("GH_TOKEN".to_owned(), "ghs_stale_from_boot".to_owned())]);
     auth.mutate_env(&mut env).expect("mutates");

@@ -3,11 +3,14 @@
 mod config_loading;
 mod discovery_and_env;
 mod errors;
+mod installations;
 mod outage;
 mod plugin_sdk;
 mod rate_limits;
 mod redaction;
 mod refresh_margin;
+mod revocation;
+mod scoped_tokens;
 mod single_flight;
 mod skew;
 mod support;

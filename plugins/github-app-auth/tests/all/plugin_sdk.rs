@@ -33,8 +33,14 @@ fn init_token_and_env_through_the_sdk_traits() {
 
     let mut env = BTreeMap::new();
     EnvMutator::mutate_env(&plugin, "ws-1", &mut env).expect("mutates");
-    assert_eq!(env["GH_TOKEN"], token.expose());
-    assert_eq!(emu.mints(), 1);
+    assert!(env.is_empty(), "no token in a workspace's environment by default: {:?}", env.keys());
+
+    let with_vars = format!("{}[env]\ntoken_vars = [\"GH_TOKEN\"]\n", plugin_toml(&emu.base_url()));
+    let plugin = GitHubAppAuth::init(InitContext::for_tests(&with_vars)).expect("init");
+    EnvMutator::mutate_env(&plugin, "ws-1", &mut env).expect("mutates");
+    assert_eq!(env.keys().collect::<Vec<_>>(), ["GH_TOKEN", "GITHUB_TOKEN_EXPIRES_AT"]);
+    assert!(emu.is_token_valid(&env["GH_TOKEN"]));
+    assert_eq!(emu.mints(), 2, "one per plugin instance");
 }
 
 #[test]
@@ -57,7 +63,8 @@ fn init_errors_name_the_setting() {
 fn env_mutator_failure_names_the_workspace_and_the_cause() {
     let emu = emulator(Duration::from_secs(3600));
     emu.inject(github_emulator::Fault::Status(404));
-    let plugin = GitHubAppAuth::init(InitContext::for_tests(&plugin_toml(&emu.base_url()))).expect("init");
+    let toml = format!("{}[env]\ntoken_vars = [\"GH_TOKEN\"]\n", plugin_toml(&emu.base_url()));
+    let plugin = GitHubAppAuth::init(InitContext::for_tests(&toml)).expect("init");
     let mut env = BTreeMap::new();
     let err = EnvMutator::mutate_env(&plugin, "ws-9", &mut env).expect_err("404");
     assert!(err.message().contains("ws-9") && err.message().contains("404"), "{}", err.message());

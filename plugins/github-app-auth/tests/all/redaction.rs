@@ -95,3 +95,34 @@ fn configuration_values_never_reach_the_plugin_list_or_the_log() {
         assert!(!s.log().contains("hunter2"), "{toml}: a configuration value in the log:\n{}", s.log());
     }
 }
+
+/// The 1.1 paths: several installations' settings, scoped tokens, refusals, revocation errors.
+#[test]
+fn scoped_tokens_installations_and_revocation_errors_are_redacted() {
+    let emu = emulator(Duration::from_secs(3600));
+    let pem = &shared_test_key().private_pem;
+    let key_lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let toml = plugin_toml_with(
+        &emu.base_url(),
+        &format!("[[installations]]\nowner = \"globex\"\nprivate_key = {pem:?}\n[env]\ntoken_vars = [\"GH_TOKEN\"]\n"),
+    );
+    let config = Config::from_toml(&toml, &|_| None, None).expect("loads");
+    assert_eq!(config.installations.len(), 1);
+    let plugin = plugin_from(&toml);
+    let token = plugin.scoped_token(&scope(&["acme/widgets"], &[("contents", "read")])).expect("scoped");
+    let secret = token.expose().to_owned();
+    let refused = plugin.scoped_token(&scope(&["acme/secret"], &[])).expect_err("refused");
+    emu.inject(Fault::Status(500));
+    let revoke_failed = plugin.revoke(&secret).expect_err("500");
+    let mut secrets: Vec<&str> = key_lines.clone();
+    secrets.push(&secret);
+    for text in [
+        format!("{config:?}"),
+        format!("{token:?} {token}"),
+        format!("{refused:?} {refused}"),
+        format!("{revoke_failed:?} {revoke_failed}"),
+        format!("{:?}", token.repositories()),
+    ] {
+        assert_clean(&text, &secrets);
+    }
+}
