@@ -12,6 +12,7 @@ mod isolation;
 mod auth;
 mod bad_input;
 mod blocking_limits;
+mod deploy;
 mod env_chain;
 mod http_limits;
 mod kill9;
