@@ -17,6 +17,7 @@ mod env_chain;
 mod http_limits;
 mod kill9;
 mod metrics;
+mod openapi;
 mod plugin_files;
 mod plugin_values;
 mod plugins_reload;
