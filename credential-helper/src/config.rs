@@ -122,6 +122,11 @@ pub struct Config {
     pub tls: TlsTrust,
     /// `PLUGHOST_PLATFORM_PROXY`; `None`: always a direct connection.
     pub platform_proxy: Option<PlatformProxy>,
+    /// `PLUGHOST_GH_PATH`: the real gh the wrapper runs; `None`: the first other `gh` on `PATH`.
+    pub gh_path: Option<PathBuf>,
+    /// `PLUGHOST_GH_WRAPPER_DIR`: where `install` puts the `gh` wrapper; `None`: beside this
+    /// program on `PATH`.
+    pub gh_wrapper_dir: Option<PathBuf>,
 }
 
 /// A variable that is set but unusable.
@@ -271,6 +276,8 @@ impl Config {
             gh_config_dir,
             tls,
             platform_proxy,
+            gh_path: get("PLUGHOST_GH_PATH").map(PathBuf::from),
+            gh_wrapper_dir: get("PLUGHOST_GH_WRAPPER_DIR").map(PathBuf::from),
         })
     }
 

@@ -83,6 +83,7 @@ mod config;
 mod error;
 mod fsutil;
 pub mod gh;
+pub mod gh_wrapper;
 pub mod install;
 mod platform;
 mod protocol;
