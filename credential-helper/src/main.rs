@@ -62,6 +62,11 @@ fn main() -> ExitCode {
     if args.next().is_some_and(|argv0| Path::new(&argv0).file_name() == Some(OsStr::new("gh"))) {
         return run_gh(args.collect());
     }
+    // git runs `get` on every fetch and push: it skips building clap's parser, which costs
+    // more than answering from the cache.
+    if args.next().is_some_and(|a| a == "get") && args.next().is_none() {
+        return exit(Config::from_env().map_err(Error::from).and_then(|c| get(&c)));
+    }
     let result = match Cli::parse().command {
         Command::Other(_) | Command::Store => Ok(()),
         Command::Get => Config::from_env().map_err(Error::from).and_then(|c| get(&c)),
@@ -76,6 +81,10 @@ fn main() -> ExitCode {
         Command::Gh { args } => return run_gh(args),
         Command::GhToken { host } => Config::from_env().map_err(Error::from).and_then(|c| gh_token(&c, host)),
     };
+    exit(result)
+}
+
+fn exit(result: Result<(), Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
