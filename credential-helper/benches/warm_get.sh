@@ -18,7 +18,12 @@ export CARGO_INCREMENTAL=0
 cargo build -q --profile helper -p git-credential-plughost
 helper=$PWD/target/helper/git-credential-plughost
 
-reference=$(grep -l -m1 '^molecule-ai-workspace-runtime/.*/molecule-git-token-helper.sh$' ../shared/reference/*.txt | head -1)
+# shared/reference beside the repository (or beside a parent directory, for a git worktree).
+dir=$PWD reference=
+while [[ $dir != / && -z $reference ]]; do
+  dir=$(dirname "$dir")
+  [[ -d $dir/shared/reference ]] && reference=$(grep -l '^molecule-ai-workspace-runtime/.*/molecule-git-token-helper.sh$' "$dir"/shared/reference/*.txt | head -1)
+done
 [[ -n $reference ]] || { echo "the replaced script is not in ../shared/reference" >&2; exit 1; }
 
 work=$(mktemp -d)
