@@ -39,6 +39,7 @@ enum Command {
         no_refresher: bool,
     },
     /// Run the real gh with a fresh token (what the `gh` link made by `install` does).
+    #[command(disable_help_flag = true)]
     Gh {
         /// gh's arguments, passed on unchanged.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -185,4 +185,9 @@ fn the_gh_link_replaces_a_stale_installation_token_and_keeps_a_users_own() {
     let kept = run(&[("GH_TOKEN", "ghp_users_own")]);
     assert_eq!(kept.trim(), "argv=api --x GH_TOKEN=ghp_users_own GITHUB_TOKEN=");
     assert_eq!(server.requests(), 1, "the second run asked nobody");
+
+    // The same as a subcommand: every argument is gh's, flags included.
+    let out = sandbox.command(BIN).args(["gh", "--help", "--hostname", "x"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("argv=--help --hostname x GH_TOKEN="));
 }
