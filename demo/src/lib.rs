@@ -194,14 +194,16 @@ impl Story {
             ca_file,
         };
 
-        // 5. git, wired by the helper's installer, asks for github.com credentials.
+        // 5. git, wired by the helper's installer, asks for credentials for the GitHub host.
         story.install_credential_helper()?;
-        let fill = story.git_credential_fill()?;
+        let fill = story.git_credential_fill_for(&story.git_host())?;
         ensure!(story.emulator.is_token_valid(&fill.password), "git was handed a token the emulator does not accept");
         writeln!(
             out,
-            "5. git credential fill for https://github.com: username={}, a live installation token (the emulator confirms it), password_expiry_utc={}",
-            fill.username, fill.expiry_utc
+            "5. git credential fill for https://{}: username={}, a live installation token (the emulator confirms it), password_expiry_utc={}",
+            story.git_host(),
+            fill.username,
+            fill.expiry_utc
         )?;
         Ok(story)
     }
@@ -209,6 +211,12 @@ impl Story {
     /// The demo's work directory: HOME, plugin dir, state dir, git config of the demo workspace.
     pub fn work(&self) -> &Path {
         self.server.dir().root()
+    }
+
+    /// The git host the story's credentials are for: github.com, or in TLS mode the emulator
+    /// itself, served as a GitHub Enterprise Server.
+    pub fn git_host(&self) -> String {
+        if self.ca_file.is_some() { self.emulator_host() } else { "github.com".to_owned() }
     }
 
     /// The emulator's `host:port` as git and gh name it (a GitHub Enterprise Server host).
