@@ -73,3 +73,74 @@ fn gh_answers_200_across_token_rotations_while_old_tokens_expire() {
         assert!(!story.host_log().contains(token.as_str()), "a token reached the host log");
     }
 }
+
+/// Stops the refresher the test started, even when an assertion fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_refresher_keeps_hosts_yml_current_for_gh_run_by_its_full_path() {
+    let story = run(Options {
+        tls: true,
+        token_ttl: Duration::from_secs(12),
+        refresh_margin_secs: 5,
+        helper_margin_secs: 2,
+        ..Options::default()
+    });
+    let host = story.emulator_host();
+    let real_gh = story.gh_on_path().pop().expect("the real gh (apt-get install gh)");
+    assert_ne!(real_gh, story.work().join("bin/gh"));
+
+    let log = std::fs::File::create(story.work().join("refresher.log")).unwrap();
+    let _refresher = KillOnDrop(
+        std::process::Command::new(&story.artifacts.credential_helper)
+            .arg("refresh")
+            .env_clear()
+            .envs(story.workspace_env())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let hosts_yml = story.work().join("home/.config/gh/hosts.yml");
+    let started = Instant::now();
+    while !std::fs::read_to_string(&hosts_yml).is_ok_and(|t| t.contains(&host)) {
+        assert!(started.elapsed() < Duration::from_secs(20), "the refresher wrote no hosts.yml entry for {host}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mut tokens: Vec<String> = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) || tokens.len() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(90), "tokens did not rotate: {} seen", tokens.len());
+        let out = story.gh_command(&real_gh).args(GH_API).output().unwrap();
+        assert!(
+            out.status.success(),
+            "gh on hosts.yml failed after {:?}: {}\nrefresher log:\n{}",
+            started.elapsed(),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(story.work().join("refresher.log")).unwrap_or_default()
+        );
+        let current = story.git_credential_fill_for(&host).unwrap().password;
+        if tokens.last() != Some(&current) {
+            tokens.push(current);
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let text = std::fs::read_to_string(&hosts_yml).unwrap();
+    for old in &tokens[..tokens.len() - 2] {
+        assert!(!story.emulator.is_token_valid(old), "an old token is still live");
+        assert!(!text.contains(old.as_str()), "hosts.yml still holds an old token");
+    }
+    let refresher_log = std::fs::read_to_string(story.work().join("refresher.log")).unwrap();
+    for token in &tokens {
+        assert!(!refresher_log.contains(token.as_str()), "a token reached the refresher's log");
+    }
+}
