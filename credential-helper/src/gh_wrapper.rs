@@ -127,6 +127,12 @@ pub enum GhError {
     /// No `gh` on `PATH` other than this wrapper.
     #[error("the real gh is not on PATH (only this wrapper is); install gh or set PLUGHOST_GH_PATH")]
     NotFound,
+    /// `PLUGHOST_GH_PATH` names this program: running it would loop.
+    #[error("PLUGHOST_GH_PATH={path} is this wrapper, not gh")]
+    IsThisProgram {
+        /// The path given.
+        path: PathBuf,
+    },
     /// exec failed.
     #[error("cannot run {path}: {source}")]
     Exec {
@@ -187,6 +193,9 @@ pub fn exec(config: Option<&Config>, args: Vec<OsString>) -> GhError {
     let Some(gh) = find_real_gh(gh_path.as_deref()) else {
         return GhError::NotFound;
     };
+    if std::env::current_exe().ok().and_then(|me| file_id(&me)).is_some_and(|me| file_id(&gh) == Some(me)) {
+        return GhError::IsThisProgram { path: gh };
+    }
     let mut command = Command::new(&gh);
     command.arg0(OsStr::new("gh")).args(args);
     for (var, token) in &set {

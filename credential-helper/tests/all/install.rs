@@ -186,6 +186,11 @@ fn the_gh_link_replaces_a_stale_installation_token_and_keeps_a_users_own() {
     assert_eq!(kept.trim(), "argv=api --x GH_TOKEN=ghp_users_own GITHUB_TOKEN=");
     assert_eq!(server.requests(), 1, "the second run asked nobody");
 
+    // PLUGHOST_GH_PATH naming the wrapper itself is refused, not an endless exec.
+    let out = sandbox.command(BIN).args(["gh", "api"]).env("PLUGHOST_GH_PATH", bin.join("gh")).output().unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("is this wrapper, not gh"), "{}", stderr(&out));
+
     // The same as a subcommand: every argument is gh's, flags included.
     let out = sandbox.command(BIN).args(["gh", "--help", "--hostname", "x"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
