@@ -196,7 +196,7 @@ impl Story {
 
         // 5. git, wired by the helper's installer, asks for credentials for the GitHub host.
         story.install_credential_helper()?;
-        let fill = story.git_credential_fill_for(&story.git_host())?;
+        let fill = story.git_credential_fill()?;
         ensure!(story.emulator.is_token_valid(&fill.password), "git was handed a token the emulator does not accept");
         writeln!(
             out,
@@ -213,10 +213,11 @@ impl Story {
         self.server.dir().root()
     }
 
-    /// The git host the story's credentials are for: github.com, or in TLS mode the emulator
-    /// itself, served as a GitHub Enterprise Server.
+    /// The git host the story's credentials are for: the emulator's, as git names it. The
+    /// helper asks plughost for that host's token (`?host=`), and github-app-auth serves the host
+    /// of its `api_url`.
     pub fn git_host(&self) -> String {
-        if self.ca_file.is_some() { self.emulator_host() } else { "github.com".to_owned() }
+        self.emulator_host()
     }
 
     /// The emulator's `host:port` as git and gh name it (a GitHub Enterprise Server host).
@@ -229,10 +230,9 @@ impl Story {
     pub fn workspace_env(&self) -> Vec<(String, String)> {
         let root = self.work();
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned());
-        let mut hosts = "github.com".to_owned();
+        let hosts = format!("github.com,{}", self.emulator_host());
         let mut tls = Vec::new();
         if let Some(ca_file) = &self.ca_file {
-            hosts = format!("github.com,{}", self.emulator_host());
             // gh (Go) trusts the throwaway CA through SSL_CERT_FILE.
             tls.push(("SSL_CERT_FILE".into(), ca_file.display().to_string()));
         }
@@ -274,9 +274,10 @@ impl Story {
         Ok(())
     }
 
-    /// `git credential fill` for https://github.com, through the installed helper.
+    /// `git credential fill` for the story's git host ([`Story::git_host`]), through the
+    /// installed helper.
     pub fn git_credential_fill(&self) -> anyhow::Result<Filled> {
-        self.git_credential_fill_for("github.com")
+        self.git_credential_fill_for(&self.git_host())
     }
 
     /// `git credential fill` for `https://{host}`, through the installed helper.
