@@ -14,6 +14,7 @@ mod env;
 mod health;
 mod plugins;
 mod request_layer;
+pub mod scoped_tokens;
 pub mod server;
 pub mod tokens;
 mod workspace_tokens;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub admin_token: Option<AdminToken>,
     pub metrics: Option<PrometheusHandle>,
     pub token_cache: tokens::TokenCache,
+    /// Tokens minted for workspace scopes, and what DELETE revokes with them.
+    pub scoped_tokens: scoped_tokens::ScopedTokens,
 }
 
 impl AppState {
@@ -75,6 +78,8 @@ mod routes {
     pub const WORKSPACE_ENV: &str = "/admin/workspaces/{id}/env";
     pub const WORKSPACE_TOKENS: &str = "/admin/workspaces/{id}/tokens";
     pub const WORKSPACE_TOKEN: &str = "/workspaces/{id}/github-installation-token";
+    pub const ADMIN_NAMED_TOKEN: &str = "/admin/tokens/{provider}";
+    pub const WORKSPACE_NAMED_TOKEN: &str = "/workspaces/{id}/tokens/{provider}";
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
@@ -86,6 +91,8 @@ mod routes {
         WORKSPACE_ENV,
         WORKSPACE_TOKENS,
         WORKSPACE_TOKEN,
+        ADMIN_NAMED_TOKEN,
+        WORKSPACE_NAMED_TOKEN,
         HEALTHZ,
         READYZ,
         METRICS,
@@ -104,8 +111,10 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Dura
         .route(PLUGINS, get(plugins::list))
         .route(PLUGINS_RELOAD, post(plugins::reload))
         .route(WORKSPACE_ENV, post(env::provision).layer(body_limit))
-        .route(WORKSPACE_TOKENS, post(workspace_tokens::issue).delete(workspace_tokens::revoke))
+        .route(WORKSPACE_TOKENS, post(workspace_tokens::issue).delete(workspace_tokens::revoke).layer(body_limit))
         .route(WORKSPACE_TOKEN, get(tokens::for_workspace))
+        .route(ADMIN_NAMED_TOKEN, get(tokens::named_for_admin))
+        .route(WORKSPACE_NAMED_TOKEN, get(tokens::named_for_workspace))
         .route(HEALTHZ, get(health::live))
         .route(READYZ, get(health::ready))
         .route(METRICS, get(health::metrics))
@@ -225,13 +234,15 @@ impl IntoResponse for ApiError {
 
 /// The one place a failed plugin call becomes a status: the plugin's own error (or a caught
 /// panic) is `own_error` (the route decides what a refusal means), a timeout 504, a worker that
-/// crashed 502, a quarantined plugin 503. `message` is what the caller reads.
+/// crashed 502, a quarantined plugin 503, a scope the provider refuses 422. `message` is what the caller reads.
 pub fn call_error(err: &CallError, own_error: StatusCode, message: String) -> ApiError {
     let status = match err {
         CallError::Failed(_) | CallError::Panicked(_) | CallError::BadAnswer(_) => own_error,
         CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         CallError::Crashed(_) => StatusCode::BAD_GATEWAY,
         CallError::Quarantined(_) => StatusCode::SERVICE_UNAVAILABLE,
+        // The request asked for what the provider cannot grant.
+        CallError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
     ApiError::Plugin { status, message }
 }
@@ -269,7 +280,7 @@ where
     }
 }
 
-fn rejected(rejection: JsonRejection) -> ApiError {
+pub(crate) fn rejected(rejection: JsonRejection) -> ApiError {
     ApiError::Rejected { status: rejection.status(), message: rejection.body_text() }
 }
 
@@ -280,9 +291,12 @@ impl<S: Send + Sync> FromRequestParts<S> for WorkspaceId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(id) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        // A map, not a `String`: routes under a workspace may have more parameters (`{provider}`).
+        let axum::extract::Path(mut params) =
+            axum::extract::Path::<std::collections::BTreeMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        let id = params.remove("id").ok_or_else(|| ApiError::BadRequest("no workspace id in the path".to_owned()))?;
         validate_workspace_id(&id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
         Ok(WorkspaceId(id))
     }
