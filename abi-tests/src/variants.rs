@@ -3,11 +3,13 @@
 //!
 //! - `copy`: an independent copy at the same version, at another path (the scenario that broke
 //!   the Go system: same interface, another copy of the package).
-//! - `1.1`: what a real 1.1 release would be: a new capability (`describer`) behind a new root
-//!   module field, 1.0's root module kept frozen beside it, and the host side picking the layout
-//!   by the plugin's SDK version.
+//! - `1.2`: what the next minor release would be: a new capability (`describer`) behind a new
+//!   root module field, 1.0's and 1.1's root modules kept frozen beside it, and the host side
+//!   picking the layout by the plugin's SDK version.
 //! - `2.0`: a major bump.
 //! - `mismatch`: the same version with a field type changed (`Token::expires_at` i64 -> u64).
+//!
+//! The released 1.0.0 SDK itself, kept verbatim, is a separate fixture (issue 12's compatibility matrix).
 //!
 //! Each is a generated workspace (SDK copy + a plugin built on it; for 1.1 also a probe host).
 //! Two path crates with the same name and version built into one target directory produce one
@@ -36,7 +38,7 @@ pub struct Variant {
 
 pub const COPY: Variant = Variant {
     name: "copy",
-    sdk_version: "1.0.0",
+    sdk_version: "1.1.0",
     target_group: "a",
     patches: &[],
     with_describer: false,
@@ -52,18 +54,18 @@ pub const MAJOR_2: Variant = Variant {
     with_probe_host: false,
 };
 
-pub const MINOR_1_1: Variant = Variant {
-    name: "minor-1-1",
-    sdk_version: "1.1.0",
+pub const MINOR_1_2: Variant = Variant {
+    name: "minor-1-2",
+    sdk_version: "1.2.0",
     target_group: "a",
-    patches: V1_1_PATCHES,
+    patches: V1_2_PATCHES,
     with_describer: true,
     with_probe_host: true,
 };
 
 pub const MISMATCH: Variant = Variant {
     name: "mismatch",
-    sdk_version: "1.0.0",
+    sdk_version: "1.1.0",
     target_group: "b",
     patches: &[
         Patch { file: "src/abi.rs", anchor: "pub expires_at: i64,", replacement: "pub expires_at: u64," },
@@ -77,13 +79,13 @@ pub const MISMATCH: Variant = Variant {
     with_probe_host: false,
 };
 
-const V1_1_PATCHES: &[Patch] = &[
+const V1_2_PATCHES: &[Patch] = &[
     Patch {
         file: "src/abi.rs",
         anchor: "pub type HostLogBox = HostLog_TO<'static, RBox<()>>;",
         replacement: "pub type HostLogBox = HostLog_TO<'static, RBox<()>>;
 
-/// Describes the plugin for operators (capability `describer`, new in 1.1).
+/// Describes the plugin for operators (capability `describer`, new in 1.2).
 #[sabi_trait]
 pub trait Describer: Send + Sync {
     fn describe(&self) -> RString;
@@ -93,11 +95,11 @@ pub type DescriberBox = Describer_TO<'static, RBox<()>>;",
     },
     Patch {
         file: "src/abi.rs",
-        anchor: "pub use v1_0 as current;",
-        replacement: "pub use v1_1 as current;
+        anchor: "pub use v1_1 as current;",
+        replacement: "pub use v1_2 as current;
 
-/// The root module of plughost-sdk 1.1: 1.0's fields, then `describer`. Frozen.
-pub mod v1_1 {
+/// The root module of plughost-sdk 1.2: 1.1's fields, then `describer`. Frozen.
+pub mod v1_2 {
     use super::*;
     use abi_stable::{
         declare_root_module_statics, library::RootModule, package_version_strings,
@@ -114,6 +116,11 @@ pub mod v1_1 {
         pub env_mutator: extern \"C\" fn() -> ROption<EnvMutatorBox>,
         #[sabi(last_prefix_field)]
         pub token_provider: extern \"C\" fn() -> ROption<TokenProviderBox>,
+        #[sabi(missing_field(option))]
+        pub token_audiences: extern \"C\" fn() -> RVec<Audience>,
+        #[sabi(missing_field(option))]
+        pub scoped_token_provider: extern \"C\" fn() -> ROption<ScopedTokenProviderBox>,
+        #[sabi(missing_field(option))]
         pub describer: extern \"C\" fn() -> ROption<DescriberBox>,
     }
 
@@ -128,7 +135,7 @@ pub mod v1_1 {
     Patch {
         file: "src/plugin.rs",
         anchor: "/// A credential and its expiry.",
-        replacement: "/// Describes the plugin for operators (new in 1.1).
+        replacement: "/// Describes the plugin for operators (new in 1.2).
 pub trait Describer: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
@@ -137,13 +144,13 @@ pub trait Describer: Send + Sync + 'static {
     },
     Patch {
         file: "src/lib.rs",
-        anchor: "pub use plugin::{EnvMutator,",
-        replacement: "pub use plugin::Describer;\npub use plugin::{EnvMutator,",
+        anchor: "pub use plugin::{",
+        replacement: "pub use plugin::Describer;\npub use plugin::{",
     },
     Patch {
         file: "src/export.rs",
-        anchor: "    token_provider: Option<MakeObject<abi::TokenProviderBox>>,\n}",
-        replacement: "    token_provider: Option<MakeObject<abi::TokenProviderBox>>,\n    describer: Option<MakeObject<abi::DescriberBox>>,\n}",
+        anchor: "    scoped_token_provider: Option<MakeObject<abi::ScopedTokenProviderBox>>,\n}",
+        replacement: "    scoped_token_provider: Option<MakeObject<abi::ScopedTokenProviderBox>>,\n    describer: Option<MakeObject<abi::DescriberBox>>,\n}",
     },
     Patch {
         file: "src/export.rs",
@@ -159,8 +166,8 @@ pub trait Describer: Send + Sync + 'static {
     },
     Patch {
         file: "src/export.rs",
-        anchor: "        token_provider,\n    })));",
-        replacement: "        token_provider,\n        describer,\n    })));",
+        anchor: "        scoped_token_provider,\n    })));",
+        replacement: "        scoped_token_provider,\n        describer,\n    })));",
     },
     Patch {
         file: "src/export.rs",
@@ -182,30 +189,36 @@ struct GuardedEnvMutator<T>(",
     Patch {
         file: "src/host.rs",
         anchor: "    V1_0(v1_0::PluginModRef),\n",
-        replacement: "    V1_0(v1_0::PluginModRef),\n    V1_1(crate::abi::v1_1::PluginModRef),\n",
+        replacement: "    V1_0(v1_0::PluginModRef),\n    V1_2(crate::abi::v1_2::PluginModRef),\n",
     },
     Patch {
         file: "src/host.rs",
         anchor: "            Module::V1_0(m) => (m.info())(),\n",
-        replacement: "            Module::V1_0(m) => (m.info())(),\n            Module::V1_1(m) => (m.info())(),\n",
+        replacement: "            Module::V1_0(m) => (m.info())(),\n            Module::V1_2(m) => (m.info())(),\n",
     },
     Patch {
         file: "src/host.rs",
-        anchor: ".map(|inner| TokenProviderHandle { inner }),\n                })\n            }\n",
-        replacement: ".map(|inner| TokenProviderHandle { inner }),
+        anchor: "                    audiences: Vec::new(),\n                    scoped_token_provider: None,\n",
+        replacement: "                    audiences: Vec::new(),\n                    scoped_token_provider: None,\n                    describer: None,\n",
+    },
+    Patch {
+        file: "src/host.rs",
+        anchor: "                    scoped_token_provider: scoped.map(|inner| ScopedTokenProviderHandle { inner }),\n                })\n            }\n",
+        replacement:
+            "                    scoped_token_provider: scoped.map(|inner| ScopedTokenProviderHandle { inner }),
                     describer: None,
                 })
             }
-            Module::V1_1(m) => {
+            Module::V1_2(m) => {
                 if let RResult::RErr(message) = (m.init())(ffi_args) {
                     return Err(InitError { message: message.into_string() });
                 }
                 Ok(PluginInstance {
                     env_mutator: (m.env_mutator())().into_option().map(|inner| EnvMutatorHandle { inner }),
-                    token_provider: (m.token_provider())()
-                        .into_option()
-                        .map(|inner| TokenProviderHandle { inner }),
-                    describer: (m.describer())().into_option().map(|inner| DescriberHandle { inner }),
+                    token_provider: (m.token_provider())().into_option().map(|inner| TokenProviderHandle { inner }),
+                    audiences: Vec::new(),
+                    scoped_token_provider: None,
+                    describer: m.describer().and_then(|f| f().into_option()).map(|inner| DescriberHandle { inner }),
                 })
             }
 ",
@@ -229,12 +242,8 @@ pub struct PluginInstance {
     },
     Patch {
         file: "src/host.rs",
-        anchor: "    Ok(Module::V1_0(init_as::<v1_0::PluginModRef>(header)?))",
-        replacement: "    if _sdk_version.minor >= 1 {
-        Ok(Module::V1_1(init_as::<crate::abi::v1_1::PluginModRef>(header)?))
-    } else {
-        Ok(Module::V1_0(init_as::<v1_0::PluginModRef>(header)?))
-    }",
+        anchor: "    if sdk_version.minor >= 1 {\n",
+        replacement: "    if sdk_version.minor >= 2 {\n        return Ok(Module::V1_2(init_as::<crate::abi::v1_2::PluginModRef>(header)?));\n    }\n    if sdk_version.minor >= 1 {\n",
     },
 ];
 
@@ -251,7 +260,10 @@ pub fn generate(variant: &Variant, workspace: &Path, root: &Path) -> Result<(), 
     copy_dir(&workspace.join("plugin-sdk"), &sdk, &["target"])?;
     let manifest = sdk.join("Cargo.toml");
     let text = read(&manifest)?;
-    let text = text.replacen("version = \"1.0.0\"", &format!("version = \"{}\"", variant.sdk_version), 1);
+    // The first `version = ` line is the package's.
+    let current =
+        text.lines().find(|l| l.starts_with("version = ")).ok_or("no version line in the SDK's Cargo.toml")?;
+    let text = text.replacen(current, &format!("version = \"{}\"", variant.sdk_version), 1);
     write(&manifest, &text)?;
     for patch in variant.patches {
         let path = sdk.join(patch.file);
@@ -286,7 +298,7 @@ pub fn generate(variant: &Variant, workspace: &Path, root: &Path) -> Result<(), 
     )?;
     let (describer_impl, describer_cap) = if variant.with_describer {
         (
-            "impl plughost_sdk::Describer for Variant {\n    fn describe(&self) -> String {\n        \"a plugin using a 1.1 capability\".into()\n    }\n}\n",
+            "impl plughost_sdk::Describer for Variant {\n    fn describe(&self) -> String {\n        \"a plugin using a 1.2 capability\".into()\n    }\n}\n",
             ", describer",
         )
     } else {

@@ -24,8 +24,8 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use crate::isolation::protocol::{Call, Reply, WireScope, WireScopeError, WireSecret};
 use crate::isolation::{Mode, SupervisedError};
 use crate::loader::{self, LoadError, LoadedPlugin, LoaderConfig};
-use plughost_sdk::Audience;
 use crate::settings::{MAX_IN_PROCESS_CALLS, MAX_IN_PROCESS_CALLS_PER_PLUGIN};
+use plughost_sdk::Audience;
 
 /// A snapshot of the loaded plugins; replaced whole on reload.
 #[derive(Debug, Default)]
@@ -40,10 +40,12 @@ pub struct PluginSet {
 
 impl PluginSet {
     /// The token provider a request is for. The GitHub rule, never load order:
-    /// 1. the host is `?host=` or [`DEFAULT_GITHUB_HOST`];
-    /// 2. `github_token_provider` (if set) answers when it declares GitHub at that host or declares
-    ///    no GitHub audience at all (a 1.0 plugin, or one that declares nothing);
-    /// 3. else the one provider declaring GitHub at that host; two or more is [`TokenError::Ambiguous`].
+    /// 1. the host is `?host=` or, without it, [`DEFAULT_GITHUB_HOST`];
+    /// 2. `github_token_provider` (if set) answers every request without `?host=`, and those for a
+    ///    host it declares GitHub at, or for any host if it declares no GitHub audience at all (a
+    ///    1.0 plugin, or one that declares nothing: the operator's word is all there is);
+    /// 3. else the one provider declaring GitHub at that host; two or more is [`TokenError::Ambiguous`],
+    ///    none is [`TokenError::NoGitHubProvider`]. A provider declaring nothing never answers here.
     pub fn provider(&self, pick: Pick<'_>, named_github: Option<&str>) -> Result<&Arc<LoadedPlugin>, TokenError> {
         if self.plugins.is_empty() {
             return Err(TokenError::NoPluginLoaded);
@@ -56,16 +58,18 @@ impl PluginSet {
             Pick::Named(name) => {
                 providers.find(|p| p.name == name).ok_or_else(|| TokenError::NoSuchProvider { name: name.to_owned() })
             }
-            Pick::GitHub { host } => {
-                let host = host.unwrap_or(DEFAULT_GITHUB_HOST);
-                let declares = |p: &LoadedPlugin| p.audiences.iter().any(|a| a.kind == Audience::GITHUB && a.host == host);
+            Pick::GitHub { host: asked } => {
+                let host = asked.unwrap_or(DEFAULT_GITHUB_HOST);
+                let declares =
+                    |p: &LoadedPlugin| p.audiences.iter().any(|a| a.kind == Audience::GITHUB && a.host == host);
                 if let Some(name) = named_github {
                     let named = self
                         .plugins
                         .iter()
                         .find(|p| p.provides.token_provider && p.name == name)
                         .ok_or_else(|| TokenError::NamedProviderMissing { name: name.to_owned() })?;
-                    if declares(named) || !named.audiences.iter().any(|a| a.kind == Audience::GITHUB) {
+                    if asked.is_none() || declares(named) || !named.audiences.iter().any(|a| a.kind == Audience::GITHUB)
+                    {
                         return Ok(named);
                     }
                 }
@@ -173,10 +177,15 @@ pub enum BadAnswer {
 impl CallError {
     /// An error message from the plugin: the SDK reports a caught panic as `<entry> panicked: ...`.
     fn from_plugin(message: String) -> CallError {
-        let panicked =
-            ["token panicked: ", "mutate_env panicked: ", "init panicked: ", "scoped_token panicked: ", "revoke panicked: "]
-            .iter()
-            .any(|prefix| message.starts_with(prefix));
+        let panicked = [
+            "token panicked: ",
+            "mutate_env panicked: ",
+            "init panicked: ",
+            "scoped_token panicked: ",
+            "revoke panicked: ",
+        ]
+        .iter()
+        .any(|prefix| message.starts_with(prefix));
         if panicked { CallError::Panicked(message) } else { CallError::Failed(message) }
     }
 }

@@ -68,7 +68,9 @@ impl std::str::FromStr for Level {
 /// Why a scope was refused. Each message names what is wrong and says what would be right.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
-    #[error("invalid repository {name:?}: expected owner/name (owner: 1-39 of A-Z a-z 0-9 -; name: 1-100 of A-Z a-z 0-9 . _ -)")]
+    #[error(
+        "invalid repository {name:?}: expected owner/name (owner: 1-39 of A-Z a-z 0-9 -; name: 1-100 of A-Z a-z 0-9 . _ -)"
+    )]
     Repository { name: String },
     #[error("invalid repository id 0: ids start at 1")]
     RepositoryId,
@@ -118,8 +120,9 @@ impl Scope {
 
     /// `contents=read` as given on the command line.
     pub fn parse_permission(given: &str) -> Result<(String, Level), ScopeError> {
-        let (name, level) =
-            given.split_once('=').ok_or_else(|| ScopeError::PermissionSyntax { given: given.chars().take(80).collect() })?;
+        let (name, level) = given
+            .split_once('=')
+            .ok_or_else(|| ScopeError::PermissionSyntax { given: given.chars().take(80).collect() })?;
         Ok((name.to_owned(), level.parse()?))
     }
 
@@ -135,7 +138,11 @@ impl Scope {
             host: host.to_owned(),
             repositories: self.repositories.clone(),
             repository_ids: self.repository_ids.clone(),
-            permissions: self.permissions.iter().map(|(name, level)| (name.clone(), level.as_str().to_owned())).collect(),
+            permissions: self
+                .permissions
+                .iter()
+                .map(|(name, level)| (name.clone(), level.as_str().to_owned()))
+                .collect(),
         }
     }
 }
@@ -167,7 +174,10 @@ mod tests {
         .unwrap();
         assert_eq!(scope.repositories, ["o/r1", "o/r2"]);
         assert_eq!(scope.repository_ids, [3, 9]);
-        assert_eq!(scope.key(), r#"{"repositories":["o/r1","o/r2"],"repository_ids":[3,9],"permissions":{"contents":"read"}}"#);
+        assert_eq!(
+            scope.key(),
+            r#"{"repositories":["o/r1","o/r2"],"repository_ids":[3,9],"permissions":{"contents":"read"}}"#
+        );
     }
 
     #[test]

@@ -228,10 +228,11 @@ impl WorkspaceTokenStore {
     }
 
     fn parse_scope(&self, id: i64, scope: Option<String>) -> Result<Option<Scope>, StoreError> {
-        scope
-            .map(|text| serde_json::from_str(&text))
-            .transpose()
-            .map_err(|err| StoreError::BadScope { path: self.path.clone(), id, err })
+        scope.map(|text| serde_json::from_str(&text)).transpose().map_err(|err| StoreError::BadScope {
+            path: self.path.clone(),
+            id,
+            err,
+        })
     }
 
     /// Revokes every token of `workspace_id`; returns how many there were.

@@ -1,4 +1,4 @@
-//! The registry over real plugins: token providers found by declared capability, the env chain
+//! The registry over real plugins: token providers found by name (never by load order), the env chain
 //! in order with the first failure naming its plugin, deadlines that answer the caller while a
 //! stalled plugin keeps its thread, and reloads that add, remove, replace and keep plugins.
 
@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plughost::registry::{CallError, EnvError, Registry, TokenError};
+use plughost::registry::{CallError, EnvError, Pick, Registry, TokenError};
 use secrecy::ExposeSecret as _;
 
 use crate::support::{Load as _, PluginDir, fixtures, refusal};
@@ -16,12 +16,12 @@ async fn registry(dir: &PluginDir, timeout: Duration) -> Arc<Registry> {
 }
 
 #[tokio::test]
-async fn token_comes_from_the_first_plugin_declaring_the_capability() {
+async fn token_comes_from_the_provider_named() {
     let dir = PluginDir::new();
     dir.add(&fixtures().static_env, "10-static.so");
     dir.add(&fixtures().panicking, "20-provider.so");
     let registry = registry(&dir, Duration::from_secs(5)).await;
-    let served = registry.token().await.unwrap();
+    let served = registry.token(Pick::Named("panicking")).await.unwrap();
     assert_eq!(served.plugin, "panicking");
     assert_eq!(served.token.expose_secret(), "fixture-token");
     assert!(served.expires_at > std::time::SystemTime::now());
@@ -31,12 +31,12 @@ async fn token_comes_from_the_first_plugin_declaring_the_capability() {
 async fn no_plugin_and_no_provider_are_told_apart() {
     let empty = PluginDir::new();
     let registry = registry(&empty, Duration::from_secs(5)).await;
-    assert!(matches!(registry.token().await, Err(TokenError::NoPluginLoaded)));
+    assert!(matches!(registry.token(Pick::Named("panicking")).await, Err(TokenError::NoPluginLoaded)));
 
     let dir = PluginDir::new();
     dir.add(&fixtures().static_env, "10-static.so");
     let registry = self::registry(&dir, Duration::from_secs(5)).await;
-    assert!(matches!(registry.token().await, Err(TokenError::NoTokenProvider)));
+    assert!(matches!(registry.token(Pick::Named("panicking")).await, Err(TokenError::NoTokenProvider)));
 }
 
 #[tokio::test]
@@ -45,7 +45,7 @@ async fn provider_failure_names_the_plugin_and_never_a_token() {
     dir.add(&fixtures().panicking, "provider.so");
     dir.configure("provider.so", "panic_in = \"token\"\n");
     let registry = registry(&dir, Duration::from_secs(5)).await;
-    let err = registry.token().await.unwrap_err();
+    let err = registry.token(Pick::Named("panicking")).await.unwrap_err();
     assert_eq!(err.to_string(), "token provider panicking failed: token panicked: boom in token");
 }
 
@@ -60,7 +60,7 @@ async fn slow_provider_times_out_without_blocking_other_calls() {
     let started = Instant::now();
     let slow = tokio::spawn({
         let registry = Arc::clone(&registry);
-        async move { registry.token().await }
+        async move { registry.token(Pick::Named("panicking")).await }
     });
     // While the provider is stalled, the env chain (another plugin's call) still answers.
     let env = registry.mutate_env("ws-1", BTreeMap::new()).await;
@@ -115,7 +115,7 @@ async fn reload_adds_removes_replaces_and_keeps_a_running_version_when_the_new_o
     assert_eq!(set.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["static-env", "panicking"]);
     // Unchanged files keep their running instance.
     assert!(Arc::ptr_eq(&set.plugins[0], &first.plugins[0]));
-    assert!(registry.token().await.is_ok());
+    assert!(registry.token(Pick::Named("panicking")).await.is_ok());
 
     // Replaced by a broken file: the running version stays, the refusal is reported.
     std::fs::write(dir.plugin_dir().join("20-provider.so"), "garbage").unwrap();
@@ -123,13 +123,13 @@ async fn reload_adds_removes_replaces_and_keeps_a_running_version_when_the_new_o
     assert_eq!(set.plugins.len(), 2);
     assert_eq!(set.rejected.len(), 1);
     assert_eq!(set.rejected[0].error, "no ELF header (not a shared library)");
-    assert!(registry.token().await.is_ok());
+    assert!(registry.token(Pick::Named("panicking")).await.is_ok());
 
     // Removed.
     std::fs::remove_file(dir.plugin_dir().join("20-provider.so")).unwrap();
     let set = registry.reload().await.unwrap();
     assert_eq!(set.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["static-env"]);
-    assert!(matches!(registry.token().await, Err(TokenError::NoTokenProvider)));
+    assert!(matches!(registry.token(Pick::Named("panicking")).await, Err(TokenError::NoTokenProvider)));
 
     // Changed configuration re-initialises the same file.
     dir.configure("10-static.so", "[vars]\nTZ = \"UTC\"\n");

@@ -261,7 +261,9 @@ pub(crate) fn token_error(err: TokenError) -> ApiError {
         TokenError::NotScoped { .. } => ApiError::Unprocessable(err.to_string()),
         TokenError::Call { err: call, .. } => {
             let message = match call {
-                CallError::Failed(_) | CallError::Panicked(_) | CallError::BadAnswer(_) => "token refresh failed".to_owned(),
+                CallError::Failed(_) | CallError::Panicked(_) | CallError::BadAnswer(_) => {
+                    "token refresh failed".to_owned()
+                }
                 CallError::Timeout(_) => "token provider timed out".to_owned(),
                 CallError::Crashed(_) => "token provider crashed".to_owned(),
                 CallError::Quarantined(_) => "token provider quarantined".to_owned(),

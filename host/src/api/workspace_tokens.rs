@@ -10,8 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState, WorkspaceId};
 use super::{Admin, rejected};
+use super::{ApiError, AppState, WorkspaceId};
 use crate::scope::Scope;
 use crate::store::{StoreError, WorkspaceTokenStore};
 

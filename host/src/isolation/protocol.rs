@@ -34,11 +34,18 @@ pub enum ToWorker {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Call {
     Token,
-    MutateEnv { workspace_id: String, env: BTreeMap<String, String> },
+    MutateEnv {
+        workspace_id: String,
+        env: BTreeMap<String, String>,
+    },
     /// SDK 1.1: a token limited to a scope.
-    ScopedToken { scope: WireScope },
+    ScopedToken {
+        scope: WireScope,
+    },
     /// SDK 1.1: revoke a token the provider handed out.
-    Revoke { secret: WireSecret },
+    Revoke {
+        secret: WireSecret,
+    },
 }
 
 /// A token scope on the wire (the SDK's `TokenScope`).

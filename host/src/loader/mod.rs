@@ -30,8 +30,8 @@ use std::time::Duration;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use plughost_sdk::abi::LogLevel;
 use plughost_sdk::Audience;
+use plughost_sdk::abi::LogLevel;
 use plughost_sdk::host::{
     EnvMutatorHandle, InitArgs, InitError, LogSink, OpenError, PluginLibrary, ScopedTokenProviderHandle,
     TokenProviderHandle,
