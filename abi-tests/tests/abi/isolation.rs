@@ -167,7 +167,7 @@ fn plugins_check_and_list_survive_every_crashing_file_and_name_it() {
         expected.push_str(&format!("FAIL  {}: {reason}\n", file.display()));
     }
     expected
-        .push_str(&format!("ok    {}: static-env 1.0.0 (plughost-sdk 1.0.0), provides env_mutator\n", good.display()));
+        .push_str(&format!("ok    {}: static-env 1.0.0 (plughost-sdk 1.1.0), provides env_mutator\n", good.display()));
     assert_eq!(stdout, expected);
 
     let out = plughost_command().args(["plugins", "list", "--plugin-dir"]).arg(dir.plugin_dir()).output().unwrap();

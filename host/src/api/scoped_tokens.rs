@@ -215,3 +215,16 @@ impl ScopedTokens {
         outcome
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_records_never_print_their_secret() {
+        let minted = Minted { secret: SecretString::from("ghs_mintedsecret"), expires_at: SystemTime::UNIX_EPOCH };
+        let printed = format!("{minted:?} {:?}", ScopedTokens::new(true));
+        assert!(!printed.contains("mintedsecret"), "{printed}");
+        assert!(printed.contains("[REDACTED]"));
+    }
+}

@@ -45,7 +45,7 @@ fn every_route_answers_as_the_contract_says() {
             assert!(plugin[key].is_string(), "{key} in {plugin}");
         }
         assert_eq!(plugin["sha256"].as_str().unwrap().len(), 64);
-        assert_eq!(plugin["sdk_version"], "1.0.0");
+        assert_eq!(plugin["sdk_version"], "1.1.0");
     }
     assert!(plugins[0]["file"].as_str().unwrap().ends_with("/10-static-env.so"));
     assert_eq!(json["rejected"], serde_json::json!([]));
