@@ -71,8 +71,8 @@ pub const MISMATCH: Variant = Variant {
         Patch { file: "src/abi.rs", anchor: "pub expires_at: i64,", replacement: "pub expires_at: u64," },
         Patch {
             file: "src/export.rs",
-            anchor: "Ok(abi::Token { secret: RString::from(secret), expires_at })",
-            replacement: "Ok(abi::Token { secret: RString::from(secret), expires_at: expires_at.unsigned_abs() })",
+            anchor: "abi::Token { secret: RString::from(secret), expires_at }",
+            replacement: "abi::Token { secret: RString::from(secret), expires_at: expires_at.unsigned_abs() }",
         },
     ],
     with_describer: false,

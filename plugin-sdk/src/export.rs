@@ -207,13 +207,7 @@ struct GuardedTokenProvider<T>(Arc<T>);
 
 impl<T: TokenProvider> abi::TokenProvider for GuardedTokenProvider<T> {
     fn token(&self) -> RResult<abi::Token, RString> {
-        guarded("token", || {
-            // Moves the vendor's buffer: no copy of the secret on the hot path.
-            let (secret, expires_at) = self.0.token()?.into_parts();
-            Ok(abi::Token { secret: RString::from(secret), expires_at })
-        })
-        .map_err(RString::from)
-        .into()
+        guarded("token", || Ok(abi_token(self.0.token()?))).map_err(RString::from).into()
     }
 }
 
@@ -230,10 +224,7 @@ impl<T: ScopedTokenProvider> abi::ScopedTokenProvider for GuardedScopedTokenProv
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| self.0.scoped_token(&scope)));
         match outcome {
-            Ok(Ok(token)) => {
-                let (secret, expires_at) = token.into_parts();
-                RResult::ROk(abi::Token { secret: RString::from(secret), expires_at })
-            }
+            Ok(Ok(token)) => RResult::ROk(abi_token(token)),
             Ok(Err(ScopeError::Refused(why))) => RResult::RErr(abi::ScopeError::Refused(why.into())),
             Ok(Err(ScopeError::Failed(err))) => RResult::RErr(abi::ScopeError::Failed(err.into_message().into())),
             Err(payload) => RResult::RErr(abi::ScopeError::Failed(
@@ -246,6 +237,13 @@ impl<T: ScopedTokenProvider> abi::ScopedTokenProvider for GuardedScopedTokenProv
         let secret = crate::plugin::Secret::new(secret.as_str());
         guarded("revoke", || self.0.revoke(&secret)).map_err(RString::from).into()
     }
+}
+
+/// A vendor's token as it crosses the boundary. Moves the vendor's buffer: no copy of the
+/// secret on the hot path.
+fn abi_token(token: crate::plugin::Token) -> abi::Token {
+    let (secret, expires_at) = token.into_parts();
+    abi::Token { secret: RString::from(secret), expires_at }
 }
 
 /// Runs a vendor entry point, turning a panic into an error carrying the panic message.

@@ -154,3 +154,62 @@ fn init_that_hangs_is_refused_after_the_init_timeout() {
     assert_eq!(refusal(&report, "10-hangs.so"), "init did not finish within 300ms");
     assert_eq!(crate::support::names(&report), ["static-env"]);
 }
+
+/// SDK 1.1 through the registry, in both isolation modes: the handshake carries the audiences
+/// and the scoped capability, a scoped call reaches the provider with the scope, a refusal is
+/// `CallError::Refused` naming what was refused, a revocation reaches the provider, and a
+/// provider without the capability is never asked for a scoped token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_tokens_and_revocations_cross_the_boundary_in_both_modes() {
+    use plughost::isolation::Mode;
+    use plughost::isolation::protocol::WireScope;
+    use secrecy::SecretString;
+
+    for mode in [Mode::Process, Mode::InProcess] {
+        let dir = PluginDir::new();
+        let revoked = dir.root().join("revoked.log");
+        dir.add(&fixtures().scoped_provider, "10-scoped.so");
+        dir.configure(
+            "10-scoped.so",
+            &format!(
+                "github_hosts = [\"github.com\", \"ghe.example.com\"]\nrefuse_repositories = [\"o/secret\"]\nrevocation_log = {:?}\n",
+                revoked.display().to_string()
+            ),
+        );
+        dir.add(&fixtures().static_env, "20-static.so");
+        let mut config = dir.config();
+        config.isolation.default_mode = mode;
+        let registry = Registry::load(config, Duration::from_secs(5)).await.unwrap();
+        let set = registry.snapshot();
+        let plugin = &set.plugins[0];
+        assert!(plugin.provides.scoped_token_provider, "{mode}");
+        let hosts: Vec<&str> = plugin.audiences.iter().map(|a| a.host.as_str()).collect();
+        assert_eq!(hosts, ["github.com", "ghe.example.com"], "{mode}");
+        assert_eq!(registry.provider(Pick::GitHub { host: Some("ghe.example.com") }).unwrap().name, "scoped-provider");
+
+        let scope = WireScope {
+            workspace_id: "ws".into(),
+            host: "github.com".into(),
+            repositories: vec!["o/r1".into()],
+            repository_ids: vec![5],
+            permissions: BTreeMap::from([("contents".to_owned(), "read".to_owned())]),
+        };
+        let served = registry.scoped_token(plugin, scope.clone()).await.unwrap();
+        let secret = served.token.expose_secret().to_owned();
+        assert!(secret.ends_with(".ws.github.com.o/r1.5.contents=read"), "{mode}: {secret}");
+
+        let refused = WireScope { repositories: vec!["o/secret".into()], ..scope };
+        let err = registry.scoped_token(plugin, refused).await.unwrap_err();
+        assert!(
+            matches!(&err, TokenError::Call { err: CallError::Refused(why), .. } if why.contains("o/secret")),
+            "{mode}: {err}"
+        );
+
+        registry.revoke("scoped-provider", &SecretString::from(secret.clone())).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&revoked).unwrap(), format!("{secret}\n"), "{mode}");
+
+        // static-env declares no token provider: never asked for a scoped token.
+        let err = registry.scoped_token(&set.plugins[1], WireScope::default()).await.unwrap_err();
+        assert!(matches!(err, TokenError::NotScoped { .. }), "{mode}: {err}");
+    }
+}

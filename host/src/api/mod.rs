@@ -2,9 +2,10 @@
 //!
 //! Every answer is JSON; every error is `{"error": "<message>"}`, including axum's own
 //! rejections (bad JSON, oversized body, unknown route, wrong method), which are plain text by
-//! default and are rewritten here. A route file per concern: `tokens.rs` (installation tokens),
-//! `env.rs` (provisioning chain), `workspace_tokens.rs` (issue and revoke), `plugins.rs` (list and
-//! reload), `health.rs` (liveness, readiness, metrics);
+//! default and are rewritten here. A route file per concern: `tokens.rs` (tokens by provider
+//! name or GitHub host), `scoped_tokens.rs` (tokens minted for workspace scopes, revoked with the
+//! workspace), `env.rs` (provisioning chain), `workspace_tokens.rs` (issue with a scope, and
+//! revoke), `plugins.rs` (list and reload), `health.rs` (liveness, readiness, metrics);
 //! [`auth`] decides who may call what; [`RequestLayer`] wraps every request (metrics, debug
 //! log, the whole-request timeout, connection handling after refusals); [`server`] serves the
 //! router over HTTP/1.1 (connection limit, header-read and keep-alive timeouts, shutdown).

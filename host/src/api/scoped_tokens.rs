@@ -82,6 +82,8 @@ impl std::fmt::Debug for Minted {
 pub struct ScopedTokens {
     share: bool,
     slots: Mutex<HashMap<Key, Arc<Slot>>>,
+    /// The number of keys after the last sweep ([`ScopedTokens::sweep`]).
+    swept_at: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for ScopedTokens {
@@ -102,7 +104,7 @@ pub struct Revoked {
 impl ScopedTokens {
     /// `share`: workspaces with the same scope share one token (rule 1).
     pub fn new(share: bool) -> ScopedTokens {
-        ScopedTokens { share, slots: Mutex::new(HashMap::new()) }
+        ScopedTokens { share, slots: Mutex::new(HashMap::new()), swept_at: std::sync::atomic::AtomicUsize::new(0) }
     }
 
     /// The token for `workspace` limited to `scope`, from `plugin`: cached, or minted once.
@@ -123,7 +125,11 @@ impl ScopedTokens {
             scope: scope.key(),
             workspace: (!self.share).then(|| workspace.to_owned()),
         };
-        let slot = Arc::clone(self.slots.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default());
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            self.sweep(&mut slots);
+            Arc::clone(slots.entry(key).or_default())
+        };
         // Rule 2: one caller per key past this line at a time.
         let mut current = slot.current.lock().await;
         let generation = registry.generation();
@@ -176,6 +182,24 @@ impl ScopedTokens {
         *current = Some(Current { generation, expires_at: served.expires_at, body: body.clone() });
         metrics::counter!("plughost_scoped_tokens_minted_total", "plugin" => plugin.name.clone()).increment(1);
         Ok(body)
+    }
+
+    /// Forgets keys whose every minted token has expired and that nobody is minting for: they
+    /// have nothing left to revoke. Runs when the number of keys has doubled since the last
+    /// sweep, so the map stays within twice the keys with live tokens, at a cost spread thin.
+    fn sweep(&self, slots: &mut HashMap<Key, Arc<Slot>>) {
+        use std::sync::atomic::Ordering;
+        if slots.len() < 1024.max(2 * self.swept_at.load(Ordering::Relaxed)) {
+            return;
+        }
+        let now = SystemTime::now();
+        slots.retain(|_, slot| {
+            let idle = slot.current.try_lock().is_ok() && Arc::strong_count(slot) == 1;
+            let mut records = slot.records.lock().unwrap_or_else(PoisonError::into_inner);
+            records.minted.retain(|m| m.expires_at > now);
+            !(idle && records.minted.is_empty())
+        });
+        self.swept_at.store(slots.len(), Ordering::Relaxed);
     }
 
     /// Revokes, through their providers, the tokens served to `workspace` that no other

@@ -19,6 +19,7 @@
 //! cached, and a reload (another plugin set, however it was loaded) or the token's expiry ends
 //! the reuse at once.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -189,11 +190,14 @@ pub async fn named_for_workspace(
     serve_workspace(&state, caller, Pick::Named(provider_name(&params)?)).await
 }
 
-/// The cache key of a route: which provider pick it is.
-fn route_key(pick: Pick<'_>) -> String {
+/// The cache key of a route: which provider pick it is. The default GitHub route, the hot one,
+/// costs no allocation.
+fn route_key(pick: Pick<'_>) -> Cow<'static, str> {
+    const DEFAULT_GITHUB_ROUTE: &str = "github\0github.com";
     match pick {
-        Pick::GitHub { host } => format!("github\0{}", host.unwrap_or(DEFAULT_GITHUB_HOST)),
-        Pick::Named(name) => format!("named\0{name}"),
+        Pick::GitHub { host: None } => Cow::Borrowed(DEFAULT_GITHUB_ROUTE),
+        Pick::GitHub { host: Some(host) } => Cow::Owned(format!("github\0{host}")),
+        Pick::Named(name) => Cow::Owned(format!("named\0{name}")),
     }
 }
 
