@@ -28,7 +28,8 @@ if ! command -v wrk >/dev/null; then
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release --quiet -p plughost --bin plughost -p abi-fixture-scoped-provider
+cargo build --release --quiet -p plughost --bin plughost
+cargo build --release --quiet -p abi-fixture-scoped-provider
 plughost="$target_dir/release/plughost"
 
 work=$(mktemp -d)
