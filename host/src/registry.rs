@@ -44,8 +44,12 @@ impl PluginSet {
     /// 2. `github_token_provider` (if set) answers every request without `?host=`, and those for a
     ///    host it declares GitHub at, or for any host if it declares no GitHub audience at all (a
     ///    1.0 plugin, or one that declares nothing: the operator's word is all there is);
-    /// 3. else the one provider declaring GitHub at that host; two or more is [`TokenError::Ambiguous`],
-    ///    none is [`TokenError::NoGitHubProvider`]. A provider declaring nothing never answers here.
+    /// 3. else the one provider declaring GitHub at that host; two or more is [`TokenError::Ambiguous`];
+    /// 4. without `?host=` and with no provider at `github.com`: the one provider declaring GitHub at
+    ///    any host (a single GitHub Enterprise Server installation); two or more is
+    ///    [`TokenError::NoDefaultGitHub`]; none is [`TokenError::NoGitHubProvider`].
+    ///
+    /// A provider declaring nothing never answers the GitHub routes unless named.
     pub fn provider(&self, pick: Pick<'_>, named_github: Option<&str>) -> Result<&Arc<LoadedPlugin>, TokenError> {
         if self.plugins.is_empty() {
             return Err(TokenError::NoPluginLoaded);
@@ -73,14 +77,18 @@ impl PluginSet {
                         return Ok(named);
                     }
                 }
-                let candidates: Vec<&Arc<LoadedPlugin>> = providers.filter(|p| declares(p)).collect();
-                match candidates.as_slice() {
-                    [one] => Ok(one),
-                    [] => Err(TokenError::NoGitHubProvider { host: host.to_owned() }),
-                    _ => Err(TokenError::Ambiguous(Ambiguity {
-                        host: host.to_owned(),
-                        candidates: candidates.iter().map(|p| p.name.clone()).collect(),
-                    })),
+                let github: Vec<&Arc<LoadedPlugin>> =
+                    providers.filter(|p| p.audiences.iter().any(|a| a.kind == Audience::GITHUB)).collect();
+                let names = |list: &[&Arc<LoadedPlugin>]| list.iter().map(|p| p.name.clone()).collect();
+                let candidates: Vec<&Arc<LoadedPlugin>> = github.iter().copied().filter(|p| declares(p)).collect();
+                match (candidates.as_slice(), github.as_slice(), asked) {
+                    ([one], _, _) => Ok(one),
+                    ([], [only], None) => Ok(only),
+                    ([], [], _) | ([], _, Some(_)) => Err(TokenError::NoGitHubProvider { host: host.to_owned() }),
+                    ([], several, None) => Err(TokenError::NoDefaultGitHub { candidates: names(several) }),
+                    (several, _, _) => {
+                        Err(TokenError::Ambiguous(Ambiguity { host: host.to_owned(), candidates: names(several) }))
+                    }
                 }
             }
         }
@@ -217,6 +225,14 @@ pub enum TokenError {
     /// The GitHub routes: several providers declare GitHub at the host and settings name none of them.
     #[error("{0}")]
     Ambiguous(Ambiguity),
+    /// The GitHub routes without `?host=`: no provider declares `github.com` and several declare
+    /// other hosts.
+    #[error(
+        "token providers {} declare GitHub at other hosts than github.com; pass ?host= or name one with \
+         github_token_provider (PLUGHOST_GITHUB_TOKEN_PROVIDER)",
+        candidates.join(", ")
+    )]
+    NoDefaultGitHub { candidates: Vec<String> },
     /// `github_token_provider` names a plugin that is not loaded or provides no tokens.
     #[error("github_token_provider names {name}, which is not a loaded token provider")]
     NamedProviderMissing { name: String },

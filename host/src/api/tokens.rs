@@ -36,8 +36,9 @@ use thread_local::ThreadLocal;
 use super::auth::WorkspaceCaller;
 use super::{Admin, ApiError, AppState};
 use crate::registry::{CallError, DEFAULT_GITHUB_HOST, Pick, ServedToken, TokenError};
+use plughost_sdk::Audience;
 
-/// The last token served per route (the provider pick: `github\0<host>` or `named\0<name>`), for
+/// The last token served per route (the provider pick: `github\0[<host>]` or `named\0<name>`), for
 /// the plugin set that served it.
 ///
 /// Two levels: the answer every thread sees, and each thread's own copy of it. A hit reads only
@@ -193,7 +194,8 @@ pub async fn named_for_workspace(
 /// The cache key of a route: which provider pick it is. The default GitHub route, the hot one,
 /// costs no allocation.
 fn route_key(pick: Pick<'_>) -> Cow<'static, str> {
-    const DEFAULT_GITHUB_ROUTE: &str = "github\0github.com";
+    // Not `github\0github.com`: without `?host=` another provider may answer (rule 4 of the pick).
+    const DEFAULT_GITHUB_ROUTE: &str = "github\0";
     match pick {
         Pick::GitHub { host: None } => Cow::Borrowed(DEFAULT_GITHUB_ROUTE),
         Pick::GitHub { host: Some(host) } => Cow::Owned(format!("github\0{host}")),
@@ -205,8 +207,14 @@ async fn serve_workspace(state: &AppState, caller: WorkspaceCaller, pick: Pick<'
     let Some(scope) = caller.scope else { return serve_unscoped(state, pick).await };
     let registry = state.registry()?;
     let plugin = registry.provider(pick).map_err(token_error)?;
+    // The host the token is for: the one asked about; without `?host=`, github.com if the
+    // provider declares it, else the provider's own GitHub host (a lone Enterprise Server), else
+    // empty (the provider's default, as on the by-name routes).
+    let github_hosts = || plugin.audiences.iter().filter(|a| a.kind == Audience::GITHUB).map(|a| a.host.as_str());
     let host = match pick {
-        Pick::GitHub { host } => host.unwrap_or(DEFAULT_GITHUB_HOST),
+        Pick::GitHub { host: Some(host) } => host,
+        Pick::GitHub { host: None } if github_hosts().any(|h| h == DEFAULT_GITHUB_HOST) => DEFAULT_GITHUB_HOST,
+        Pick::GitHub { host: None } => github_hosts().next().unwrap_or(""),
         Pick::Named(_) => "",
     };
     let body = state.scoped_tokens.get(registry, &plugin, &caller.id, host, &scope).await.map_err(token_error)?;
@@ -258,7 +266,7 @@ pub(crate) fn token_error(err: TokenError) -> ApiError {
         TokenError::NoGitHubProvider { .. } | TokenError::NamedProviderMissing { .. } => {
             ApiError::NotFound(err.to_string())
         }
-        TokenError::Ambiguous(_) => {
+        TokenError::Ambiguous(_) | TokenError::NoDefaultGitHub { .. } => {
             tracing::error!(error = %err, "GitHub route has no single provider");
             ApiError::Internal(err.to_string())
         }

@@ -376,3 +376,38 @@ fn cli_issues_scoped_tokens_from_flags() {
         assert!(stderr.contains(expected), "{flags:?}: {stderr}");
     }
 }
+
+#[test]
+fn without_host_a_lone_enterprise_provider_answers_and_two_are_an_error() {
+    let ghe = |b: ServeBuilder| {
+        b.plugin(
+            "10-ghe.so",
+            &fixtures().test_token_provider,
+            Some("token = \"ghe-0\"\ngithub_hosts = [\"ghe.example.com\"]\n"),
+        )
+    };
+    let s = ghe(server()).start();
+    assert_eq!(token_of(&s, "/admin/github-installation-token", ADMIN), "ghe-0");
+    let reply = s.get("/admin/github-installation-token?host=github.com", Some(ADMIN));
+    assert_eq!((reply.status, reply.error().as_str()), (404, "no token provider declares GitHub at github.com"));
+
+    let s = ghe(server())
+        .plugin("20-other.so", &fixtures().scoped_provider, Some("github_hosts = [\"ghe2.example.com\"]\n"))
+        .start();
+    let reply = s.get("/admin/github-installation-token", Some(ADMIN));
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.error(),
+        "token providers test-token-provider, scoped-provider declare GitHub at other hosts than github.com; \
+         pass ?host= or name one with github_token_provider (PLUGHOST_GITHUB_TOKEN_PROVIDER)"
+    );
+    assert_eq!(token_of(&s, "/admin/github-installation-token?host=ghe.example.com", ADMIN), "ghe-0");
+    assert_eq!(s.get("/admin/plugins", Some(ADMIN)).json()["github_conflicts"], json!([]), "no host has two");
+}
+
+#[test]
+fn a_scoped_request_without_host_to_a_lone_enterprise_provider_is_for_its_host() {
+    let (s, _) = scoped_server("github_hosts = [\"ghe.example.com\"]\n", "");
+    let token = issue_scoped(&s, "ws", json!({"repositories": ["o/r1"]}));
+    assert_eq!(scope_of(&token_of(&s, &format!("/workspaces/ws{GITHUB}"), &token)), "ws.ghe.example.com.o/r1..");
+}
