@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::SystemTime;
 
+use plughost::registry::Pick;
 use crate::support::{Load as _, PluginDir, fixtures, refusal};
 
 #[test]
@@ -116,22 +117,23 @@ async fn a_plugin_built_with_the_released_1_0_0_loads_into_this_host_in_both_mod
             (plugins.plugins[0].name.as_str(), plugins.plugins[0].sdk_version.as_str()),
             ("variant-released-1-0", "1.0.0")
         );
-        let token = registry.token().await.unwrap();
+        let token = registry.token(Pick::Named("variant-released-1-0")).await.unwrap();
         assert_eq!(secrecy::ExposeSecret::expose_secret(&token.token), "token-from-released-1-0", "{mode:?}");
         let env = registry.mutate_env("ws", BTreeMap::new()).await.unwrap();
         assert_eq!(env["BUILT_WITH_SDK"], "1.0.0", "{mode:?}");
     }
 }
 
-/// A host built with the released 1.0.0 loads plugins built with today's SDK, and uses what
-/// 1.0 knows of them (tokens, env edits).
+/// A host built with the released 1.0.0 loads plugins built with today's SDK, including one that
+/// provides the 1.1 scoped-token capability, and uses what 1.0 knows of them (tokens, env edits).
 #[test]
 fn a_host_built_with_the_released_1_0_0_loads_plugins_built_with_todays_sdk() {
     let f = fixtures();
     let dir = PluginDir::new();
     let tokens = dir.add(&f.test_token_provider, "tokens.so");
     let env = dir.add(&f.static_env, "static.so");
-    let out = Command::new(&f.probe_host_1_0).arg(&tokens).arg(&env).output().unwrap();
+    let scoped = dir.add(&f.scoped_provider, "scoped.so");
+    let out = Command::new(&f.probe_host_1_0).arg(&tokens).arg(&env).arg(&scoped).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let sdk = current_sdk_version();
@@ -143,6 +145,7 @@ fn a_host_built_with_the_released_1_0_0_loads_plugins_built_with_todays_sdk() {
                 tokens.display()
             ),
             format!("ok {}: name=static-env sdk={sdk} env=Some(Ok({{}})) token_live=None describe=None", env.display()),
+            format!("ok {}: name=scoped-provider sdk={sdk} env=None token_live=Some(Ok(true)) describe=None", scoped.display()),
         ]
     );
 }

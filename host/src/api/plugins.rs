@@ -19,14 +19,16 @@ pub struct PluginsBody {
     github_conflicts: Vec<Conflict>,
 }
 
-#[derive(Serialize)]
+/// A GitHub host with several candidate providers and no choice.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Conflict {
     host: String,
     candidates: Vec<String>,
     error: String,
 }
 
-#[derive(Serialize)]
+/// What a provider's tokens are for.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AudienceEntry {
     kind: String,
     host: String,
