@@ -28,7 +28,8 @@
 //! - [`isolation`]: plugin worker processes, their protocol and supervision
 //! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape,
 //!   and how it is served ([`api::server::serve`]: connection limit, timeouts, shutdown)
-//! - [`store::WorkspaceTokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
+//! - [`store::Store`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
+//!   ([`store::WorkspaceTokenStore`]) or PostgreSQL ([`store::postgres`])
 //!   (GitHub installation tokens come from plugins; see [`api::tokens`])
 //! - [`metrics`]: the Prometheus recorder and per-request metrics
 //! - [`settings`]: every setting of the host and its default, resolved flag > environment >

@@ -112,6 +112,9 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 pub const ENV_CONFIG: &str = "PLUGHOST_CONFIG";
 /// The admin bearer token (beats `admin_token_file`).
 pub const ENV_ADMIN_TOKEN: &str = "PLUGHOST_ADMIN_TOKEN";
+/// The PostgreSQL workspace token store's URL (beats `store_url`); unset: SQLite in the state
+/// directory. No flag: the URL may hold a password, and a command line is visible in `ps`.
+pub const ENV_STORE_URL: &str = "PLUGHOST_STORE_URL";
 /// `json` switches the logs to JSON lines.
 pub const ENV_LOG_FORMAT: &str = "PLUGHOST_LOG_FORMAT";
 
@@ -180,6 +183,9 @@ pub enum SettingsError {
     ShortAdminTokenInFile { path: PathBuf, length: usize },
     #[error("{origin}: must be at least 1")]
     Zero { origin: Origin },
+    /// The value is not quoted: it may hold a password.
+    #[error("{origin}: not a postgres:// or postgresql:// URL")]
+    StoreUrl { origin: Origin },
     #[error(
         "{origin} ({request:?}) must be longer than plugin_call_timeout_ms ({call:?}): \
          a request waits for its plugin calls"
@@ -255,6 +261,9 @@ pub struct ConfigFile {
     max_plugin_bytes: Option<u64>,
     /// How long store work may take before the caller gets 503, in milliseconds.
     store_timeout_ms: Option<u64>,
+    /// `postgres://...`: the workspace token store on PostgreSQL (unset: SQLite in the state
+    /// directory). May hold a password: never shown.
+    store_url: Option<String>,
     /// Minisign public keys plugins must be signed with: each the key's base64 line (`RW...`)
     /// or the absolute path of its `.pub` file.
     trusted_keys: Option<Vec<String>>,
@@ -302,6 +311,7 @@ impl fmt::Debug for ConfigFile {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_plugin_bytes", &self.max_plugin_bytes)
             .field("store_timeout_ms", &self.store_timeout_ms)
+            .field("store_url", &self.store_url.as_ref().map(|_| "[REDACTED]"))
             .field("trusted_keys", &self.trusted_keys)
             .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
             .finish()
@@ -344,6 +354,8 @@ pub struct ServeSettings {
     /// How long a whole request may take.
     pub request_timeout: Duration,
     pub store_timeout: Duration,
+    /// `Some`: the workspace token store is on PostgreSQL at this URL.
+    pub store_url: Option<SecretString>,
     /// The plugin directory, the plugin tables and how plugins are loaded.
     pub loader: LoaderConfig,
 }
@@ -384,6 +396,7 @@ impl<'a> Settings<'a> {
             connections: self.connection_limits()?,
             request_timeout: self.request_timeout()?,
             store_timeout: self.store_timeout(),
+            store_url: self.store_url()?,
             loader: self.loader_config(Loading::Serve)?,
         })
     }
@@ -490,6 +503,25 @@ impl<'a> Settings<'a> {
 
     fn file_origin(&self, key: &'static str) -> Origin {
         Origin::File { key, path: self.config_path.clone().unwrap_or_default() }
+    }
+
+    /// `PLUGHOST_STORE_URL`, `store_url`, else none (SQLite in the state directory). Only the
+    /// scheme is checked here; the store parses the rest. Errors never quote the value.
+    pub fn store_url(&self) -> Result<Option<SecretString>, SettingsError> {
+        let (url, origin) = match (self.env.get(ENV_STORE_URL), &self.file.store_url) {
+            (Some(url), _) => (url, Origin::Env(ENV_STORE_URL)),
+            (None, Some(url)) if !url.is_empty() => (url.clone(), self.file_origin("store_url")),
+            (None, _) => return Ok(None),
+        };
+        let url = SecretString::from(url);
+        let scheme_ok = ["postgres://", "postgresql://"].iter().any(|scheme| {
+            let value = secrecy::ExposeSecret::expose_secret(&url);
+            value.len() > scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme)
+        });
+        if !scheme_ok {
+            return Err(SettingsError::StoreUrl { origin });
+        }
+        Ok(Some(url))
     }
 
     /// `store_timeout_ms`, [`DEFAULT_STORE_TIMEOUT`].

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{Admin, ApiError, AppState, WorkspaceId};
-use crate::store::{StoreError, WorkspaceTokenStore};
 
 #[derive(Serialize)]
 struct Issued<'a> {
@@ -21,8 +20,7 @@ pub async fn issue(
     State(state): State<Arc<AppState>>,
     WorkspaceId(id): WorkspaceId,
 ) -> Result<Response, ApiError> {
-    let workspace = id.clone();
-    let token = on_store(&state, move |store| store.issue(&workspace)).await?;
+    let token = state.store.issue(&id).await?;
     tracing::info!(workspace = %id, "workspace token issued");
     let mut response = (StatusCode::CREATED, axum::Json(Issued { token: token.expose() })).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -34,17 +32,7 @@ pub async fn revoke(
     State(state): State<Arc<AppState>>,
     WorkspaceId(id): WorkspaceId,
 ) -> Result<StatusCode, ApiError> {
-    let workspace = id.clone();
-    let revoked = on_store(&state, move |store| store.revoke(&workspace)).await?;
+    let revoked = state.store.revoke(&id).await?;
     tracing::info!(workspace = %id, revoked, "workspace tokens revoked");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Runs a write on the workspace token store off the async workers (a write may wait on SQLite's
-/// lock), bounded and within the store deadline: past it, 503.
-async fn on_store<T: Send + 'static>(
-    state: &AppState,
-    write: impl FnOnce(&WorkspaceTokenStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    Ok(state.store_work.write(write).await?)
 }
