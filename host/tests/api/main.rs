@@ -19,6 +19,7 @@ mod metrics;
 mod plugin_files;
 mod plugin_values;
 mod plugins_reload;
+mod postgres;
 mod routes;
 mod secrets;
 mod shutdown;
