@@ -830,6 +830,28 @@ mod tests {
     }
 
     #[test]
+    fn store_url_env_beats_file_is_checked_and_never_shown() {
+        use secrecy::ExposeSecret as _;
+        let file = "store_url = \"postgres://u:file-secret@db/file\"\n";
+        let env = lookup(&[("PLUGHOST_STORE_URL", "postgresql://u:env-secret@db/env")]);
+        let from_env = settings(Flags::default(), &env, file).store_url().unwrap().unwrap();
+        assert_eq!(from_env.expose_secret(), "postgresql://u:env-secret@db/env");
+        let from_file = settings(Flags::default(), &no_env, file);
+        assert_eq!(from_file.store_url().unwrap().unwrap().expose_secret(), "postgres://u:file-secret@db/file");
+        assert!(!format!("{from_file:?}").contains("file-secret"), "Debug redacts store_url");
+        assert!(settings(Flags::default(), &no_env, "").store_url().unwrap().is_none(), "default: SQLite");
+
+        let bad = lookup(&[("PLUGHOST_STORE_URL", "mysql://u:env-secret@db/env")]);
+        let err = settings(Flags::default(), &bad, "").store_url().unwrap_err();
+        assert_eq!(err.to_string(), "PLUGHOST_STORE_URL: not a postgres:// or postgresql:// URL");
+        let err = settings(Flags::default(), &no_env, "store_url = \"file-secret\"\n").store_url().unwrap_err();
+        assert!(matches!(&err, SettingsError::StoreUrl { origin } if *origin == file_origin("store_url")), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("secret"));
+        let serve = settings(Flags::default(), &env, "").serve().unwrap();
+        assert!(serve.store_url.is_some());
+    }
+
+    #[test]
     fn the_request_timeout_must_exceed_the_plugin_call_timeout() {
         let s = settings(Flags::default(), &no_env, "request_timeout_ms = 2000\nplugin_call_timeout_ms = 2000\n");
         let err = s.request_timeout().unwrap_err();
