@@ -110,13 +110,13 @@ impl PgCluster {
 
     /// Stops the server (fast mode: open connections are closed at once).
     pub fn stop_server(&self) -> Result<(), PgError> {
-        self.run(self.pg_command("pg_ctl").args(["stop", "-m", "fast", "-w", "-D"]).arg(self.data_dir()))
-            .map(drop)
+        self.run(self.pg_command("pg_ctl").args(["stop", "-m", "fast", "-w", "-D"]).arg(self.data_dir())).map(drop)
     }
 
     /// Starts the server on the existing data directory and waits until it accepts connections.
     pub fn start_server(&self) -> Result<(), PgError> {
-        let options = format!("-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off", self.socket_dir().display());
+        let options =
+            format!("-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off", self.socket_dir().display());
         let log = self.dir.path().join("server.log");
         self.run(
             self.pg_command("pg_ctl")

@@ -37,7 +37,10 @@ impl StoreConfig {
 pub enum Store {
     /// Token checks run in place (a few microseconds; see [`super`]); everything else on the
     /// blocking pool through [`StoreWork`].
-    Sqlite { store: Arc<WorkspaceTokenStore>, work: StoreWork },
+    Sqlite {
+        store: Arc<WorkspaceTokenStore>,
+        work: StoreWork,
+    },
     Postgres(PgStore),
 }
 

@@ -100,7 +100,8 @@ impl PgStore {
     /// Connects to `url` and applies the migrations the database has not seen. Every store
     /// call afterwards (and each step here) has `timeout` to answer.
     pub async fn open(url: &SecretString, timeout: Duration) -> Result<PgStore, StoreWorkError> {
-        let mut config = tokio_postgres::Config::from_str(url.expose_secret()).map_err(|_| StoreError::from(PgStoreError::Url))?;
+        let mut config =
+            tokio_postgres::Config::from_str(url.expose_secret()).map_err(|_| StoreError::from(PgStoreError::Url))?;
         let target = describe(&config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(timeout);
@@ -144,10 +145,7 @@ impl PgStore {
     }
 
     /// Runs `work` within the store deadline.
-    async fn within<T>(
-        &self,
-        work: impl Future<Output = Result<T, PgStoreError>>,
-    ) -> Result<T, StoreWorkError> {
+    async fn within<T>(&self, work: impl Future<Output = Result<T, PgStoreError>>) -> Result<T, StoreWorkError> {
         match tokio::time::timeout(self.timeout, work).await {
             Ok(outcome) => Ok(outcome.map_err(StoreError::from)?),
             Err(_) => Err(StoreWorkError::Timeout(self.timeout)),

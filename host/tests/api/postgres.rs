@@ -191,8 +191,10 @@ fn the_cli_issues_and_revokes_on_postgres_from_the_environment_or_the_config_fil
             command.env("PLUGHOST_STORE_URL", url);
         }
         let output = command.output().unwrap();
-        let (stdout, stderr) =
-            (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        );
         assert_no_password("the CLI", &format!("{stdout}{stderr}"));
         (output.status, stdout, stderr)
     };
