@@ -102,7 +102,7 @@ async fn serve(settings: ServeSettings, print_addr: bool) -> Result<(), ServeErr
         );
     }
     let store_config = StoreConfig::new(settings.store_url, settings.state_dir.clone());
-    let store = Store::open(&store_config, settings.store_timeout).await?;
+    let store = Store::open_serving(&store_config, settings.store_timeout).await?;
     tracing::info!(database = %store.describe(), "workspace token store open");
     crate::loader::plugin_cache(&settings.state_dir).map_err(ServeError::PluginCache)?;
     let metrics = crate::metrics::install()?;

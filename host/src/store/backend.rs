@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::postgres::PgStore;
-use super::{StoreWork, StoreWorkError, WorkspaceToken, WorkspaceTokenStore};
+use super::postgres::{PgStore, PgStoreError};
+use super::{StoreError, StoreWork, StoreWorkError, WorkspaceToken, WorkspaceTokenStore};
 
 /// Which backend, from the settings.
 pub enum StoreConfig {
@@ -59,6 +59,30 @@ impl Store {
             }
             StoreConfig::Postgres { url } => Ok(Store::Postgres(PgStore::open(url, timeout).await?)),
         }
+    }
+
+    /// Opens the store for `serve`: as [`Store::open`], except that a PostgreSQL database that
+    /// does not answer yet is not fatal. The host then starts with the store routes answering
+    /// 503 and `/readyz` not ready, migrates on the first call that reaches the database, and
+    /// is ready from then on, without a restart. Any other failure (a bad URL, a schema newer
+    /// than this plughost, a refused migration) stops the start as with [`Store::open`].
+    pub async fn open_serving(config: &StoreConfig, timeout: Duration) -> Result<Store, StoreWorkError> {
+        let StoreConfig::Postgres { url } = config else { return Store::open(config, timeout).await };
+        let pg = PgStore::new(url, timeout)?;
+        match pg.ensure_migrated().await {
+            Ok(()) => {}
+            Err(
+                err @ (StoreWorkError::Timeout(_)
+                | StoreWorkError::Store(StoreError::Postgres(PgStoreError::Connect { .. }))),
+            ) => {
+                tracing::warn!(
+                    error = %err,
+                    "workspace token store unreachable at start; its routes answer 503 until it answers"
+                );
+            }
+            Err(err) => return Err(err),
+        }
+        Ok(Store::Postgres(pg))
     }
 
     /// Where the tokens are: the SQLite file, or the PostgreSQL URL without its password.

@@ -88,6 +88,8 @@ pub struct PgStore {
     writes: Arc<Semaphore>,
     /// When this host last had each token's use written (by row id).
     last_written: Mutex<HashMap<i64, Instant>>,
+    /// Set once this process has seen the schema at its version.
+    migrated: tokio::sync::OnceCell<()>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -100,6 +102,15 @@ impl PgStore {
     /// Connects to `url` and applies the migrations the database has not seen. Every store
     /// call afterwards (and each step here) has `timeout` to answer.
     pub async fn open(url: &SecretString, timeout: Duration) -> Result<PgStore, StoreWorkError> {
+        let store = PgStore::new(url, timeout)?;
+        store.ensure_migrated().await?;
+        Ok(store)
+    }
+
+    /// The store on `url`, without touching the database yet: the migrations run before the
+    /// first call (`serve` starts this way when the database does not answer at start, and
+    /// becomes ready when it does).
+    pub fn new(url: &SecretString, timeout: Duration) -> Result<PgStore, StoreWorkError> {
         let mut config =
             tokio_postgres::Config::from_str(url.expose_secret()).map_err(|_| StoreError::from(PgStoreError::Url))?;
         let target = describe(&config);
@@ -126,9 +137,20 @@ impl PgStore {
             timeout,
             writes: Arc::new(Semaphore::new(MAX_STORE_WRITES)),
             last_written: Mutex::default(),
+            migrated: tokio::sync::OnceCell::new(),
         };
-        store.within(store.migrate()).await?;
         Ok(store)
+    }
+
+    /// Applies the migrations once (per process, on success); until then every call tries.
+    pub async fn ensure_migrated(&self) -> Result<(), StoreWorkError> {
+        self.migrated.get_or_try_init(|| self.within(self.migrate())).await.map(drop)
+    }
+
+    /// Runs `work` on a migrated database, within the store deadline.
+    async fn run<T>(&self, work: impl Future<Output = Result<T, PgStoreError>>) -> Result<T, StoreWorkError> {
+        self.ensure_migrated().await?;
+        self.within(work).await
     }
 
     /// The database, as `postgres://USER@HOST:PORT/DATABASE`: never the password.
@@ -187,7 +209,7 @@ impl PgStore {
 
     /// Issues a new token for `workspace_id`; earlier tokens of the workspace stay valid.
     pub async fn issue(&self, workspace_id: &str) -> Result<WorkspaceToken, StoreWorkError> {
-        self.within(async {
+        self.run(async {
             let token = WorkspaceToken::generate();
             let client = self.client().await?;
             let statement = client
@@ -207,7 +229,7 @@ impl PgStore {
 
     /// Revokes every token of `workspace_id`; returns how many there were.
     pub async fn revoke(&self, workspace_id: &str) -> Result<usize, StoreWorkError> {
-        self.within(async {
+        self.run(async {
             let client = self.client().await?;
             let statement = client
                 .prepare_cached("DELETE FROM workspace_tokens WHERE workspace_id = $1")
@@ -224,7 +246,7 @@ impl PgStore {
     pub async fn verify(&self, workspace_id: &str, token: &str) -> Result<bool, StoreWorkError> {
         let presented = token_hash(token);
         let matched = self
-            .within(async {
+            .run(async {
                 let client = self.client().await?;
                 let statement = client
                     .prepare_cached("SELECT id, token_sha256 FROM workspace_tokens WHERE workspace_id = $1")
@@ -290,7 +312,7 @@ impl PgStore {
 
     /// The last recorded use of the workspace's tokens (Unix seconds), if any.
     pub async fn last_used(&self, workspace_id: &str) -> Result<Option<i64>, StoreWorkError> {
-        self.within(async {
+        self.run(async {
             let client = self.client().await?;
             let row = client
                 .query_one("SELECT max(last_used_at) FROM workspace_tokens WHERE workspace_id = $1", &[&workspace_id])
@@ -303,7 +325,7 @@ impl PgStore {
 
     /// Checks that the database answers (for `/readyz`).
     pub async fn check(&self) -> Result<(), StoreWorkError> {
-        self.within(async {
+        self.run(async {
             let client = self.client().await?;
             client
                 .query_one("SELECT count(*) FROM workspace_tokens WHERE id = 0", &[])
@@ -316,7 +338,7 @@ impl PgStore {
 
     /// The schema version recorded in the database (tests, diagnostics).
     pub async fn schema_version(&self) -> Result<i64, StoreWorkError> {
-        self.within(async {
+        self.run(async {
             let client = self.client().await?;
             let row = client
                 .query_one("SELECT coalesce(max(version), 0) FROM plughost_schema_version", &[])

@@ -225,10 +225,42 @@ fn the_cli_issues_and_revokes_on_postgres_from_the_environment_or_the_config_fil
 }
 
 #[test]
-fn serve_refuses_to_start_on_an_unreachable_database_without_showing_the_password() {
-    let down = format!("postgres://plughost:{PASSWORD}@127.0.0.1:1/tokens");
-    let err = server().env("PLUGHOST_STORE_URL", &down).no_wait_ready().try_start().err().expect("refused");
+fn serve_started_while_the_database_is_down_answers_503_then_migrates_and_serves_when_it_returns() {
+    let cluster = PgCluster::start();
+    cluster.create_database("late");
+    let url = url_with_password(&cluster, "late");
+    cluster.stop_server().unwrap();
+
+    let s = server().token_provider("token = \"ghs_pg\"\n").env("PLUGHOST_STORE_URL", &url).no_wait_ready().start();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.get("/readyz", None).json()["plugins_scanned"] != true {
+        assert!(Instant::now() < deadline, "plugins not scanned:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ready = s.get("/readyz", None);
+    assert_eq!((ready.status, ready.json()["state_store_open"].clone()), (503, false.into()));
+    assert_eq!(s.get("/healthz", None).status, 200);
+    assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 200);
+    let issued = s.post("/admin/workspaces/ws-pg/tokens", Some(ADMIN), None);
+    assert_eq!((issued.status, issued.error()), (503, "workspace token store unavailable".to_owned()));
+    assert!(s.log().contains("workspace token store unreachable at start"), "{}", s.log());
+
+    cluster.start_server().unwrap();
+    while s.get("/readyz", None).status != 200 {
+        assert!(Instant::now() < deadline, "not ready after the database came up:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = s.issue("ws-pg");
+    assert_eq!(s.get(TOKEN_ROUTE, Some(&token)).status, 200);
+    assert_eq!(cluster.psql("late", "SELECT max(version) FROM plughost_schema_version"), "1");
+    assert_no_password("the log", &s.log());
+}
+
+#[test]
+fn serve_refuses_a_url_it_cannot_parse_without_quoting_it() {
+    let bad = format!("postgres://plughost:{PASSWORD}@db.internal:notaport/tokens");
+    let err = server().env("PLUGHOST_STORE_URL", &bad).no_wait_ready().try_start().err().expect("refused");
     let shown = err.to_string();
     assert_no_password("the start error", &shown);
-    assert!(shown.contains("cannot connect to postgres://plughost@127.0.0.1:1/tokens"), "{shown}");
+    assert!(shown.contains("store_url is not a PostgreSQL URL the driver accepts"), "{shown}");
 }
