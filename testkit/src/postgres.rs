@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// The OS user that runs the cluster when the tests run as root.
+/// The OS user that runs the cluster when the tests run as root, and the cluster's superuser
+/// (whatever the OS user: connections over the socket are trusted).
 const PG_USER: &str = "postgres";
 
 /// Why a cluster could not be set up or controlled.
@@ -53,7 +54,7 @@ impl PgCluster {
             .prefix("plughost-pg-")
             .tempdir()
             .map_err(|err| PgError::Io { action: "create the cluster directory".into(), err })?;
-        let user = if as_root { PG_USER.to_owned() } else { current_user() };
+        let user = PG_USER.to_owned();
         let cluster = PgCluster { bin, dir, as_root, user };
         std::fs::create_dir(cluster.socket_dir())
             .map_err(|err| PgError::Io { action: "create the socket directory".into(), err })?;
@@ -202,8 +203,4 @@ fn is_root() -> bool {
     unsafe {
         libc::geteuid() == 0
     }
-}
-
-fn current_user() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "postgres".to_owned())
 }

@@ -383,6 +383,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn debug_shows_the_target_never_the_password() {
+        let url = SecretString::from("postgres://plughost:hunter2-secret@db.internal/tokens".to_owned());
+        let store = super::super::Store::Postgres(PgStore::new(&url, Duration::from_secs(1)).unwrap());
+        let shown = format!("{store:?} {}", store.describe());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://plughost@db.internal:5432/tokens"), "{shown}");
+    }
+
+    #[tokio::test]
     async fn a_bad_url_is_refused_without_quoting_it() {
         for url in ["postgres://u:pa`ss word@host:notaport/db", "postgres://u:secret-pw@host/db?bogus=1"] {
             let err = PgStore::open(&SecretString::from(url.to_owned()), Duration::from_secs(1)).await.unwrap_err();
