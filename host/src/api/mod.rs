@@ -186,7 +186,8 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        // The caller gets a generic message; the operator gets the path and SQLite's reason.
+        // The caller gets a generic message; the operator gets the database (a path, or a URL without
+        // its password) and the reason.
         tracing::error!(error = %err, "workspace token store failed");
         ApiError::Store(err)
     }
