@@ -122,6 +122,11 @@ pub struct Config {
     pub tls: TlsTrust,
     /// `PLUGHOST_PLATFORM_PROXY`; `None`: always a direct connection.
     pub platform_proxy: Option<PlatformProxy>,
+    /// `PLUGHOST_GH_PATH`: the real gh the wrapper runs; `None`: the first other `gh` on `PATH`.
+    pub gh_path: Option<PathBuf>,
+    /// `PLUGHOST_GH_WRAPPER_DIR`: where `install` puts the `gh` wrapper; `None`: beside this
+    /// program on `PATH`.
+    pub gh_wrapper_dir: Option<PathBuf>,
 }
 
 /// A variable that is set but unusable.
@@ -271,6 +276,8 @@ impl Config {
             gh_config_dir,
             tls,
             platform_proxy,
+            gh_path: get("PLUGHOST_GH_PATH").map(PathBuf::from),
+            gh_wrapper_dir: get("PLUGHOST_GH_WRAPPER_DIR").map(PathBuf::from),
         })
     }
 
@@ -285,12 +292,17 @@ impl Config {
         }
     }
 
-    /// The token endpoint: the workspace route when `WORKSPACE_ID` is set, else the admin route.
-    pub fn token_endpoint(&self) -> Option<String> {
+    /// The token endpoint for git host `host`: the workspace route when `WORKSPACE_ID` is set,
+    /// else the admin route, with `?host=` naming the git host so that plughost answers with the
+    /// provider declared for GitHub at that host (a host that predates the parameter ignores it).
+    pub fn token_endpoint(&self, host: &str) -> Option<String> {
         let base = self.platform_url.as_deref()?;
+        let host = percent_encode_segment(&host.to_ascii_lowercase());
         Some(match &self.workspace_id {
-            Some(id) => format!("{base}/workspaces/{}/github-installation-token", percent_encode_segment(id)),
-            None => format!("{base}/admin/github-installation-token"),
+            Some(id) => {
+                format!("{base}/workspaces/{}/github-installation-token?host={host}", percent_encode_segment(id))
+            }
+            None => format!("{base}/admin/github-installation-token?host={host}"),
         })
     }
 
@@ -337,7 +349,7 @@ fn parse_hosts(list: &str) -> Result<Vec<HostRule>, ConfigError> {
     Ok(rules)
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters, for one path segment.
+/// Percent-encodes everything but RFC 3986 unreserved characters, for a path segment or a query value.
 fn percent_encode_segment(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -369,18 +381,25 @@ mod tests {
         assert_eq!(c.cache_dir, Some(PathBuf::from("/home/a/.cache/plughost-credential")));
         assert_eq!(c.gh_config_dir, Some(PathBuf::from("/home/a/.config/gh")));
         assert_eq!(c.auth_token_path(), PathBuf::from("/configs/.auth_token"));
-        assert!(c.token_endpoint().is_none());
+        assert!(c.token_endpoint("github.com").is_none());
     }
 
     #[test]
     fn endpoints() {
         let c = config(&[("PLATFORM_URL", "https://platform:8080/"), ("WORKSPACE_ID", "ws 1/x")]).unwrap();
         assert_eq!(
-            c.token_endpoint().unwrap(),
-            "https://platform:8080/workspaces/ws%201%2Fx/github-installation-token"
+            c.token_endpoint("github.com").unwrap(),
+            "https://platform:8080/workspaces/ws%201%2Fx/github-installation-token?host=github.com"
         );
         let c = config(&[("PLATFORM_URL", "https://p")]).unwrap();
-        assert_eq!(c.token_endpoint().unwrap(), "https://p/admin/github-installation-token");
+        assert_eq!(
+            c.token_endpoint("GHE.example.com:8443").unwrap(),
+            "https://p/admin/github-installation-token?host=ghe.example.com%3A8443"
+        );
+        assert_eq!(
+            c.token_endpoint("[::1]:3000").unwrap(),
+            "https://p/admin/github-installation-token?host=%5B%3A%3A1%5D%3A3000"
+        );
         assert!(config(&[("PLATFORM_URL", "platform:8080")]).is_err());
     }
 

@@ -65,18 +65,22 @@ fn scalar(value: &str) -> String {
 }
 
 /// The top-level key of a YAML line, if the line starts a top-level mapping entry.
+///
+/// A host with a port holds a colon: the key ends at the closing quote of a quoted key, else at
+/// the first `: ` or a colon ending the line (`127.0.0.1:8443:` as gh writes it).
 fn top_level_key(line: &str) -> Option<String> {
-    if line.starts_with([' ', '\t', '#', '-']) || line.starts_with("...") || line.is_empty() {
+    if line.starts_with([' ', '\t', '#', '-']) || line.starts_with("...") || line.trim().is_empty() {
         return None;
     }
-    let (key, _) = line.split_once(':')?;
-    let key = key.trim();
-    let unquoted = key
-        .strip_prefix('"')
-        .and_then(|k| k.strip_suffix('"'))
-        .or_else(|| key.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')))
-        .unwrap_or(key);
-    Some(unquoted.to_owned())
+    let line = line.trim_end();
+    for quote in ['"', '\''] {
+        if let Some(rest) = line.strip_prefix(quote) {
+            let end = rest.find(quote)?;
+            return rest[end + 1..].trim_start().starts_with(':').then(|| rest[..end].to_owned());
+        }
+    }
+    let end = line.find(": ").or_else(|| line.strip_suffix(':').map(str::len))?;
+    Some(line[..end].trim().to_owned())
 }
 
 fn replace_host_block(old: &str, host: &str, token: &Secret) -> String {
@@ -129,6 +133,20 @@ mod tests {
         assert!(new.ends_with("other.host:\n    user: bob\n"));
         assert!(!new.contains("ghs_old"));
         assert_eq!(replace_host_block(&new, "github.com", &Secret::new("ghs_new").unwrap()), new);
+    }
+
+    #[test]
+    fn hosts_with_ports_are_replaced_not_repeated() {
+        let (t1, t2) = (Secret::new("ghs_1").unwrap(), Secret::new("ghs_2").unwrap());
+        let once = replace_host_block("", "127.0.0.1:8443", &t1);
+        let twice = replace_host_block(&once, "127.0.0.1:8443", &t2);
+        assert_eq!(twice, once.replace("ghs_1", "ghs_2"));
+        // As gh itself writes such a key (plain), and other hosts with ports stay.
+        let gh_written = "127.0.0.1:8443:\n    oauth_token: ghs_old\nghe.example:9443:\n    user: bob\n";
+        let out = replace_host_block(gh_written, "127.0.0.1:8443", &t2);
+        assert!(!out.contains("ghs_old"), "{out}");
+        assert!(out.ends_with("ghe.example:9443:\n    user: bob\n"), "{out}");
+        assert_eq!(out.matches("127.0.0.1:8443").count(), 1, "{out}");
     }
 
     #[test]

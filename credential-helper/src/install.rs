@@ -15,6 +15,10 @@
 //! absolute path, so git finds it whatever `PATH` the calling process has: the path under
 //! which `PATH` finds this very binary (e.g. a symlink kept stable across upgrades), else
 //! the running file's own path.
+//!
+//! gh: a link named `gh` to this program is put ahead of the real gh on `PATH` (see
+//! `gh_wrapper`): in `PLUGHOST_GH_WRAPPER_DIR`, else in the directory where `PATH` finds this
+//! program. An existing `gh` there that is not such a link is left alone, with a warning.
 
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
@@ -24,8 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::config::Config;
-use crate::refresher;
 use crate::resolve::open_cache;
+use crate::{gh_wrapper, refresher};
 
 /// Rotate the refresher log beyond this size (one line per event, so this is years).
 const LOG_ROTATE_BYTES: u64 = 1024 * 1024;
@@ -49,21 +53,7 @@ pub fn install(config: &Config, start_refresher: bool) -> Report {
 
     configure_git(config, &mut report);
 
-    match find_on_path("gh") {
-        Some(gh) => {
-            report.done.push(format!("gh found at {}; the refresher keeps its hosts.yml current", gh.display()))
-        }
-        None => report
-            .warnings
-            .push("gh not found on PATH; skipping gh checks (the refresher still writes its hosts.yml)".to_owned()),
-    }
-    for var in ["GH_TOKEN", "GITHUB_TOKEN"] {
-        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
-            report.warnings.push(format!(
-                "{var} is set: gh uses it and ignores hosts.yml; run gh as `GH_TOKEN=$(git-credential-plughost gh-token) gh ...` or unset {var}"
-            ));
-        }
-    }
+    install_gh_wrapper(config, &mut report);
 
     if start_refresher {
         match &cache {
@@ -134,12 +124,97 @@ fn git_config(args: &[&str], ok_codes: &[i32]) -> Result<(), String> {
     }
 }
 
+/// Links `gh` to this program ahead of the real gh on `PATH`; idempotent.
+fn install_gh_wrapper(config: &Config, report: &mut Report) {
+    let Some(real) = gh_wrapper::find_real_gh(config.gh_path.as_deref()) else {
+        report.warnings.push(
+            "gh not found on PATH: no gh wrapper installed (the refresher still keeps gh's hosts.yml current)"
+                .to_owned(),
+        );
+        return;
+    };
+    for var in ["GH_TOKEN", "GITHUB_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN"] {
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() && !gh_wrapper::is_replaceable(&v) => report.warnings.push(format!(
+                "{var} is set to a token that is not an installation token: gh (and the wrapper) keep using it, not plughost's"
+            )),
+            _ => {}
+        }
+    }
+    let me = match std::env::current_exe() {
+        Ok(exe) => exe.canonicalize().unwrap_or(exe),
+        Err(e) => {
+            report.warnings.push(format!("no gh wrapper: cannot find this program's own path: {e}"));
+            return;
+        }
+    };
+    let on_path = find_on_path("git-credential-plughost").filter(|p| p.canonicalize().is_ok_and(|c| c == me));
+    let Some(dir) =
+        config.gh_wrapper_dir.clone().or_else(|| on_path.as_deref().and_then(Path::parent).map(Path::to_owned))
+    else {
+        report.warnings.push(format!(
+            "no gh wrapper: this program is not on PATH; set PLUGHOST_GH_WRAPPER_DIR to a directory ahead of {} on PATH",
+            real.display()
+        ));
+        return;
+    };
+    let link = dir.join("gh");
+    // The link names the path PATH finds this program under (a stable symlink across upgrades).
+    let target = on_path.unwrap_or_else(|| me.clone());
+    match std::fs::symlink_metadata(&link) {
+        Ok(_) if gh_wrapper::file_id(&link) == gh_wrapper::file_id(&me) => {
+            report.done.push(format!("gh wrapper already at {}", link.display()));
+        }
+        Ok(_) => {
+            report.warnings.push(format!(
+                "no gh wrapper: {} exists and is not this program; left alone (remove it, or set PLUGHOST_GH_WRAPPER_DIR)",
+                link.display()
+            ));
+            return;
+        }
+        Err(_) => {
+            let tmp = dir.join(format!(".gh.{}.tmp", std::process::id()));
+            let made = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::os::unix::fs::symlink(&target, &tmp))
+                .and_then(|()| std::fs::rename(&tmp, &link));
+            if let Err(e) = made {
+                let _ = std::fs::remove_file(&tmp);
+                report.warnings.push(format!("no gh wrapper: cannot create {}: {e}", link.display()));
+                return;
+            }
+            report.done.push(format!("gh wrapper {} -> {}", link.display(), target.display()));
+        }
+    }
+    if !precedes_on_path(&dir, real.parent().unwrap_or(Path::new("/"))) {
+        report.warnings.push(format!(
+            "{} is not ahead of {} on PATH: gh runs without the wrapper until it is (or use `git-credential-plughost gh ...`)",
+            dir.display(),
+            real.display()
+        ));
+    }
+}
+
+/// Whether `dir` comes before `other` on `PATH`.
+fn precedes_on_path(dir: &Path, other: &Path) -> bool {
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    let same = |a: &Path, b: &Path| a == b || a.canonicalize().ok().is_some_and(|c| b.canonicalize().ok() == Some(c));
+    let entries: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    let first = |d: &Path| entries.iter().position(|e| same(e, d));
+    match (first(dir), first(other)) {
+        (Some(a), Some(b)) => a < b,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| is_executable(p))
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -6,7 +6,8 @@
 //! ```text
 //! git-credential-plughost get|store|erase   # git's credential protocol on stdin/stdout
 //! git-credential-plughost refresh [--once]  # long-running refresher (cache + gh hosts.yml)
-//! git-credential-plughost install [--no-refresher]   # wire git up, start the refresher
+//! git-credential-plughost install [--no-refresher]   # wire git and gh up, start the refresher
+//! git-credential-plughost gh [ARGS...]               # the real gh with a fresh token (the `gh` link)
 //! git-credential-plughost gh-token [--host HOST]     # print the token: GH_TOKEN=$(...) gh ...
 //! ```
 //!
@@ -24,6 +25,11 @@
 //!   rejected. git gets `password_expiry_utc` whenever the expiry is known (always, for
 //!   plughost's tokens), so it never reuses a token after it; and it never gets a token
 //!   known to be expired.
+//! - plughost is asked for the token of the git host at hand (`?host=`): each host may be served
+//!   by its own provider (github.com, a GitHub Enterprise Server), and is cached apart.
+//! - Run under the name `gh` (a link `install` puts ahead of the real gh), the helper execs the
+//!   real gh with the current token in `GH_TOKEN`/`GH_ENTERPRISE_TOKEN`: gh is fresh at every
+//!   start, with or without the refresher ([`gh_wrapper`]).
 //! - A 401/403 from plughost (revoked workspace token) is final: the cached token for
 //!   that workspace is dropped and no fallback is used.
 //! - Concurrent git processes share one request: flock on a per-key lock file, re-check
@@ -37,8 +43,8 @@
 //!   only to this machine unless allowed, and through a proxy only when
 //!   `PLUGHOST_PLATFORM_PROXY` names one.
 //! - Tokens are [`Secret`]s: their `Debug`/`Display` print `<redacted>`. The only places a
-//!   token is written are git's stdout on `get`, stdout of `gh-token`, the 0600 cache file
-//!   and gh's 0600 `hosts.yml`.
+//!   token is written are git's stdout on `get`, stdout of `gh-token`, the 0600 cache file,
+//!   gh's 0600 `hosts.yml` and the environment of the gh the wrapper execs.
 //!
 //! # Exit status
 //!
@@ -53,7 +59,7 @@
 //! | variable | meaning |
 //! | --- | --- |
 //! | `PLATFORM_URL` | plughost's base URL; unset: only the `GH_TOKEN` fallback can answer |
-//! | `WORKSPACE_ID` | use `/workspaces/$WORKSPACE_ID/github-installation-token`; unset: `/admin/github-installation-token` |
+//! | `WORKSPACE_ID` | use `/workspaces/$WORKSPACE_ID/github-installation-token?host=HOST`; unset: `/admin/github-installation-token?host=HOST` |
 //! | `CONFIGS_DIR` | the bearer token is `$CONFIGS_DIR/.auth_token` (default `/configs`) |
 //! | `PLUGHOST_CREDENTIAL_HOSTS` | comma-separated hosts as git sends `host` (with `:port`); `http://host` allows plain http |
 //! | `PLUGHOST_CREDENTIAL_MARGIN_SECS` | refetch when less than this is left (default 300) |
@@ -66,6 +72,8 @@
 //! | `PLUGHOST_TLS_ROOTS` | `builtin` (default) or `system` (the operating system's trust store) |
 //! | `PLUGHOST_PLATFORM_ALLOW_HTTP` | `1`: allow plain `http://` to another machine (default: loopback only) |
 //! | `PLUGHOST_PLATFORM_PROXY` | the only proxy the request to plughost uses; `HTTP(S)_PROXY`/`ALL_PROXY` never are |
+//! | `PLUGHOST_GH_PATH` | the real gh the `gh` link runs (default: the first other `gh` on `PATH`) |
+//! | `PLUGHOST_GH_WRAPPER_DIR` | where `install` puts the `gh` link (default: beside this program on `PATH`) |
 //!
 //! # The public interface is:
 //!
@@ -75,7 +83,7 @@
 //! - [`Request`], [`write_credential`], [`MAX_REQUEST`], [`MAX_LINE`]: git's line protocol.
 //! - [`Cache`], [`CacheKey`], [`CachedToken`]: the on-disk cache.
 //! - [`fetch_token`], [`FetchError`]: one request to plughost.
-//! - [`refresher::run`], [`install::install`], [`gh::write_token`]: the other subcommands.
+//! - [`refresher::run`], [`install::install`], [`gh::write_token`], [`gh_wrapper::exec`]: the other subcommands.
 //! - [`Secret`]: a token that cannot be printed by accident.
 
 mod cache;
@@ -83,6 +91,7 @@ mod config;
 mod error;
 mod fsutil;
 pub mod gh;
+pub mod gh_wrapper;
 pub mod install;
 mod platform;
 mod protocol;

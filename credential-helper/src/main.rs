@@ -1,11 +1,14 @@
 //! The `git-credential-plughost` binary: argument parsing and exit codes; the logic is in the library.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use git_credential_plughost::{Config, Error, Request, credential_for, erase, install, refresher, write_credential};
+use git_credential_plughost::{
+    Config, Error, Request, credential_for, erase, gh_wrapper, install, refresher, write_credential,
+};
 
 /// git credential helper, token refresher and installer for plughost workspaces.
 #[derive(Parser)]
@@ -35,6 +38,13 @@ enum Command {
         #[arg(long)]
         no_refresher: bool,
     },
+    /// Run the real gh with a fresh token (what the `gh` link made by `install` does).
+    #[command(disable_help_flag = true)]
+    Gh {
+        /// gh's arguments, passed on unchanged.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Print the current token (for `GH_TOKEN=$(git-credential-plughost gh-token) gh ...`).
     GhToken {
         /// Which host's token (default: the first of PLUGHOST_CREDENTIAL_HOSTS).
@@ -47,6 +57,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Run under the name `gh` (the link `install` puts ahead of the real gh on PATH): every
+    // argument is gh's.
+    let mut args = std::env::args_os();
+    if args.next().is_some_and(|argv0| Path::new(&argv0).file_name() == Some(OsStr::new("gh"))) {
+        return run_gh(args.collect());
+    }
+    // git runs `get` on every fetch and push: it skips building clap's parser, which costs
+    // more than answering from the cache.
+    if args.next().is_some_and(|a| a == "get") && args.next().is_none() {
+        return exit(Config::from_env().map_err(Error::from).and_then(|c| get(&c)));
+    }
     let result = match Cli::parse().command {
         Command::Other(_) | Command::Store => Ok(()),
         Command::Get => Config::from_env().map_err(Error::from).and_then(|c| get(&c)),
@@ -58,8 +79,13 @@ fn main() -> ExitCode {
             install_cmd(!no_refresher);
             Ok(())
         }
+        Command::Gh { args } => return run_gh(args),
         Command::GhToken { host } => Config::from_env().map_err(Error::from).and_then(|c| gh_token(&c, host)),
     };
+    exit(result)
+}
+
+fn exit(result: Result<(), Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -142,4 +168,17 @@ fn gh_token(config: &Config, host: Option<String>) -> Result<(), Error> {
     writeln!(out, "{}", credential.token.expose())
         .and_then(|()| out.flush())
         .map_err(|source| Error::Io { action: "write the token", source })
+}
+
+/// Execs the real gh; returns only when it could not be started (exit 127, as a shell does).
+fn run_gh(args: Vec<OsString>) -> ExitCode {
+    let config = Config::from_env()
+        .map_err(|e| {
+            // A broken helper setting must not stop gh: it runs as if the wrapper were not there.
+            eprintln!("git-credential-plughost (gh): warning: {e}; running gh without a plughost token");
+        })
+        .ok();
+    let error = gh_wrapper::exec(config.as_ref(), args);
+    eprintln!("git-credential-plughost (gh): {error}");
+    ExitCode::from(127)
 }

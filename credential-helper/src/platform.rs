@@ -116,9 +116,10 @@ struct ErrorBody {
     error: String,
 }
 
-/// Asks plughost for the installation token, with short timeouts so git never hangs.
-pub fn fetch_token(config: &Config, now: u64) -> Result<IssuedToken, FetchError> {
-    let url = config.token_endpoint().ok_or(FetchError::NotConfigured)?;
+/// Asks plughost for the installation token for git host `host`, with short timeouts so git
+/// never hangs.
+pub fn fetch_token(config: &Config, host: &str, now: u64) -> Result<IssuedToken, FetchError> {
+    let url = config.token_endpoint(host).ok_or(FetchError::NotConfigured)?;
     let token_path = config.auth_token_path();
     let bearer = fs::read_to_string(&token_path)
         .map_err(|e| FetchError::Bearer { path: token_path.clone(), reason: e.to_string() })

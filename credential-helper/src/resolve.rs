@@ -106,7 +106,7 @@ pub fn obtain(
     let key = cache_key(config, host);
     let (Some(cache), Some(key)) = (cache, key) else {
         let now = now_unix();
-        return fetch_token(config, now)
+        return fetch_token(config, host, now)
             .map(|t| Obtained { token: CachedToken { token: t.token, expires_at: t.expires_at }, fetched: true })
             .map_err(|error| Failure { error, still_valid: None });
     };
@@ -133,7 +133,7 @@ pub fn obtain(
     }
 
     let now = now_unix();
-    match fetch_token(config, now) {
+    match fetch_token(config, host, now) {
         Ok(issued) => {
             let token = CachedToken { token: issued.token, expires_at: issued.expires_at };
             if let Err(e) = cache.store(&key, &token, now) {

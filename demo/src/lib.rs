@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use github_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use github_emulator::{Emulator, EmulatorConfig, EmulatorHandle, TestCa};
 use plughost_testkit::{PluginDir, Serve};
 
 /// The built programs and plugins: the test kit's fixture paths, of which the story uses the
@@ -43,6 +43,10 @@ pub struct Options {
     /// The credential helper's margin (`PLUGHOST_CREDENTIAL_MARGIN_SECS`).
     pub helper_margin_secs: u64,
     pub workspace_id: String,
+    /// Serve the emulator over https, as a GitHub Enterprise Server behind a private CA: a
+    /// throwaway CA, the plugin's `api_url` at `/api/v3` with that CA as `ca_bundle_path`, and
+    /// the emulator's host among the helper's hosts (so gh can be pointed at it).
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -52,6 +56,7 @@ impl Default for Options {
             refresh_margin_secs: 600,
             helper_margin_secs: 300,
             workspace_id: "ws-demo".to_owned(),
+            tls: false,
         }
     }
 }
@@ -69,6 +74,8 @@ pub struct Story {
     pub options: Options,
     pub artifacts: Artifacts,
     server_log: std::path::PathBuf,
+    /// The throwaway CA's certificate (PEM file), in TLS mode.
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl Story {
@@ -81,8 +88,12 @@ impl Story {
         // 1. The emulator, with a fresh App key.
         // Generated at run time (one per process): no private key is committed anywhere.
         let key = github_emulator::shared_test_key();
-        let emulator = Emulator::start(EmulatorConfig::with_test_app(&key.public_pem).token_ttl(options.token_ttl))
-            .context("starting the GitHub API emulator")?;
+        let ca = if options.tls { Some(TestCa::generate().context("generating a throwaway CA")?) } else { None };
+        let mut emulator_config = EmulatorConfig::with_test_app(&key.public_pem).token_ttl(options.token_ttl);
+        if let Some(ca) = &ca {
+            emulator_config = emulator_config.tls(ca);
+        }
+        let emulator = Emulator::start(emulator_config).context("starting the GitHub API emulator")?;
         writeln!(
             out,
             "1. GitHub API emulator at {} (an emulator, NOT GitHub: it checks App JWTs as GitHub does and mints tokens valid only here)",
@@ -91,17 +102,22 @@ impl Story {
 
         // 2. The host with both plugins.
         let key_path = work.write_private("app-private-key.pem", &key.private_pem);
+        let ca_file = ca.as_ref().map(|ca| work.write_private("test-ca.pem", ca.ca_pem()));
+        let (api_url, ca_setting) = match &ca_file {
+            None => (emulator.base_url(), String::new()),
+            Some(path) => (emulator.ghes_base_url(), format!("ca_bundle_path = {:?}\n", path.display().to_string())),
+        };
         work.add(&artifacts.static_env, "10-static-env.so");
         work.configure_private("10-static-env.so", "[vars]\nTZ = \"UTC\"\nPLATFORM = \"plughost-demo\"\n");
         work.add(&artifacts.github_app_auth, "20-github-app-auth.so");
         work.configure_private(
             "20-github-app-auth.so",
             &format!(
-                "app_id = {}\ninstallation_id = {}\nprivate_key_path = {:?}\napi_url = {:?}\nrefresh_margin_secs = {}\n",
+                "app_id = {}\ninstallation_id = {}\nprivate_key_path = {:?}\napi_url = {:?}\nrefresh_margin_secs = {}\n{ca_setting}",
                 github_emulator::TEST_APP_ID,
                 github_emulator::TEST_INSTALLATION_ID,
                 key_path.display().to_string(),
-                emulator.base_url(),
+                api_url,
                 options.refresh_margin_secs,
             ),
         );
@@ -177,16 +193,19 @@ impl Story {
             artifacts,
             server,
             server_log,
+            ca_file,
         };
 
-        // 5. git, wired by the helper's installer, asks for github.com credentials.
+        // 5. git, wired by the helper's installer, asks for credentials for the GitHub host.
         story.install_credential_helper()?;
         let fill = story.git_credential_fill()?;
         ensure!(story.emulator.is_token_valid(&fill.password), "git was handed a token the emulator does not accept");
         writeln!(
             out,
-            "5. git credential fill for https://github.com: username={}, a live installation token (the emulator confirms it), password_expiry_utc={}",
-            fill.username, fill.expiry_utc
+            "5. git credential fill for https://{}: username={}, a live installation token (the emulator confirms it), password_expiry_utc={}",
+            story.git_host(),
+            fill.username,
+            fill.expiry_utc
         )?;
         Ok(story)
     }
@@ -196,10 +215,32 @@ impl Story {
         self.server.dir().root()
     }
 
-    /// The environment of a process inside the demo workspace.
+    /// The git host the story's credentials are for: the emulator's, as git names it. The
+    /// helper asks plughost for that host's token (`?host=`), and github-app-auth serves the host
+    /// of its `api_url`.
+    pub fn git_host(&self) -> String {
+        self.emulator_host()
+    }
+
+    /// The emulator's `host:port` as git and gh name it (a GitHub Enterprise Server host).
+    pub fn emulator_host(&self) -> String {
+        self.emulator.addr().to_string()
+    }
+
+    /// The environment of a process inside the demo workspace. `PATH` starts with the
+    /// workspace's `bin`, where the helper is (and where its installer puts the `gh` link).
     pub fn workspace_env(&self) -> Vec<(String, String)> {
         let root = self.work();
-        vec![
+        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned());
+        let hosts = format!("github.com,{}", self.emulator_host());
+        let mut tls = Vec::new();
+        if let Some(ca_file) = &self.ca_file {
+            // gh (Go) trusts the throwaway CA through SSL_CERT_FILE.
+            tls.push(("SSL_CERT_FILE".into(), ca_file.display().to_string()));
+        }
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), format!("{}:{path}", root.join("bin").display())),
+            ("PLUGHOST_CREDENTIAL_HOSTS".into(), hosts),
             ("HOME".into(), root.join("home").display().to_string()),
             ("XDG_CONFIG_HOME".into(), root.join("home/.config").display().to_string()),
             ("PLATFORM_URL".into(), self.host_url.clone()),
@@ -209,7 +250,9 @@ impl Story {
             ("PLUGHOST_CREDENTIAL_MARGIN_SECS".into(), self.options.helper_margin_secs.to_string()),
             ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
             ("NO_PROXY".into(), "127.0.0.1,localhost".into()),
-        ]
+        ];
+        env.extend(tls);
+        env
     }
 
     /// `git-credential-plughost install` inside the workspace (no refresher: the demo is short).
@@ -217,6 +260,13 @@ impl Story {
         let work = self.server.dir();
         std::fs::create_dir_all(work.root().join("home"))?;
         work.write_private("configs/.auth_token", &self.workspace_token);
+        // The helper on the workspace's PATH, as an image installs it.
+        let bin = work.root().join("bin");
+        std::fs::create_dir_all(&bin)?;
+        let on_path = bin.join("git-credential-plughost");
+        if !on_path.exists() {
+            std::os::unix::fs::symlink(&self.artifacts.credential_helper, &on_path)?;
+        }
         let out = Command::new(&self.artifacts.credential_helper)
             .args(["install", "--no-refresher"])
             .envs(self.workspace_env())
@@ -226,8 +276,14 @@ impl Story {
         Ok(())
     }
 
-    /// `git credential fill` for https://github.com, through the installed helper.
+    /// `git credential fill` for the story's git host ([`Story::git_host`]), through the
+    /// installed helper.
     pub fn git_credential_fill(&self) -> anyhow::Result<Filled> {
+        self.git_credential_fill_for(&self.git_host())
+    }
+
+    /// `git credential fill` for `https://{host}`, through the installed helper.
+    pub fn git_credential_fill_for(&self, host: &str) -> anyhow::Result<Filled> {
         let mut child = Command::new("git")
             .args(["credential", "fill"])
             .envs(self.workspace_env())
@@ -237,7 +293,7 @@ impl Story {
             .stderr(Stdio::piped())
             .spawn()
             .context("running git (is it installed?)")?;
-        child.stdin.take().context("git stdin")?.write_all(b"protocol=https\nhost=github.com\n\n")?;
+        child.stdin.take().context("git stdin")?.write_all(format!("protocol=https\nhost={host}\n\n").as_bytes())?;
         let out = child.wait_with_output()?;
         ensure!(out.status.success(), "git credential fill failed: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout)?;
@@ -249,6 +305,28 @@ impl Story {
             password: field("password").context("git returned no password")?,
             expiry_utc: field("password_expiry_utc").and_then(|v| v.parse().ok()).unwrap_or(0),
         })
+    }
+
+    /// Every `gh` on the workspace's `PATH`, in order: the helper's `gh` link first once
+    /// installed, then the real gh.
+    pub fn gh_on_path(&self) -> Vec<std::path::PathBuf> {
+        let env = self.workspace_env();
+        let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+        std::env::split_paths(&path).map(|d| d.join("gh")).filter(|p| p.exists()).collect()
+    }
+
+    /// `program` (a gh) inside the workspace, talking to the emulator as a GitHub Enterprise
+    /// Server (`GH_HOST`); nothing inherited from the test's environment.
+    pub fn gh_command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .envs(self.workspace_env())
+            .env("GH_HOST", self.emulator_host())
+            .env("GH_NO_UPDATE_NOTIFIER", "1")
+            .env("GH_PROMPT_DISABLED", "1")
+            .stdin(Stdio::null());
+        command
     }
 
     /// Stops `plughost serve` (the emulator keeps running, the work directory stays).

@@ -36,8 +36,9 @@ pub struct PluginSet {
 }
 
 /// A refused file, as reported by `GET /admin/plugins`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RejectedFile {
+    #[schema(value_type = String)]
     pub file: PathBuf,
     pub error: String,
 }

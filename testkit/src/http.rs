@@ -77,6 +77,7 @@ impl Serve {
                 let mut request = match method {
                     "POST" => self.agent.post(&url),
                     "PUT" => self.agent.put(&url),
+                    "PATCH" => self.agent.patch(&url),
                     other => panic!("method {other} not supported by the test kit"),
                 };
                 if let Some(value) = authorization {

@@ -139,3 +139,27 @@ fn a_fresh_cache_entry_is_used_until_the_margin() {
     assert_eq!(server.requests(), 2, "a larger margin makes the same entry stale: no fixed TTL");
     assert!(password(&out).is_some());
 }
+
+#[test]
+fn each_host_is_asked_for_by_name_and_cached_apart() {
+    let server = TokenServer::start(3600, 600);
+    let mut sandbox = Sandbox::new(&server.url);
+    sandbox.set("PLUGHOST_CREDENTIAL_HOSTS", "github.com,ghe.example.com:8443");
+
+    let dotcom = sandbox.fill("https", "github.com");
+    let ghes = sandbox.fill("https", "GHE.example.com:8443");
+    assert_eq!(password(&dotcom).unwrap(), server.current_for("github.com").unwrap().token, "{}", stderr(&dotcom));
+    assert_eq!(
+        password(&ghes).unwrap(),
+        server.current_for("ghe.example.com:8443").unwrap().token,
+        "{}",
+        stderr(&ghes)
+    );
+    assert_ne!(password(&dotcom), password(&ghes), "each host gets its own provider's token");
+    assert_eq!(server.asked_hosts(), [Some("github.com".to_owned()), Some("ghe.example.com:8443".to_owned())]);
+
+    // Warm: each host from its own cache entry, plughost not asked again.
+    assert_eq!(password(&sandbox.fill("https", "github.com")), password(&dotcom));
+    assert_eq!(password(&sandbox.fill("https", "ghe.example.com:8443")), password(&ghes));
+    assert_eq!(server.requests(), 2);
+}

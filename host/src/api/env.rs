@@ -13,14 +13,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{Admin, ApiError, ApiJson, AppState, WorkspaceId};
 
-#[derive(Deserialize)]
+/// The environment so far, variable name to value.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvBody {
     env: BTreeMap<String, String>,
 }
 
-#[derive(Serialize)]
-struct EnvAnswer {
+/// The environment after every env mutator ran.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EnvAnswer {
     env: BTreeMap<String, String>,
 }
 

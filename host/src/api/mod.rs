@@ -12,6 +12,7 @@
 pub mod auth;
 mod env;
 mod health;
+pub mod openapi;
 mod plugins;
 mod request_layer;
 pub mod server;
@@ -64,8 +65,11 @@ impl AppState {
     }
 }
 
-/// Route templates: the router's paths and, because the set is fixed, the `route` label of
-/// the request metrics (a `&'static str`, so labelling a request copies nothing).
+pub use routes::ALL as ROUTES;
+
+/// Route templates: the router's paths (it uses no others) and, because the set is fixed, the
+/// `route` label of the request metrics (a `&'static str`, so labelling a request copies
+/// nothing). [`openapi`] describes each.
 mod routes {
     pub const ADMIN_TOKEN: &str = "/admin/github-installation-token";
     pub const PLUGINS: &str = "/admin/plugins";
@@ -76,6 +80,7 @@ mod routes {
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
+    pub const OPENAPI: &str = "/openapi.json";
 
     pub const ALL: &[&str] = &[
         ADMIN_TOKEN,
@@ -87,6 +92,7 @@ mod routes {
         HEALTHZ,
         READYZ,
         METRICS,
+        OPENAPI,
     ];
 }
 
@@ -107,10 +113,15 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Dura
         .route(HEALTHZ, get(health::live))
         .route(READYZ, get(health::ready))
         .route(METRICS, get(health::metrics))
+        .route(OPENAPI, get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(RequestLayer::new(routes::ALL, request_timeout))
         .with_state(state)
+}
+
+async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi::json()).into_response()
 }
 
 /// 404, or 401 behind `/admin` and `/workspaces/{id}` for a caller without the token

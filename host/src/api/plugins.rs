@@ -9,13 +9,14 @@ use serde::Serialize;
 use super::{Admin, ApiError, AppState};
 use crate::registry::{PluginSet, RejectedFile};
 
-#[derive(Serialize)]
+/// The plugins loaded, in chain order, and the files refused.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PluginsBody {
     plugins: Vec<PluginEntry>,
     rejected: Vec<RejectedFile>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PluginEntry {
     name: String,
     version: String,
@@ -32,7 +33,7 @@ struct PluginEntry {
     signature: Option<SignatureEntry>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SignatureEntry {
     /// The minisign key id, as minisign prints it.
     key_id: String,

@@ -1,12 +1,14 @@
 //! A stand-in for plughost's token routes: bearer auth, tokens that rotate with a
-//! configurable lifetime, failure modes, a request counter. Used by the tests and the bench.
+//! configurable lifetime, one current token per `?host=` (as plughost serves one provider per
+//! git host), failure modes, a request counter and the hosts asked for. Used by the tests and
+//! the bench.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -47,7 +49,12 @@ struct Inner {
     mode: Mutex<Mode>,
     requests: AtomicUsize,
     minted: AtomicUsize,
-    current: Mutex<Option<Issued>>,
+    /// The current token per `?host=` value (`""` when the request named none).
+    current: Mutex<HashMap<String, Issued>>,
+    /// The host of the latest authorised request: what [`TokenServer::current`] answers for.
+    last_host: Mutex<String>,
+    /// The `?host=` of every request, in order (`None` when absent).
+    asked_hosts: Mutex<Vec<Option<String>>>,
     issued: Mutex<Vec<Issued>>,
     workspaces: Mutex<HashMap<String, String>>,
 }
@@ -98,7 +105,9 @@ impl TokenServer {
             mode: Mutex::new(Mode::Normal),
             requests: AtomicUsize::new(0),
             minted: AtomicUsize::new(0),
-            current: Mutex::new(None),
+            current: Mutex::new(HashMap::new()),
+            last_host: Mutex::new(String::new()),
+            asked_hosts: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
             workspaces: Mutex::new(HashMap::from([(WORKSPACE_ID.to_owned(), WORKSPACE_TOKEN.to_owned())])),
         });
@@ -138,9 +147,14 @@ impl TokenServer {
         *self.inner.delay.lock().unwrap() = delay;
     }
 
-    /// Makes the next request mint a new token.
+    /// Makes the next request (for any host) mint a new token.
     pub fn rotate(&self) {
-        *self.inner.current.lock().unwrap() = None;
+        self.inner.current.lock().unwrap().clear();
+    }
+
+    /// The `?host=` of every request so far, in order (`None` when the request had none).
+    pub fn asked_hosts(&self) -> Vec<Option<String>> {
+        self.inner.asked_hosts.lock().unwrap().clone()
     }
 
     /// Revokes the workspace's bearer: its requests get 401 from now on.
@@ -153,18 +167,24 @@ impl TokenServer {
         self.inner.issued.lock().unwrap().clone()
     }
 
-    /// The token the server would hand out now, if it has one.
+    /// The token the server would hand out now for the host of the latest authorised request.
     pub fn current(&self) -> Option<Issued> {
-        self.inner.current.lock().unwrap().clone()
+        let host = self.inner.last_host.lock().unwrap().clone();
+        self.current_for(&host)
     }
 
-    /// True for the latest token while it has not expired: what GitHub would accept
+    /// The token the server would hand out now for `?host=host` (`""`: no parameter).
+    pub fn current_for(&self, host: &str) -> Option<Issued> {
+        self.inner.current.lock().unwrap().get(host).cloned()
+    }
+
+    /// True for a host's latest token while it has not expired: what GitHub would accept
     /// if each new token replaced the previous one. Shareable with other servers (the git
     /// smart-HTTP bridge).
     pub fn validator(&self) -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
         let inner = self.inner.clone();
         Arc::new(move |token: &str| {
-            inner.current.lock().unwrap().as_ref().is_some_and(|c| c.token == token && now_f64() < c.expires_at as f64)
+            inner.current.lock().unwrap().values().any(|c| c.token == token && now_f64() < c.expires_at as f64)
         })
     }
 }
@@ -212,8 +232,20 @@ fn unauthorized() -> Response {
     (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "unauthorized"}))).into_response()
 }
 
-async fn workspace_route(State(inner): State<Arc<Inner>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+/// The query plughost's token routes take; other parameters are ignored, as axum's `Query` does.
+#[derive(serde::Deserialize)]
+struct HostQuery {
+    host: Option<String>,
+}
+
+async fn workspace_route(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+    Query(query): Query<HostQuery>,
+    headers: HeaderMap,
+) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
+    inner.asked_hosts.lock().unwrap().push(query.host.clone());
     pause(&inner).await;
     let bearer = bearer(&headers);
     let allowed = bearer.as_deref() == Some(ADMIN_TOKEN)
@@ -221,16 +253,17 @@ async fn workspace_route(State(inner): State<Arc<Inner>>, Path(id): Path<String>
     if !allowed {
         return unauthorized();
     }
-    answer(&inner)
+    answer(&inner, query.host.unwrap_or_default())
 }
 
-async fn admin_route(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+async fn admin_route(State(inner): State<Arc<Inner>>, Query(query): Query<HostQuery>, headers: HeaderMap) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
+    inner.asked_hosts.lock().unwrap().push(query.host.clone());
     pause(&inner).await;
     if bearer(&headers).as_deref() != Some(ADMIN_TOKEN) {
         return unauthorized();
     }
-    answer(&inner)
+    answer(&inner, query.host.unwrap_or_default())
 }
 
 async fn pause(inner: &Inner) {
@@ -247,7 +280,7 @@ fn mint(inner: &Inner, expires_at: u64) -> Issued {
     issued
 }
 
-fn answer(inner: &Inner) -> Response {
+fn answer(inner: &Inner, host: String) -> Response {
     let now = now_f64() as u64;
     let mode = *inner.mode.lock().unwrap();
     let issued = match mode {
@@ -266,11 +299,12 @@ fn answer(inner: &Inner) -> Response {
             let lifetime = *inner.lifetime_secs.lock().unwrap();
             let margin = *inner.server_margin_secs.lock().unwrap();
             let mut current = inner.current.lock().unwrap();
-            match current.as_ref() {
+            *inner.last_host.lock().unwrap() = host.clone();
+            match current.get(&host) {
                 Some(c) if c.expires_at > now + margin => c.clone(),
                 _ => {
                     let fresh = mint(inner, now + lifetime);
-                    *current = Some(fresh.clone());
+                    current.insert(host, fresh.clone());
                     fresh
                 }
             }
