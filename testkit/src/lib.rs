@@ -23,7 +23,7 @@
 //! Beside them, [`soak`]: mixed load with plugin reloads, errors counted and memory sampled,
 //! shared by the soak test and the `plughost-soak` program of the long run.
 //!
-//! Non-features: no mocks (everything is the real binary, real `.so` files, real SQLite), no
+//! Non-features: no mocks (everything is the real binary, real `.so` files, real SQLite, a real PostgreSQL server), no
 //! process-wide state besides the fixture cache, and no environment variables set in the test
 //! process: environment goes to child processes only.
 //!
