@@ -21,6 +21,7 @@ mod openapi;
 mod plugin_files;
 mod plugin_values;
 mod plugins_reload;
+mod postgres;
 mod routes;
 mod scoped_tokens;
 mod secrets;
