@@ -33,7 +33,7 @@ pub struct TokenAnswer {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Scope {
-    /// Repositories by full name, `owner/name` (one owner per scope).
+    /// Repositories by full name, `owner/name`.
     repositories: Option<Vec<String>>,
     /// Repositories by numeric id.
     repository_ids: Option<Vec<u64>>,
@@ -245,7 +245,6 @@ fn plugins_reload() {}
         (status = 400, description = "Malformed body", body = ErrorAnswer),
         (status = 401, description = "Unauthorized", body = ErrorAnswer),
         (status = 413, description = "Body over `max_body_bytes`", body = ErrorAnswer),
-        (status = 415, description = "Not JSON", body = ErrorAnswer),
         (status = 422, description = "A mutator refused; the message names it", body = ErrorAnswer),
         (status = 502, description = "A mutator crashed", body = ErrorAnswer),
         (status = 503, description = "A mutator is quarantined", body = ErrorAnswer),

@@ -47,7 +47,7 @@ const POOL_SIZE: usize = 16;
 const MIGRATION_LOCK: i64 = 0x706c_7567_686f_7374;
 
 /// Schema migrations, applied in order; `plughost_schema_version` has a row for each one applied.
-/// `scope` is not used yet: it is where a token's scope (JSON text, set when it is issued) goes.
+/// `scope`: the scope a token was issued with, canonical JSON (`Scope::key`); NULL: unscoped.
 const MIGRATIONS: &[&str] = &["CREATE TABLE workspace_tokens (
         id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         workspace_id TEXT   NOT NULL,

@@ -80,6 +80,15 @@ fn with_the_database_down_store_routes_answer_503_others_keep_answering_and_it_r
     let stop = AtomicBool::new(false);
     let (ok, unavailable) = (AtomicUsize::new(0), AtomicUsize::new(0));
     std::thread::scope(|scope| {
+        // Stops the load however this closure ends: a failed assertion below must fail the
+        // test, not leave the scope waiting for the load threads forever.
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop_load = StopOnDrop(&stop);
         for s in [&a, &b] {
             for _ in 0..2 {
                 scope.spawn(|| {
@@ -111,7 +120,9 @@ fn with_the_database_down_store_routes_answer_503_others_keep_answering_and_it_r
             // No store needed: these keep answering.
             assert_eq!(s.get("/healthz", None).status, 200);
             assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).json()["token"], "ghs_pg");
-            assert_eq!(s.get(TOKEN_ROUTE, Some(ADMIN)).status, 200, "the admin token needs no store");
+            // The admin token on a workspace's route gets that workspace's scope, which is in the
+            // store: without it the answer is 503, never a token wider than the scope.
+            assert_eq!(s.get(TOKEN_ROUTE, Some(ADMIN)).status, 503, "no scope, no token");
             assert_eq!(s.post("/admin/workspaces/ws-pg/env", Some(ADMIN), Some(r#"{"env":{}}"#)).status, 200);
             assert_eq!(s.get("/metrics", None).status, 200);
         }
