@@ -136,7 +136,7 @@ fn markdown_links(line: &str) -> Vec<String> {
     targets
 }
 
-/// Every `name.md` or `dir/name.md` on the line, outside URLs.
+/// Every path on the line that ends in the markdown extension, outside URLs.
 fn md_mentions(line: &str) -> Vec<String> {
     let is_path_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/');
     let mut mentions = Vec::new();
