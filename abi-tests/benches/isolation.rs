@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use plughost::isolation::Mode;
 use plughost::loader::LoaderConfig;
-use plughost::registry::Registry;
+use plughost::registry::{Pick, Registry};
 use plughost_testkit::PluginDir;
 
 const CHILD_ENV: &str = "PLUGHOST_BENCH_PINGPONG_CHILD";
@@ -139,11 +139,11 @@ fn registry_calls(
         .block_on(runtime.spawn(async move {
             let mut samples = Vec::with_capacity(rounds);
             for _ in 0..rounds / 10 {
-                calling.token().await.unwrap();
+                calling.token(Pick::Named("abi-fixture-crashing")).await.unwrap();
             }
             for _ in 0..rounds {
                 let started = Instant::now();
-                std::hint::black_box(calling.token().await.unwrap());
+                std::hint::black_box(calling.token(Pick::Named("abi-fixture-crashing")).await.unwrap());
                 samples.push(started.elapsed());
             }
             samples
@@ -168,10 +168,10 @@ fn crash_recovery(runtime: &tokio::runtime::Runtime, fixtures: &abi_tests::Fixtu
             let registry = runtime.block_on(Registry::load(config, Duration::from_secs(10))).unwrap();
             runtime
                 .block_on(runtime.spawn(async move {
-                    registry.token().await.unwrap();
+                    registry.token(Pick::Named("abi-fixture-crashing")).await.unwrap();
                     let started = Instant::now();
                     assert!(registry.mutate_env("ws", Default::default()).await.is_err(), "the env mutator crashes");
-                    while registry.token().await.is_err() {}
+                    while registry.token(Pick::Named("abi-fixture-crashing")).await.is_err() {}
                     started.elapsed()
                 }))
                 .unwrap()

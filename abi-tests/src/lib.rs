@@ -7,7 +7,7 @@
 //! Fixtures come from two places:
 //! - crates under `abi-tests/fixtures/`, workspace members built against this SDK (one line each
 //!   in the test kit's fixture table, `testkit/src/fixtures.rs`);
-//! - SDK variants ([`variants`]) generated from the real SDK source: an independent copy, a 1.1
+//! - SDK variants ([`variants`]) generated from the real SDK source: an independent copy, a 1.2
 //!   that adds a capability, a 2.0, and a 1.0.0 with a changed field type.
 //!
 //! [`fixtures`] builds everything once per test binary: the workspace fixtures through the test
@@ -28,14 +28,14 @@ pub const NUMBERED_NAME: &str = "numbered-plugin-000000";
 pub struct Fixtures {
     workspace: &'static plughost_testkit::Fixtures,
     pub sdk_copy: PathBuf,
-    pub sdk_1_1: PathBuf,
+    pub sdk_1_2: PathBuf,
     pub sdk_2_0: PathBuf,
     pub layout_mismatch: PathBuf,
     /// A plugin built with the released plughost-sdk 1.0.0 (`sdk-releases/1.0.0`).
     pub released_1_0: PathBuf,
     /// Hosts built with another SDK (`probe-host FILE...`, one line per file): the generated
-    /// 1.1, the released 1.0.0, and an independent copy of today's SDK.
-    pub probe_host_1_1: PathBuf,
+    /// 1.2, the released 1.0.0, and an independent copy of today's SDK.
+    pub probe_host_1_2: PathBuf,
     pub probe_host_1_0: PathBuf,
     pub probe_host_copy: PathBuf,
     /// Plugins built with the released 1.0.0 plus one layout drift each, with the line the host
@@ -70,7 +70,7 @@ fn build_all() -> Fixtures {
         (plugin, probe_host)
     };
     let (sdk_copy, probe_host_copy) = build(&variants::COPY);
-    let (sdk_1_1, probe_host_1_1) = build(&variants::MINOR_1_1);
+    let (sdk_1_2, probe_host_1_2) = build(&variants::MINOR_1_2);
     let (sdk_2_0, _) = build(&variants::MAJOR_2);
     let (layout_mismatch, _) = build(&variants::MISMATCH);
     let (released_1_0, probe_host_1_0) = build(&variants::RELEASED_1_0);
@@ -79,11 +79,11 @@ fn build_all() -> Fixtures {
     Fixtures {
         workspace: ws,
         sdk_copy,
-        sdk_1_1,
+        sdk_1_2,
         sdk_2_0,
         layout_mismatch,
         released_1_0,
-        probe_host_1_1: probe_host_1_1.expect(probe),
+        probe_host_1_2: probe_host_1_2.expect(probe),
         probe_host_1_0: probe_host_1_0.expect(probe),
         probe_host_copy: probe_host_copy.expect(probe),
         drifts,

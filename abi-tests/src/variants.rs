@@ -3,9 +3,9 @@
 //!
 //! - `copy`: an independent copy at the same version, at another path (the scenario that broke
 //!   the Go system: same interface, another copy of the package).
-//! - `1.1`: what a real 1.1 release would be: a new capability (`describer`) behind a new root
-//!   module field, 1.0's root module kept frozen beside it, and the host side picking the layout
-//!   by the plugin's SDK version.
+//! - `1.2`: what the next minor release would be: a new capability (`describer`) behind a new
+//!   root module field, 1.0's and 1.1's root modules kept frozen beside it, and the host side
+//!   picking the layout by the plugin's SDK version.
 //! - `2.0`: a major bump.
 //! - `mismatch`: the same version with a field type changed (`Token::expires_at` i64 -> u64).
 //! - `released-1-0`: the released plughost-sdk 1.0.0, kept byte for byte in `sdk-releases/1.0.0`,
@@ -61,7 +61,7 @@ pub struct Variant {
 pub const COPY: Variant = Variant {
     name: "copy",
     source: Source::Current,
-    sdk_version: "1.0.0",
+    sdk_version: "1.1.0",
     patches: &[],
     with_describer: false,
     with_probe_host: true,
@@ -76,11 +76,11 @@ pub const MAJOR_2: Variant = Variant {
     with_probe_host: false,
 };
 
-pub const MINOR_1_1: Variant = Variant {
-    name: "minor-1-1",
+pub const MINOR_1_2: Variant = Variant {
+    name: "minor-1-2",
     source: Source::Current,
-    sdk_version: "1.1.0",
-    patches: V1_1_PATCHES,
+    sdk_version: "1.2.0",
+    patches: V1_2_PATCHES,
     with_describer: true,
     with_probe_host: true,
 };
@@ -88,13 +88,13 @@ pub const MINOR_1_1: Variant = Variant {
 pub const MISMATCH: Variant = Variant {
     name: "mismatch",
     source: Source::Current,
-    sdk_version: "1.0.0",
+    sdk_version: "1.1.0",
     patches: &[
         Patch { file: "src/abi.rs", anchor: "pub expires_at: i64,", replacement: "pub expires_at: u64," },
         Patch {
             file: "src/export.rs",
-            anchor: "Ok(abi::Token { secret: RString::from(secret), expires_at })",
-            replacement: "Ok(abi::Token { secret: RString::from(secret), expires_at: expires_at.unsigned_abs() })",
+            anchor: "abi::Token { secret: RString::from(secret), expires_at }",
+            replacement: "abi::Token { secret: RString::from(secret), expires_at: expires_at.unsigned_abs() }",
         },
     ],
     with_describer: false,
@@ -192,13 +192,13 @@ const fn released(name: &'static str, patches: &'static [Patch], with_probe_host
     Variant { name, source: Source::Released1_0, sdk_version: "1.0.0", patches, with_describer: false, with_probe_host }
 }
 
-const V1_1_PATCHES: &[Patch] = &[
+const V1_2_PATCHES: &[Patch] = &[
     Patch {
         file: "src/abi.rs",
         anchor: "pub type HostLogBox = HostLog_TO<'static, RBox<()>>;",
         replacement: "pub type HostLogBox = HostLog_TO<'static, RBox<()>>;
 
-/// Describes the plugin for operators (capability `describer`, new in 1.1).
+/// Describes the plugin for operators (capability `describer`, new in 1.2).
 #[sabi_trait]
 pub trait Describer: Send + Sync {
     fn describe(&self) -> RString;
@@ -208,11 +208,11 @@ pub type DescriberBox = Describer_TO<'static, RBox<()>>;",
     },
     Patch {
         file: "src/abi.rs",
-        anchor: "pub use v1_0 as current;",
-        replacement: "pub use v1_1 as current;
+        anchor: "pub use v1_1 as current;",
+        replacement: "pub use v1_2 as current;
 
-/// The root module of plughost-sdk 1.1: 1.0's fields, then `describer`. Frozen.
-pub mod v1_1 {
+/// The root module of plughost-sdk 1.2: 1.1's fields, then `describer`. Frozen.
+pub mod v1_2 {
     use super::*;
     use abi_stable::{
         declare_root_module_statics, library::RootModule, package_version_strings,
@@ -229,6 +229,11 @@ pub mod v1_1 {
         pub env_mutator: extern \"C\" fn() -> ROption<EnvMutatorBox>,
         #[sabi(last_prefix_field)]
         pub token_provider: extern \"C\" fn() -> ROption<TokenProviderBox>,
+        #[sabi(missing_field(option))]
+        pub token_audiences: extern \"C\" fn() -> RVec<Audience>,
+        #[sabi(missing_field(option))]
+        pub scoped_token_provider: extern \"C\" fn() -> ROption<ScopedTokenProviderBox>,
+        #[sabi(missing_field(option))]
         pub describer: extern \"C\" fn() -> ROption<DescriberBox>,
     }
 
@@ -243,7 +248,7 @@ pub mod v1_1 {
     Patch {
         file: "src/plugin.rs",
         anchor: "/// A credential and its expiry.",
-        replacement: "/// Describes the plugin for operators (new in 1.1).
+        replacement: "/// Describes the plugin for operators (new in 1.2).
 pub trait Describer: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
@@ -257,8 +262,8 @@ pub trait Describer: Send + Sync + 'static {
     },
     Patch {
         file: "src/export.rs",
-        anchor: "    token_provider: Option<MakeObject<abi::TokenProviderBox>>,\n}",
-        replacement: "    token_provider: Option<MakeObject<abi::TokenProviderBox>>,\n    describer: Option<MakeObject<abi::DescriberBox>>,\n}",
+        anchor: "    scoped_token_provider: Option<MakeObject<abi::ScopedTokenProviderBox>>,\n}",
+        replacement: "    scoped_token_provider: Option<MakeObject<abi::ScopedTokenProviderBox>>,\n    describer: Option<MakeObject<abi::DescriberBox>>,\n}",
     },
     Patch {
         file: "src/export.rs",
@@ -274,8 +279,8 @@ pub trait Describer: Send + Sync + 'static {
     },
     Patch {
         file: "src/export.rs",
-        anchor: "        token_provider,\n    })));",
-        replacement: "        token_provider,\n        describer,\n    })));",
+        anchor: "        scoped_token_provider,\n    })));",
+        replacement: "        scoped_token_provider,\n        describer,\n    })));",
     },
     Patch {
         file: "src/export.rs",
@@ -297,30 +302,36 @@ struct GuardedEnvMutator<T>(",
     Patch {
         file: "src/host.rs",
         anchor: "    V1_0(v1_0::PluginModRef),\n",
-        replacement: "    V1_0(v1_0::PluginModRef),\n    V1_1(crate::abi::v1_1::PluginModRef),\n",
+        replacement: "    V1_0(v1_0::PluginModRef),\n    V1_2(crate::abi::v1_2::PluginModRef),\n",
     },
     Patch {
         file: "src/host.rs",
         anchor: "            Module::V1_0(m) => (m.info())(),\n",
-        replacement: "            Module::V1_0(m) => (m.info())(),\n            Module::V1_1(m) => (m.info())(),\n",
+        replacement: "            Module::V1_0(m) => (m.info())(),\n            Module::V1_2(m) => (m.info())(),\n",
     },
     Patch {
         file: "src/host.rs",
-        anchor: ".map(|inner| TokenProviderHandle { inner }),\n                })\n            }\n",
-        replacement: ".map(|inner| TokenProviderHandle { inner }),
+        anchor: "                    audiences: Vec::new(),\n                    scoped_token_provider: None,\n",
+        replacement: "                    audiences: Vec::new(),\n                    scoped_token_provider: None,\n                    describer: None,\n",
+    },
+    Patch {
+        file: "src/host.rs",
+        anchor: "                    scoped_token_provider: scoped.map(|inner| ScopedTokenProviderHandle { inner }),\n                })\n            }\n",
+        replacement:
+            "                    scoped_token_provider: scoped.map(|inner| ScopedTokenProviderHandle { inner }),
                     describer: None,
                 })
             }
-            Module::V1_1(m) => {
+            Module::V1_2(m) => {
                 if let RResult::RErr(message) = (m.init())(ffi_args) {
                     return Err(InitError { message: message.into_string() });
                 }
                 Ok(PluginInstance {
                     env_mutator: (m.env_mutator())().into_option().map(|inner| EnvMutatorHandle { inner }),
-                    token_provider: (m.token_provider())()
-                        .into_option()
-                        .map(|inner| TokenProviderHandle { inner }),
-                    describer: (m.describer())().into_option().map(|inner| DescriberHandle { inner }),
+                    token_provider: (m.token_provider())().into_option().map(|inner| TokenProviderHandle { inner }),
+                    audiences: Vec::new(),
+                    scoped_token_provider: None,
+                    describer: m.describer().and_then(|f| f().into_option()).map(|inner| DescriberHandle { inner }),
                 })
             }
 ",
@@ -344,12 +355,8 @@ pub struct PluginInstance {
     },
     Patch {
         file: "src/host.rs",
-        anchor: "    Ok(Module::V1_0(init_as::<v1_0::PluginModRef>(header)?))",
-        replacement: "    if _sdk_version.minor >= 1 {
-        Ok(Module::V1_1(init_as::<crate::abi::v1_1::PluginModRef>(header)?))
-    } else {
-        Ok(Module::V1_0(init_as::<v1_0::PluginModRef>(header)?))
-    }",
+        anchor: "    if sdk_version.minor >= 1 {\n",
+        replacement: "    if sdk_version.minor >= 2 {\n        return Ok(Module::V1_2(init_as::<crate::abi::v1_2::PluginModRef>(header)?));\n    }\n    if sdk_version.minor >= 1 {\n",
     },
 ];
 
@@ -409,7 +416,7 @@ pub fn generate(variant: &Variant, workspace: &Path, root: &Path) -> Result<(), 
     )?;
     let (describer_impl, describer_cap) = if variant.with_describer {
         (
-            "impl plughost_sdk::Describer for Variant {\n    fn describe(&self) -> String {\n        \"a plugin using a 1.1 capability\".into()\n    }\n}\n",
+            "impl plughost_sdk::Describer for Variant {\n    fn describe(&self) -> String {\n        \"a plugin using a 1.2 capability\".into()\n    }\n}\n",
             ", describer",
         )
     } else {

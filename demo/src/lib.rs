@@ -129,6 +129,9 @@ impl Story {
             .admin_token(Some(&admin_token))
             .rust_log("info")
             .env("NO_COLOR", "1")
+            // Names the provider of the GitHub routes outright (the operator's setting; a
+            // provider may also declare GitHub itself, see the README).
+            .env("PLUGHOST_GITHUB_TOKEN_PROVIDER", "github-app-auth")
             .log_file(&server_log)
             .dir(work)
             .try_start()

@@ -28,6 +28,7 @@
 //! - [`isolation`]: plugin worker processes, their protocol and supervision
 //! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape,
 //!   and how it is served ([`api::server::serve`]: connection limit, timeouts, shutdown)
+//! - [`scope::Scope`]: what a workspace's GitHub tokens are limited to, set when its token is issued
 //! - [`store::WorkspaceTokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
 //!   (GitHub installation tokens come from plugins; see [`api::tokens`])
 //! - [`metrics`]: the Prometheus recorder and per-request metrics
@@ -45,6 +46,7 @@ pub mod isolation;
 pub mod loader;
 pub mod metrics;
 pub mod registry;
+pub mod scope;
 pub mod settings;
 pub mod store;
 pub mod trust;

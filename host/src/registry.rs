@@ -21,10 +21,11 @@ use std::time::{Duration, Instant, SystemTime};
 use secrecy::SecretString;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
-use crate::isolation::protocol::{Call, Reply};
+use crate::isolation::protocol::{Call, Reply, WireScope, WireScopeError, WireSecret};
 use crate::isolation::{Mode, SupervisedError};
 use crate::loader::{self, LoadError, LoadedPlugin, LoaderConfig};
 use crate::settings::{MAX_IN_PROCESS_CALLS, MAX_IN_PROCESS_CALLS_PER_PLUGIN};
+use plughost_sdk::Audience;
 
 /// A snapshot of the loaded plugins; replaced whole on reload.
 #[derive(Debug, Default)]
@@ -33,6 +34,83 @@ pub struct PluginSet {
     pub plugins: Vec<Arc<LoadedPlugin>>,
     pub rejected: Vec<RejectedFile>,
     pub loaded_at: Option<SystemTime>,
+    /// GitHub hosts several providers declare with none named in settings (see [`Pick::GitHub`]).
+    pub ambiguities: Vec<Ambiguity>,
+}
+
+impl PluginSet {
+    /// The token provider a request is for. The GitHub rule, never load order:
+    /// 1. the host is `?host=` or, without it, [`DEFAULT_GITHUB_HOST`];
+    /// 2. `github_token_provider` (if set) answers every request without `?host=`, and those for a
+    ///    host it declares GitHub at, or for any host if it declares no GitHub audience at all (a
+    ///    1.0 plugin, or one that declares nothing: the operator's word is all there is);
+    /// 3. else the one provider declaring GitHub at that host; two or more is [`TokenError::Ambiguous`];
+    /// 4. without `?host=` and with no provider at `github.com`: the one provider declaring GitHub at
+    ///    any host (a single GitHub Enterprise Server installation); two or more is
+    ///    [`TokenError::NoDefaultGitHub`]; none is [`TokenError::NoGitHubProvider`].
+    ///
+    /// A provider declaring nothing never answers the GitHub routes unless named.
+    pub fn provider(&self, pick: Pick<'_>, named_github: Option<&str>) -> Result<&Arc<LoadedPlugin>, TokenError> {
+        if self.plugins.is_empty() {
+            return Err(TokenError::NoPluginLoaded);
+        }
+        let mut providers = self.plugins.iter().filter(|p| p.provides.token_provider).peekable();
+        if providers.peek().is_none() {
+            return Err(TokenError::NoTokenProvider);
+        }
+        match pick {
+            Pick::Named(name) => {
+                providers.find(|p| p.name == name).ok_or_else(|| TokenError::NoSuchProvider { name: name.to_owned() })
+            }
+            Pick::GitHub { host: asked } => {
+                let host = asked.unwrap_or(DEFAULT_GITHUB_HOST);
+                let declares =
+                    |p: &LoadedPlugin| p.audiences.iter().any(|a| a.kind == Audience::GITHUB && a.host == host);
+                if let Some(name) = named_github {
+                    let named = self
+                        .plugins
+                        .iter()
+                        .find(|p| p.provides.token_provider && p.name == name)
+                        .ok_or_else(|| TokenError::NamedProviderMissing { name: name.to_owned() })?;
+                    if asked.is_none() || declares(named) || !named.audiences.iter().any(|a| a.kind == Audience::GITHUB)
+                    {
+                        return Ok(named);
+                    }
+                }
+                let github: Vec<&Arc<LoadedPlugin>> =
+                    providers.filter(|p| p.audiences.iter().any(|a| a.kind == Audience::GITHUB)).collect();
+                let names = |list: &[&Arc<LoadedPlugin>]| list.iter().map(|p| p.name.clone()).collect();
+                let candidates: Vec<&Arc<LoadedPlugin>> = github.iter().copied().filter(|p| declares(p)).collect();
+                match (candidates.as_slice(), github.as_slice(), asked) {
+                    ([one], _, _) => Ok(one),
+                    ([], [only], None) => Ok(only),
+                    ([], [], _) | ([], _, Some(_)) => Err(TokenError::NoGitHubProvider { host: host.to_owned() }),
+                    ([], several, None) => Err(TokenError::NoDefaultGitHub { candidates: names(several) }),
+                    (several, _, _) => {
+                        Err(TokenError::Ambiguous(Ambiguity { host: host.to_owned(), candidates: names(several) }))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every GitHub host declared by several providers, none of them named in settings.
+    fn find_ambiguities(plugins: &[Arc<LoadedPlugin>], named_github: Option<&str>) -> Vec<Ambiguity> {
+        let mut by_host: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for plugin in plugins.iter().filter(|p| p.provides.token_provider) {
+            for audience in plugin.audiences.iter().filter(|a| a.kind == Audience::GITHUB) {
+                let names = by_host.entry(audience.host.as_str()).or_default();
+                if !names.contains(&plugin.name) {
+                    names.push(plugin.name.clone());
+                }
+            }
+        }
+        by_host
+            .into_iter()
+            .filter(|(_, names)| names.len() > 1 && !names.iter().any(|n| Some(n.as_str()) == named_github))
+            .map(|(host, candidates)| Ambiguity { host: host.to_owned(), candidates })
+            .collect()
+    }
 }
 
 /// A refused file, as reported by `GET /admin/plugins`.
@@ -78,6 +156,10 @@ pub enum CallError {
     Crashed(String),
     #[error("is quarantined: {0}")]
     Quarantined(String),
+    /// The provider refused a scope it cannot grant (SDK 1.1); the message names the repository
+    /// or permission. The request, not the provider, is wrong: 422.
+    #[error("refused the scope: {0}")]
+    Refused(String),
     /// The plugin answered, with something the host will not pass on.
     #[error("failed: {0}")]
     BadAnswer(BadAnswer),
@@ -97,14 +179,22 @@ pub enum BadAnswer {
     ExpiryOutOfRange { expires_at_unix: i64 },
     #[error("no env mutator")]
     NoEnvMutator,
+    #[error("no answer of the capability called")]
+    WrongReply,
 }
 
 impl CallError {
     /// An error message from the plugin: the SDK reports a caught panic as `<entry> panicked: ...`.
     fn from_plugin(message: String) -> CallError {
-        let panicked = ["token panicked: ", "mutate_env panicked: ", "init panicked: "]
-            .iter()
-            .any(|prefix| message.starts_with(prefix));
+        let panicked = [
+            "token panicked: ",
+            "mutate_env panicked: ",
+            "init panicked: ",
+            "scoped_token panicked: ",
+            "revoke panicked: ",
+        ]
+        .iter()
+        .any(|prefix| message.starts_with(prefix));
         if panicked { CallError::Panicked(message) } else { CallError::Failed(message) }
     }
 }
@@ -127,8 +217,63 @@ pub enum TokenError {
     NoPluginLoaded,
     #[error("no loaded plugin provides tokens")]
     NoTokenProvider,
+    /// `/tokens/{provider}`: no loaded token provider has that name.
+    #[error("no token provider named {name}")]
+    NoSuchProvider { name: String },
+    /// The GitHub routes: no provider declares GitHub at the host, and none is named.
+    #[error("no token provider declares GitHub at {host}")]
+    NoGitHubProvider { host: String },
+    /// The GitHub routes: several providers declare GitHub at the host and settings name none of them.
+    #[error("{0}")]
+    Ambiguous(Ambiguity),
+    /// The GitHub routes without `?host=`: no provider declares `github.com` and several declare
+    /// other hosts.
+    #[error(
+        "token providers {} declare GitHub at other hosts than github.com; pass ?host= or name one with \
+         github_token_provider (PLUGHOST_GITHUB_TOKEN_PROVIDER)",
+        candidates.join(", ")
+    )]
+    NoDefaultGitHub { candidates: Vec<String> },
+    /// `github_token_provider` names a plugin that is not loaded or provides no tokens.
+    #[error("github_token_provider names {name}, which is not a loaded token provider")]
+    NamedProviderMissing { name: String },
+    /// A scoped request to a provider without the scoped capability: never served a wider token.
+    #[error("token provider {plugin} cannot limit a token to a scope (it does not provide scoped_token_provider)")]
+    NotScoped { plugin: String },
     #[error("token provider {plugin} {err}")]
     Call { plugin: String, err: CallError },
+}
+
+/// Several token providers declare GitHub at one host and settings name none of them: found at
+/// load (logged, listed by `GET /admin/plugins`) and answered on the route, never guessed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
+#[error(
+    "token providers {} all declare GitHub at {host}; name one with github_token_provider (PLUGHOST_GITHUB_TOKEN_PROVIDER)",
+    candidates.join(", ")
+)]
+pub struct Ambiguity {
+    pub host: String,
+    pub candidates: Vec<String>,
+}
+
+/// Which token provider a request is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Pick<'a> {
+    /// `/tokens/{provider}`: by plugin name.
+    Named(&'a str),
+    /// The `github-installation-token` routes, for GitHub at a host (`None`: the default host).
+    GitHub { host: Option<&'a str> },
+}
+
+/// The GitHub host of requests that name none.
+pub const DEFAULT_GITHUB_HOST: &str = "github.com";
+
+/// Why a revocation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("token provider {plugin} {err}")]
+pub struct RevokeError {
+    pub plugin: String,
+    pub err: CallError,
 }
 
 /// Why the env-mutator chain stopped.
@@ -239,7 +384,12 @@ impl Registry {
         for rejected in &report.rejected {
             tracing::warn!(file = %rejected.file.display(), error = %rejected.error, "plugin refused");
         }
+        let ambiguities = PluginSet::find_ambiguities(&report.plugins, self.config.github_token_provider.as_deref());
+        for ambiguity in &ambiguities {
+            tracing::error!(host = %ambiguity.host, candidates = ?ambiguity.candidates, "{ambiguity}");
+        }
         let set = Arc::new(PluginSet {
+            ambiguities,
             rejected: report
                 .rejected
                 .iter()
@@ -258,38 +408,70 @@ impl Registry {
         Ok(set)
     }
 
-    /// A token from the first token provider in chain order. Empty and already-expired tokens
-    /// are errors: a caller must never be handed a token that cannot work.
-    pub async fn token(&self) -> Result<ServedToken, TokenError> {
+    /// The token provider `pick` asks for, in the running set.
+    pub fn provider(&self, pick: Pick<'_>) -> Result<Arc<LoadedPlugin>, TokenError> {
         let set = self.snapshot();
-        if set.plugins.is_empty() {
-            return Err(TokenError::NoPluginLoaded);
-        }
-        let plugin = set.plugins.iter().find(|p| p.provides.token_provider).ok_or(TokenError::NoTokenProvider)?;
+        set.provider(pick, self.config.github_token_provider.as_deref()).map(Arc::clone)
+    }
+
+    /// An unscoped token from the provider `pick` asks for. Empty and already-expired tokens are
+    /// errors: a caller must never be handed a token that cannot work.
+    pub async fn token(&self, pick: Pick<'_>) -> Result<ServedToken, TokenError> {
+        let plugin = self.provider(pick)?;
+        self.token_of(&plugin).await
+    }
+
+    /// An unscoped token from `plugin`.
+    pub async fn token_of(&self, plugin: &Arc<LoadedPlugin>) -> Result<ServedToken, TokenError> {
         let name = plugin.name.clone();
         let started = Instant::now();
         let outcome = self.call(plugin, Call::Token).await;
         metrics::histogram!("plughost_token_provider_seconds", "plugin" => name.clone())
             .record(started.elapsed().as_secs_f64());
         let failed = |err| TokenError::Call { plugin: name.clone(), err };
-        let bad = |answer| failed(CallError::BadAnswer(answer));
-        let (secret, expires_at_unix) = match outcome.map_err(failed)? {
-            Reply::Token(Ok(token)) => (token.secret, token.expires_at),
-            Reply::Token(Err(message)) => return Err(failed(CallError::from_plugin(message))),
-            Reply::Env(_) | Reply::NotProvided => return Err(TokenError::NoTokenProvider),
+        match outcome.map_err(failed)? {
+            Reply::Token(Ok(token)) => checked(token.secret, token.expires_at, &name),
+            Reply::Token(Err(message)) => Err(failed(CallError::from_plugin(message))),
+            Reply::NotProvided => Err(TokenError::NoTokenProvider),
+            _ => Err(failed(CallError::BadAnswer(BadAnswer::WrongReply))),
+        }
+    }
+
+    /// A token from `plugin` limited to `scope` (SDK 1.1). A provider without the scoped
+    /// capability is never asked: the caller gets [`TokenError::NotScoped`], never a wider token.
+    pub async fn scoped_token(&self, plugin: &Arc<LoadedPlugin>, scope: WireScope) -> Result<ServedToken, TokenError> {
+        let name = plugin.name.clone();
+        if !plugin.provides.scoped_token_provider {
+            return Err(TokenError::NotScoped { plugin: name });
+        }
+        let started = Instant::now();
+        let outcome = self.call(plugin, Call::ScopedToken { scope }).await;
+        metrics::histogram!("plughost_scoped_token_seconds", "plugin" => name.clone())
+            .record(started.elapsed().as_secs_f64());
+        let failed = |err| TokenError::Call { plugin: name.clone(), err };
+        match outcome.map_err(failed)? {
+            Reply::ScopedToken(Ok(token)) => checked(token.secret, token.expires_at, &name),
+            Reply::ScopedToken(Err(WireScopeError::Refused(why))) => Err(failed(CallError::Refused(why))),
+            Reply::ScopedToken(Err(WireScopeError::Failed(message))) => Err(failed(CallError::from_plugin(message))),
+            Reply::NotProvided => Err(TokenError::NotScoped { plugin: name }),
+            _ => Err(failed(CallError::BadAnswer(BadAnswer::WrongReply))),
+        }
+    }
+
+    /// Revokes, through the plugin named `plugin` in the running set, a token it handed out.
+    pub async fn revoke(&self, plugin: &str, secret: &SecretString) -> Result<(), RevokeError> {
+        use secrecy::ExposeSecret as _;
+        let set = self.snapshot();
+        let failed = |err| RevokeError { plugin: plugin.to_owned(), err };
+        let Some(loaded) = set.plugins.iter().find(|p| p.name == plugin && p.provides.scoped_token_provider) else {
+            return Err(failed(CallError::Failed("is no longer loaded with scoped_token_provider".to_owned())));
         };
-        if secret.is_empty() {
-            return Err(bad(BadAnswer::EmptyToken));
+        let call = Call::Revoke { secret: WireSecret(secret.expose_secret().to_owned()) };
+        match self.call(loaded, call).await.map_err(failed)? {
+            Reply::Revoked(Ok(())) => Ok(()),
+            Reply::Revoked(Err(message)) => Err(failed(CallError::from_plugin(message))),
+            _ => Err(failed(CallError::BadAnswer(BadAnswer::WrongReply))),
         }
-        // Before any conversion: an expiry the answer cannot write would panic its formatting.
-        if expires_at_unix > LATEST_EXPIRY_UNIX {
-            return Err(bad(BadAnswer::ExpiryOutOfRange { expires_at_unix }));
-        }
-        let expires_at = unix_time(expires_at_unix);
-        if expires_at <= SystemTime::now() {
-            return Err(bad(BadAnswer::Expired { at: expires_at }));
-        }
-        Ok(ServedToken { token: SecretString::from(secret), expires_at, plugin: name })
     }
 
     /// Runs every env mutator in chain order on `env`; the first failure stops the chain.
@@ -311,7 +493,7 @@ impl Registry {
                 Ok(Reply::Env(Err(message))) => {
                     return Err(EnvError { plugin: name, err: CallError::from_plugin(message) });
                 }
-                Ok(Reply::Token(_) | Reply::NotProvided) => {
+                Ok(_) => {
                     return Err(EnvError { plugin: name, err: CallError::BadAnswer(BadAnswer::NoEnvMutator) });
                 }
                 Err(err) => return Err(EnvError { plugin: name, err }),
@@ -338,6 +520,7 @@ impl Registry {
             Err(CallError::Timeout(_)) => "timeout",
             Err(CallError::Crashed(_)) => "crashed",
             Err(CallError::Quarantined(_)) => "quarantined",
+            Err(CallError::Refused(_)) => "refused",
         };
         metrics::histogram!("plughost_plugin_call_seconds", "plugin" => plugin.name.clone(),
             "mode" => plugin.mode.as_str(), "outcome" => what)
@@ -387,7 +570,43 @@ fn call_mapped(plugin: &LoadedPlugin, call: Call) -> Reply {
             Some(mutator) => Reply::Env(mutator.mutate_env(&workspace_id, &env)),
             None => Reply::NotProvided,
         },
+        Call::ScopedToken { scope } => match &plugin.scoped_token_provider {
+            Some(provider) => Reply::ScopedToken(
+                provider
+                    .scoped_token(&scope.to_sdk())
+                    .map(|token| crate::isolation::protocol::WireToken {
+                        secret: token.secret.expose().to_owned(),
+                        expires_at: token
+                            .expires_at
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64),
+                    })
+                    .map_err(crate::isolation::worker::wire_scope_error),
+            ),
+            None => Reply::NotProvided,
+        },
+        Call::Revoke { secret } => match &plugin.scoped_token_provider {
+            Some(provider) => Reply::Revoked(provider.revoke(&secret.0)),
+            None => Reply::NotProvided,
+        },
     }
+}
+
+/// A plugin's token, refused when it cannot work: empty, expiry out of range, already expired.
+fn checked(secret: String, expires_at_unix: i64, plugin: &str) -> Result<ServedToken, TokenError> {
+    let bad = |answer| TokenError::Call { plugin: plugin.to_owned(), err: CallError::BadAnswer(answer) };
+    if secret.is_empty() {
+        return Err(bad(BadAnswer::EmptyToken));
+    }
+    // Before any conversion: an expiry the answer cannot write would panic its formatting.
+    if expires_at_unix > LATEST_EXPIRY_UNIX {
+        return Err(bad(BadAnswer::ExpiryOutOfRange { expires_at_unix }));
+    }
+    let expires_at = unix_time(expires_at_unix);
+    if expires_at <= SystemTime::now() {
+        return Err(bad(BadAnswer::Expired { at: expires_at }));
+    }
+    Ok(ServedToken { token: SecretString::from(secret), expires_at, plugin: plugin.to_owned() })
 }
 
 /// Seconds since the epoch as a time; before the epoch counts as the epoch (already expired).

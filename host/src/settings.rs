@@ -114,6 +114,10 @@ pub const ENV_CONFIG: &str = "PLUGHOST_CONFIG";
 pub const ENV_ADMIN_TOKEN: &str = "PLUGHOST_ADMIN_TOKEN";
 /// `json` switches the logs to JSON lines.
 pub const ENV_LOG_FORMAT: &str = "PLUGHOST_LOG_FORMAT";
+/// The token provider that serves the GitHub routes (over `github_token_provider` in the file).
+pub const ENV_GITHUB_TOKEN_PROVIDER: &str = "PLUGHOST_GITHUB_TOKEN_PROVIDER";
+/// `true`/`1`: workspaces with the same scope share one minted token (over `share_scoped_tokens`).
+pub const ENV_SHARE_SCOPED_TOKENS: &str = "PLUGHOST_SHARE_SCOPED_TOKENS";
 
 /// A setting that can be given as a flag, an environment variable and a config-file key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +197,8 @@ pub enum SettingsError {
     NotATrustedKey { origin: Origin, entry: usize },
     #[error("{origin}: entry {entry}: cannot read {}: {err}", path.display())]
     ReadTrustedKeyFile { origin: Origin, entry: usize, path: PathBuf, err: std::io::Error },
+    #[error("{origin}: {value:?} is not true or false")]
+    NotABool { origin: Origin, value: String },
 }
 
 /// The environment, as a lookup function (rule 2).
@@ -258,6 +264,11 @@ pub struct ConfigFile {
     /// Minisign public keys plugins must be signed with: each the key's base64 line (`RW...`)
     /// or the absolute path of its `.pub` file.
     trusted_keys: Option<Vec<String>>,
+    /// The token provider (plugin name) that serves the GitHub routes; unset: the one declaring
+    /// GitHub at the host asked about.
+    github_token_provider: Option<String>,
+    /// Workspaces with the same scope share one minted GitHub token (default: one per workspace).
+    share_scoped_tokens: Option<bool>,
     /// `[isolation]`: where plugins run, host policy (rule 6).
     #[serde(default)]
     isolation: IsolationFile,
@@ -303,6 +314,8 @@ impl fmt::Debug for ConfigFile {
             .field("max_plugin_bytes", &self.max_plugin_bytes)
             .field("store_timeout_ms", &self.store_timeout_ms)
             .field("trusted_keys", &self.trusted_keys)
+            .field("github_token_provider", &self.github_token_provider)
+            .field("share_scoped_tokens", &self.share_scoped_tokens)
             .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -344,6 +357,8 @@ pub struct ServeSettings {
     /// How long a whole request may take.
     pub request_timeout: Duration,
     pub store_timeout: Duration,
+    /// Workspaces with the same scope share one minted GitHub token.
+    pub share_scoped_tokens: bool,
     /// The plugin directory, the plugin tables and how plugins are loaded.
     pub loader: LoaderConfig,
 }
@@ -384,6 +399,7 @@ impl<'a> Settings<'a> {
             connections: self.connection_limits()?,
             request_timeout: self.request_timeout()?,
             store_timeout: self.store_timeout(),
+            share_scoped_tokens: self.share_scoped_tokens()?,
             loader: self.loader_config(Loading::Serve)?,
         })
     }
@@ -497,6 +513,23 @@ impl<'a> Settings<'a> {
         self.file.store_timeout_ms.map_or(DEFAULT_STORE_TIMEOUT, Duration::from_millis)
     }
 
+    /// `PLUGHOST_GITHUB_TOKEN_PROVIDER`, `github_token_provider`, none.
+    pub fn github_token_provider(&self) -> Option<String> {
+        self.env.get(ENV_GITHUB_TOKEN_PROVIDER).or_else(|| self.file.github_token_provider.clone())
+    }
+
+    /// `PLUGHOST_SHARE_SCOPED_TOKENS` (`true`/`false`/`1`/`0`), `share_scoped_tokens`, false.
+    pub fn share_scoped_tokens(&self) -> Result<bool, SettingsError> {
+        match self.env.get(ENV_SHARE_SCOPED_TOKENS) {
+            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(SettingsError::NotABool { origin: Origin::Env(ENV_SHARE_SCOPED_TOKENS), value }),
+            },
+            None => Ok(self.file.share_scoped_tokens.unwrap_or(false)),
+        }
+    }
+
     /// `max_plugin_bytes`, [`DEFAULT_MAX_PLUGIN_BYTES`].
     pub fn max_plugin_bytes(&self) -> u64 {
         self.file.max_plugin_bytes.unwrap_or(DEFAULT_MAX_PLUGIN_BYTES)
@@ -545,6 +578,7 @@ impl<'a> Settings<'a> {
             purpose,
             max_plugin_bytes: self.max_plugin_bytes(),
             trusted_keys: self.trusted_keys()?,
+            github_token_provider: self.github_token_provider(),
             ..LoaderConfig::new(self.plugin_dir(), state_dir)
         })
     }

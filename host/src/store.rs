@@ -40,6 +40,7 @@ use subtle::ConstantTimeEq as _;
 use thread_local::ThreadLocal;
 use tokio::sync::Semaphore;
 
+use crate::scope::Scope;
 use crate::settings::{MAX_STORE_READS, MAX_STORE_WRITES};
 use crate::trust::{self, Subject, TrustError};
 
@@ -61,15 +62,21 @@ const READ_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 /// tokens in use, revoked ones included.
 const LAST_WRITTEN_PRUNE_AT: usize = 1024;
 
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE workspace_tokens (
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Never edit
+/// one that shipped: add the next.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE workspace_tokens (
         id           INTEGER PRIMARY KEY,
         workspace_id TEXT    NOT NULL,
         token_sha256 BLOB    NOT NULL UNIQUE,
         created_at   INTEGER NOT NULL,
         last_used_at INTEGER
     );
-    CREATE INDEX workspace_tokens_by_workspace ON workspace_tokens (workspace_id);"];
+    CREATE INDEX workspace_tokens_by_workspace ON workspace_tokens (workspace_id);",
+    // 2 (SDK 1.1, #12): the scope a token was issued with, canonical JSON ([`Scope::key`]);
+    // NULL: unscoped, which every token issued before keeps being.
+    "ALTER TABLE workspace_tokens ADD COLUMN scope TEXT;",
+];
 
 /// Why the store failed. Each message names the database file.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +96,9 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("token database {}: {err}", path.display())]
     Query { path: PathBuf, err: rusqlite::Error },
+    /// A stored scope that does not parse (edited by hand?): the token is refused, not widened.
+    #[error("token database {}: the scope of token row {id} is not valid: {err}", path.display())]
+    BadScope { path: PathBuf, id: i64, err: serde_json::Error },
 }
 
 /// A workspace bearer token. `Debug` never shows it.
@@ -133,6 +143,15 @@ struct Checker {
     reader: Connection,
     /// When this thread last had each token's use written (by row id).
     last_written: RefCell<HashMap<i64, Instant>>,
+}
+
+/// A live token, as a check found it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// `Some` when its last use is due to be recorded (see [`WorkspaceTokenStore::record_use`]).
+    pub due: Option<TokenUse>,
+    /// The scope it was issued with; `None`: unscoped.
+    pub scope: Option<Scope>,
 }
 
 /// A successful check whose use is due to be recorded; pass it to [`WorkspaceTokenStore::record_use`].
@@ -180,16 +199,40 @@ impl WorkspaceTokenStore {
         |err| StoreError::Query { path: self.path.clone(), err }
     }
 
-    /// Issues a new token for `workspace_id`; earlier tokens of the workspace stay valid.
-    pub fn issue(&self, workspace_id: &str) -> Result<WorkspaceToken, StoreError> {
+    /// Issues a new token for `workspace_id`, limited to `scope` if given (a validated scope);
+    /// earlier tokens of the workspace stay valid, with their own scopes.
+    pub fn issue(&self, workspace_id: &str, scope: Option<&Scope>) -> Result<WorkspaceToken, StoreError> {
         let token = WorkspaceToken::generate();
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         conn.execute(
-            "INSERT INTO workspace_tokens (workspace_id, token_sha256, created_at) VALUES (?1, ?2, ?3)",
-            params![workspace_id, &token_hash(token.expose())[..], unix_now()],
+            "INSERT INTO workspace_tokens (workspace_id, token_sha256, created_at, scope) VALUES (?1, ?2, ?3, ?4)",
+            params![workspace_id, &token_hash(token.expose())[..], unix_now(), scope.map(Scope::key)],
         )
         .map_err(self.query_err())?;
         Ok(token)
+    }
+
+    /// The scope of the workspace's newest live token (`Ok(None)`: no live token; `Some(None)`:
+    /// unscoped). What the admin token gets on the workspace's routes.
+    pub fn newest_scope(&self, workspace_id: &str) -> Result<Option<Option<Scope>>, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let row = conn
+            .query_row(
+                "SELECT id, scope FROM workspace_tokens WHERE workspace_id = ?1 ORDER BY id DESC LIMIT 1",
+                params![workspace_id],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?)),
+            )
+            .optional()
+            .map_err(self.query_err())?;
+        row.map(|(id, scope)| self.parse_scope(id, scope)).transpose()
+    }
+
+    fn parse_scope(&self, id: i64, scope: Option<String>) -> Result<Option<Scope>, StoreError> {
+        scope.map(|text| serde_json::from_str(&text)).transpose().map_err(|err| StoreError::BadScope {
+            path: self.path.clone(),
+            id,
+            err,
+        })
     }
 
     /// Revokes every token of `workspace_id`; returns how many there were.
@@ -201,30 +244,32 @@ impl WorkspaceTokenStore {
         Ok(revoked)
     }
 
-    /// Whether `token` is a live token of `workspace_id`: `None` if not, else `Some(use)`, where
-    /// `use` is `Some` when its last use is due to be recorded (see [`WorkspaceTokenStore::record_use`]).
-    pub fn verify(&self, workspace_id: &str, token: &str) -> Result<Option<Option<TokenUse>>, StoreError> {
+    /// Whether `token` is a live token of `workspace_id`: `None` if not, else what the check found.
+    pub fn verify(&self, workspace_id: &str, token: &str) -> Result<Option<Verified>, StoreError> {
         let presented = token_hash(token);
         let checker = self.checkers.get_or_try(|| {
             Ok::<_, StoreError>(Checker { reader: open_reader(&self.path)?, last_written: RefCell::default() })
         })?;
         let mut statement = checker
             .reader
-            .prepare_cached("SELECT id, token_sha256 FROM workspace_tokens WHERE workspace_id = ?1")
+            .prepare_cached("SELECT id, token_sha256, scope FROM workspace_tokens WHERE workspace_id = ?1")
             .map_err(self.query_err())?;
         let rows = statement
-            .query_map(params![workspace_id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))
+            .query_map(params![workspace_id], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Option<String>>(2)?))
+            })
             .map_err(self.query_err())?;
         let mut matched = None;
         // Every row is compared, match or not: the time taken depends on the number of tokens
         // the workspace has, never on the presented value.
         for row in rows {
-            let (id, stored) = row.map_err(self.query_err())?;
+            let (id, stored, scope) = row.map_err(self.query_err())?;
             if bool::from(stored.as_slice().ct_eq(&presented[..])) {
-                matched = Some(id);
+                matched = Some((id, scope));
             }
         }
-        let Some(id) = matched else { return Ok(None) };
+        let Some((id, scope)) = matched else { return Ok(None) };
+        let scope = self.parse_scope(id, scope)?;
         let mut last_written = checker.last_written.borrow_mut();
         let now = Instant::now();
         let due = match last_written.get(&id) {
@@ -237,7 +282,7 @@ impl WorkspaceTokenStore {
                 true
             }
         };
-        Ok(Some(due.then_some(TokenUse { id })))
+        Ok(Some(Verified { due: due.then_some(TokenUse { id }), scope }))
     }
 
     /// Records a token's use (a write: call it off the async workers).
@@ -415,13 +460,16 @@ mod tests {
     fn issue_verify_revoke() {
         let dir = tempfile::tempdir().unwrap();
         let store = WorkspaceTokenStore::open(dir.path()).unwrap();
-        let a = store.issue("ws-a").unwrap();
-        let b = store.issue("ws-b").unwrap();
+        let a = store.issue("ws-a", None).unwrap();
+        let b = store.issue("ws-b", None).unwrap();
         assert_eq!(a.expose().len(), 43);
         let first_use = store.verify("ws-a", a.expose()).unwrap().expect("valid");
-        store.record_use(first_use.expect("the first use is due")).unwrap();
+        store.record_use(first_use.due.expect("the first use is due")).unwrap();
         assert!(store.last_used("ws-a").unwrap().is_some());
-        assert!(matches!(store.verify("ws-a", a.expose()).unwrap(), Some(None)), "not due again within the interval");
+        assert!(
+            matches!(store.verify("ws-a", a.expose()).unwrap(), Some(Verified { due: None, scope: None })),
+            "not due again within the interval"
+        );
         assert!(store.verify("ws-a", b.expose()).unwrap().is_none(), "another workspace's token");
         assert!(store.verify("ws-a", "nope").unwrap().is_none());
         assert_eq!(store.revoke("ws-a").unwrap(), 1);
@@ -432,7 +480,7 @@ mod tests {
     #[test]
     fn only_hashes_are_stored_and_the_schema_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let token = WorkspaceTokenStore::open(dir.path()).unwrap().issue("ws").unwrap();
+        let token = WorkspaceTokenStore::open(dir.path()).unwrap().issue("ws", None).unwrap();
         let store = WorkspaceTokenStore::open(dir.path()).unwrap();
         assert!(store.verify("ws", token.expose()).unwrap().is_some());
         drop(store);
@@ -443,6 +491,54 @@ mod tests {
         assert_eq!(stored, token_hash(token.expose()));
         let bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
         assert!(!bytes.windows(43).any(|w| w == token.expose().as_bytes()));
+    }
+
+    #[test]
+    fn scopes_are_stored_with_their_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = WorkspaceTokenStore::open(dir.path()).unwrap();
+        let scope = Scope {
+            repositories: vec!["o/r1".into()],
+            permissions: [("contents".to_owned(), crate::scope::Level::Read)].into(),
+            ..Scope::default()
+        }
+        .validated()
+        .unwrap();
+        let unscoped = store.issue("ws", None).unwrap();
+        let scoped = store.issue("ws", Some(&scope)).unwrap();
+        assert_eq!(store.verify("ws", scoped.expose()).unwrap().unwrap().scope, Some(scope.clone()));
+        assert_eq!(store.verify("ws", unscoped.expose()).unwrap().unwrap().scope, None);
+        assert_eq!(store.newest_scope("ws").unwrap(), Some(Some(scope)));
+        assert_eq!(store.newest_scope("other").unwrap(), None);
+    }
+
+    /// A database written by the schema of plughost before #12 (migration 1 only, rows in it)
+    /// opens, migrates forward, and keeps every token working, unscoped.
+    #[test]
+    fn migrates_a_database_of_the_old_schema_keeping_every_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens: Vec<WorkspaceToken> = (0..3).map(|_| WorkspaceToken::generate()).collect();
+        {
+            std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            for (i, token) in tokens.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO workspace_tokens (workspace_id, token_sha256, created_at) VALUES (?1, ?2, ?3)",
+                    params![format!("ws-{i}"), &token_hash(token.expose())[..], 1_700_000_000],
+                )
+                .unwrap();
+            }
+        }
+        let store = WorkspaceTokenStore::open(dir.path()).unwrap();
+        for (i, token) in tokens.iter().enumerate() {
+            let verified = store.verify(&format!("ws-{i}"), token.expose()).unwrap().expect("kept");
+            assert_eq!(verified.scope, None);
+        }
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use abi_stable::{
 };
 
 use crate::abi::{self, current::PluginMod, current::PluginModRef};
-use crate::plugin::{EnvMutator, Error, InitContext, Plugin, TokenProvider};
+use crate::plugin::{EnvMutator, Error, InitContext, Plugin, ScopeError, ScopedTokenProvider, TokenProvider};
 
 /// Exports a type implementing [`Plugin`] as a plughost plugin (a complete, compiled example
 /// is in the crate documentation).
@@ -26,14 +26,15 @@ use crate::plugin::{EnvMutator, Error, InitContext, Plugin, TokenProvider};
 /// ```text
 /// plughost_sdk::export_plugin! {
 ///     plugin: StaticEnv,
-///     provides: [env_mutator],   // any of: env_mutator, token_provider
+///     provides: [env_mutator],   // any of: env_mutator, token_provider, scoped_token_provider
 /// }
 /// ```
 ///
 /// `name` defaults to the crate's package name and `version` to its package version. A name
 /// must match `^[a-z0-9][a-z0-9._-]{0,63}$`, or the host refuses the plugin.
 /// Each capability listed must be implemented by the plugin type ([`EnvMutator`],
-/// [`TokenProvider`]); the compiler checks it.
+/// [`TokenProvider`], [`ScopedTokenProvider`]); the compiler checks it. `scoped_token_provider`
+/// implies `token_provider` (every scoped provider also serves unscoped tokens).
 #[macro_export]
 macro_rules! export_plugin {
     (plugin: $plugin:ty, provides: [$($cap:ident),* $(,)?] $(,)?) => {
@@ -79,6 +80,9 @@ type MakeObject<O> = Arc<dyn Fn() -> O + Send + Sync>;
 pub struct Capabilities {
     env_mutator: Option<MakeObject<abi::EnvMutatorBox>>,
     token_provider: Option<MakeObject<abi::TokenProviderBox>>,
+    /// What the token provider declared, read once at init (SDK 1.1).
+    audiences: Vec<abi::Audience>,
+    scoped_token_provider: Option<MakeObject<abi::ScopedTokenProviderBox>>,
 }
 
 impl Capabilities {
@@ -89,8 +93,24 @@ impl Capabilities {
     }
 
     pub fn token_provider<T: TokenProvider>(mut self, plugin: Arc<T>) -> Self {
+        self.audiences = plugin
+            .audiences()
+            .into_iter()
+            .map(|audience| abi::Audience { kind: audience.kind.into(), host: audience.host.into() })
+            .collect();
         self.token_provider = Some(Arc::new(move || {
             abi::TokenProvider_TO::from_value(GuardedTokenProvider(Arc::clone(&plugin)), TD_Opaque)
+        }));
+        self
+    }
+
+    /// Also provides the plugin's unscoped tokens: the trait extends [`TokenProvider`].
+    pub fn scoped_token_provider<T: ScopedTokenProvider>(mut self, plugin: Arc<T>) -> Self {
+        if self.token_provider.is_none() {
+            self = self.token_provider(Arc::clone(&plugin));
+        }
+        self.scoped_token_provider = Some(Arc::new(move || {
+            abi::ScopedTokenProvider_TO::from_value(GuardedScopedTokenProvider(Arc::clone(&plugin)), TD_Opaque)
         }));
         self
     }
@@ -116,6 +136,8 @@ fn root_module<P: Exported>() -> PluginModRef {
         init: init::<P>,
         env_mutator,
         token_provider,
+        token_audiences,
+        scoped_token_provider,
     })));
     PluginModRef(module.static_as_prefix())
 }
@@ -158,6 +180,14 @@ extern "C" fn token_provider() -> ROption<abi::TokenProviderBox> {
     current_capabilities().and_then(|caps| caps.token_provider).map(|make| make()).into()
 }
 
+extern "C" fn token_audiences() -> RVec<abi::Audience> {
+    current_capabilities().map(|caps| caps.audiences.into_iter().collect()).unwrap_or_default()
+}
+
+extern "C" fn scoped_token_provider() -> ROption<abi::ScopedTokenProviderBox> {
+    current_capabilities().and_then(|caps| caps.scoped_token_provider).map(|make| make()).into()
+}
+
 struct GuardedEnvMutator<T>(Arc<T>);
 
 impl<T: EnvMutator> abi::EnvMutator for GuardedEnvMutator<T> {
@@ -177,14 +207,43 @@ struct GuardedTokenProvider<T>(Arc<T>);
 
 impl<T: TokenProvider> abi::TokenProvider for GuardedTokenProvider<T> {
     fn token(&self) -> RResult<abi::Token, RString> {
-        guarded("token", || {
-            // Moves the vendor's buffer: no copy of the secret on the hot path.
-            let (secret, expires_at) = self.0.token()?.into_parts();
-            Ok(abi::Token { secret: RString::from(secret), expires_at })
-        })
-        .map_err(RString::from)
-        .into()
+        guarded("token", || Ok(abi_token(self.0.token()?))).map_err(RString::from).into()
     }
+}
+
+struct GuardedScopedTokenProvider<T>(Arc<T>);
+
+impl<T: ScopedTokenProvider> abi::ScopedTokenProvider for GuardedScopedTokenProvider<T> {
+    fn scoped_token(&self, scope: &abi::TokenScope) -> RResult<abi::Token, abi::ScopeError> {
+        let scope = crate::plugin::TokenScope {
+            workspace_id: scope.workspace_id.to_string(),
+            host: scope.host.to_string(),
+            repositories: scope.repositories.iter().map(|r| r.to_string()).collect(),
+            repository_ids: scope.repository_ids.to_vec(),
+            permissions: scope.permissions.iter().map(|p| (p.name.to_string(), p.level.to_string())).collect(),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.0.scoped_token(&scope)));
+        match outcome {
+            Ok(Ok(token)) => RResult::ROk(abi_token(token)),
+            Ok(Err(ScopeError::Refused(why))) => RResult::RErr(abi::ScopeError::Refused(why.into())),
+            Ok(Err(ScopeError::Failed(err))) => RResult::RErr(abi::ScopeError::Failed(err.into_message().into())),
+            Err(payload) => RResult::RErr(abi::ScopeError::Failed(
+                format!("scoped_token panicked: {}", panic_message(payload.as_ref())).into(),
+            )),
+        }
+    }
+
+    fn revoke(&self, secret: RStr<'_>) -> RResult<(), RString> {
+        let secret = crate::plugin::Secret::new(secret.as_str());
+        guarded("revoke", || self.0.revoke(&secret)).map_err(RString::from).into()
+    }
+}
+
+/// A vendor's token as it crosses the boundary. Moves the vendor's buffer: no copy of the
+/// secret on the hot path.
+fn abi_token(token: crate::plugin::Token) -> abi::Token {
+    let (secret, expires_at) = token.into_parts();
+    abi::Token { secret: RString::from(secret), expires_at }
 }
 
 /// Runs a vendor entry point, turning a panic into an error carrying the panic message.

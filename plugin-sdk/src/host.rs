@@ -22,7 +22,7 @@ use abi_stable::{
     std_types::{RResult, RStr, RString},
 };
 
-use crate::abi::{self, LogLevel, v1_0};
+use crate::abi::{self, LogLevel, v1_0, v1_1};
 
 mod drift;
 pub use drift::summarize;
@@ -88,6 +88,7 @@ pub struct PluginLibrary {
 /// The root module, in the frozen layout matching the plugin's SDK minor.
 enum Module {
     V1_0(v1_0::PluginModRef),
+    V1_1(v1_1::PluginModRef),
 }
 
 impl PluginLibrary {
@@ -127,6 +128,7 @@ impl PluginLibrary {
     pub fn info(&self) -> PluginInfo {
         let info = match &self.module {
             Module::V1_0(m) => (m.info())(),
+            Module::V1_1(m) => (m.info())(),
         };
         PluginInfo { name: info.name.into_string(), version: info.version.into_string() }
     }
@@ -147,6 +149,26 @@ impl PluginLibrary {
                 Ok(PluginInstance {
                     env_mutator: (m.env_mutator())().into_option().map(|inner| EnvMutatorHandle { inner }),
                     token_provider: (m.token_provider())().into_option().map(|inner| TokenProviderHandle { inner }),
+                    audiences: Vec::new(),
+                    scoped_token_provider: None,
+                })
+            }
+            Module::V1_1(m) => {
+                if let RResult::RErr(message) = (m.init())(ffi_args) {
+                    return Err(InitError { message: message.into_string() });
+                }
+                // Optional fields: a plugin of a later minor built without them cannot exist, but
+                // reading them as optional costs nothing and keeps the rule in one shape.
+                let audiences = m.token_audiences().map(|f| f()).unwrap_or_default();
+                let scoped = m.scoped_token_provider().and_then(|f| f().into_option());
+                Ok(PluginInstance {
+                    env_mutator: (m.env_mutator())().into_option().map(|inner| EnvMutatorHandle { inner }),
+                    token_provider: (m.token_provider())().into_option().map(|inner| TokenProviderHandle { inner }),
+                    audiences: audiences
+                        .into_iter()
+                        .map(|a| crate::Audience { kind: a.kind.into_string(), host: a.host.into_string() })
+                        .collect(),
+                    scoped_token_provider: scoped.map(|inner| ScopedTokenProviderHandle { inner }),
                 })
             }
         }
@@ -175,8 +197,12 @@ fn bind_now(path: &Path) -> Result<(), OpenError> {
 ///
 /// A plugin newer than this host is checked against the newest layout the host knows: its root
 /// module extends that one as a prefix type.
-fn select_layout(header: &'static LibHeader, _sdk_version: &semver::Version) -> Result<Module, OpenError> {
-    Ok(Module::V1_0(init_as::<v1_0::PluginModRef>(header)?))
+fn select_layout(header: &'static LibHeader, sdk_version: &semver::Version) -> Result<Module, OpenError> {
+    if sdk_version.minor >= 1 {
+        Ok(Module::V1_1(init_as::<v1_1::PluginModRef>(header)?))
+    } else {
+        Ok(Module::V1_0(init_as::<v1_0::PluginModRef>(header)?))
+    }
 }
 
 /// Checks `header` against the layout `M` and returns its root module.
@@ -243,6 +269,10 @@ impl std::error::Error for InitError {}
 pub struct PluginInstance {
     pub env_mutator: Option<EnvMutatorHandle>,
     pub token_provider: Option<TokenProviderHandle>,
+    /// What its tokens are for (SDK 1.1; empty for 1.0 plugins and providers declaring nothing).
+    pub audiences: Vec<crate::Audience>,
+    /// SDK 1.1: tokens limited to a scope, and revocation.
+    pub scoped_token_provider: Option<ScopedTokenProviderHandle>,
 }
 
 /// Calls a plugin's env mutator.
@@ -305,14 +335,60 @@ impl fmt::Debug for HostToken {
 impl TokenProviderHandle {
     pub fn token(&self) -> Result<HostToken, String> {
         match self.inner.token() {
-            RResult::ROk(token) => {
-                let expires_at = if token.expires_at >= 0 {
-                    UNIX_EPOCH + Duration::from_secs(token.expires_at.unsigned_abs())
-                } else {
-                    UNIX_EPOCH
-                };
-                Ok(HostToken { secret: HostSecret(token.secret), expires_at })
-            }
+            RResult::ROk(token) => Ok(host_token(token)),
+            RResult::RErr(message) => Err(message.into_string()),
+        }
+    }
+}
+
+fn host_token(token: abi::Token) -> HostToken {
+    let expires_at = if token.expires_at >= 0 {
+        UNIX_EPOCH + Duration::from_secs(token.expires_at.unsigned_abs())
+    } else {
+        UNIX_EPOCH
+    };
+    HostToken { secret: HostSecret(token.secret), expires_at }
+}
+
+/// Calls a plugin's scoped token provider (SDK 1.1).
+pub struct ScopedTokenProviderHandle {
+    inner: abi::ScopedTokenProviderBox,
+}
+
+/// Why a scoped token was not made, as the plugin said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostScopeError {
+    /// The scope cannot be granted; the message names the repository or permission.
+    Refused(String),
+    /// Minting failed (a caught panic reads `scoped_token panicked: ...`).
+    Failed(String),
+}
+
+impl ScopedTokenProviderHandle {
+    /// A token limited to `scope`.
+    pub fn scoped_token(&self, scope: &crate::TokenScope) -> Result<HostToken, HostScopeError> {
+        let scope = abi::TokenScope {
+            workspace_id: scope.workspace_id.as_str().into(),
+            host: scope.host.as_str().into(),
+            repositories: scope.repositories.iter().map(|r| RString::from(r.as_str())).collect(),
+            repository_ids: scope.repository_ids.iter().copied().collect(),
+            permissions: scope
+                .permissions
+                .iter()
+                .map(|(name, level)| abi::Permission { name: name.as_str().into(), level: level.as_str().into() })
+                .collect(),
+        };
+        match self.inner.scoped_token(&scope) {
+            RResult::ROk(token) => Ok(host_token(token)),
+            RResult::RErr(abi::ScopeError::Refused(why)) => Err(HostScopeError::Refused(why.into_string())),
+            RResult::RErr(abi::ScopeError::Failed(why)) => Err(HostScopeError::Failed(why.into_string())),
+        }
+    }
+
+    /// Revokes a token the provider handed out.
+    pub fn revoke(&self, secret: &str) -> Result<(), String> {
+        match self.inner.revoke(RStr::from(secret)) {
+            RResult::ROk(()) => Ok(()),
             RResult::RErr(message) => Err(message.into_string()),
         }
     }

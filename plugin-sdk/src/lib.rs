@@ -33,10 +33,70 @@
 //! with `crate-type = ["cdylib"]` in its `Cargo.toml`. `plughost plugins check target/debug/libregion.so`
 //! tells whether the host will load it.
 //!
+//! ## Scoped tokens and revocation (since 1.1)
+//!
+//! A token provider that can limit a token to some repositories and permissions implements
+//! [`ScopedTokenProvider`] too, and lists `scoped_token_provider` in [`export_plugin!`]. The host
+//! then asks it, per workspace, for a token limited to the scope the workspace was issued with
+//! (a [`TokenScope`]), caches that token per scope itself, and revokes it through
+//! [`ScopedTokenProvider::revoke`] when the workspace's tokens are revoked. [`TokenProvider::audiences`]
+//! says what the tokens are for: the host's GitHub routes are served only by a provider declaring
+//! [`Audience::github`] for the host asked about (or one the operator names).
+//!
+//! The rules a scoped provider follows:
+//! - never return a token wider than the scope: what it cannot limit, it refuses
+//!   ([`ScopeError::Refused`], naming the repository or permission; the host answers 422);
+//! - a failure to mint (upstream down) is [`ScopeError::Failed`], as [`TokenProvider::token`] fails;
+//! - do not cache scoped tokens (the host does), and make `revoke` idempotent.
+//!
+//! ```
+//! use plughost_sdk::{
+//!     Audience, Error, InitContext, Plugin, ScopeError, ScopedTokenProvider, Secret, Token, TokenProvider, TokenScope,
+//! };
+//! use std::time::{Duration, SystemTime};
+//!
+//! struct Forge;
+//!
+//! impl Plugin for Forge {
+//!     fn init(_ctx: InitContext) -> Result<Self, Error> {
+//!         Ok(Forge)
+//!     }
+//! }
+//!
+//! impl TokenProvider for Forge {
+//!     fn token(&self) -> Result<Token, Error> {
+//!         Ok(Token::new("forge-wide", SystemTime::now() + Duration::from_secs(3600)))
+//!     }
+//!     fn audiences(&self) -> Vec<Audience> {
+//!         vec![Audience::github("github.com")]
+//!     }
+//! }
+//!
+//! impl ScopedTokenProvider for Forge {
+//!     fn scoped_token(&self, scope: &TokenScope) -> Result<Token, ScopeError> {
+//!         if let Some(level) = scope.permissions.get("administration") {
+//!             return Err(ScopeError::Refused(format!("permission administration={level} is not granted")));
+//!         }
+//!         let secret = format!("forge-{}", scope.repositories.join("+"));
+//!         Ok(Token::new(secret, SystemTime::now() + Duration::from_secs(3600)))
+//!     }
+//!
+//!     fn revoke(&self, _token: &Secret) -> Result<(), Error> {
+//!         Ok(()) // e.g. DELETE /installation/token with that token
+//!     }
+//! }
+//!
+//! plughost_sdk::export_plugin! { plugin: Forge, provides: [scoped_token_provider] }
+//! ```
+//!
+//! Plugins built with 1.0 keep loading into 1.1 hosts (they declare no audience and are never
+//! asked for a scoped token), and plugins built with 1.1 load into 1.0 hosts, which see only
+//! their 1.0 capabilities.
+//!
 //! ## Design
 //!
 //! - Vendors implement [`Plugin`] plus any of the capability traits ([`EnvMutator`],
-//!   [`TokenProvider`]) and list them in [`export_plugin!`].
+//!   [`TokenProvider`], [`ScopedTokenProvider`]) and list them in [`export_plugin!`].
 //! - Underneath, an `abi_stable` root module and `#[sabi_trait]` vtables ([`abi`]) carry the calls.
 //!   The host checks the full layout of every type that crosses the boundary at load time.
 //!   Within a major version old plugins load into new hosts and new plugins into old hosts:

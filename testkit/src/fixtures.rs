@@ -67,6 +67,7 @@ fixture_set! {
     crashing: Cdylib "abi-fixture-crashing",
     crash_at_load: Cdylib "abi-fixture-crash-at-load",
     unresolved_symbol: Cdylib "abi-fixture-unresolved-symbol",
+    scoped_provider: Cdylib "abi-fixture-scoped-provider",
 }
 
 enum ArtifactKind {

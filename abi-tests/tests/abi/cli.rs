@@ -16,7 +16,7 @@ fn check_accepts_a_good_plugin() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("ok    {}: static-env 1.0.0 (plughost-sdk 1.0.0), provides env_mutator\n", file.display())
+        format!("ok    {}: static-env 1.0.0 (plughost-sdk 1.1.0), provides env_mutator\n", file.display())
     );
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::SystemTime;
 
+use plughost::registry::Pick;
 use crate::support::{Load as _, PluginDir, fixtures, refusal};
 
 #[test]
@@ -19,41 +20,41 @@ fn independent_copy_of_the_sdk_loads_and_works() {
     assert!(token.expires_at > SystemTime::now());
     assert_eq!(token.secret.expose(), "token-from-copy");
     let env = plugin.env_mutator.as_ref().unwrap().mutate_env("ws", &BTreeMap::new()).unwrap();
-    assert_eq!(env["BUILT_WITH_SDK"], "1.0.0");
+    assert_eq!(env["BUILT_WITH_SDK"], "1.1.0");
 }
 
 #[test]
 fn newer_minor_plugin_loads_into_this_host() {
     let dir = PluginDir::new();
-    dir.add(&fixtures().sdk_1_1, "newer.so");
+    dir.add(&fixtures().sdk_1_2, "newer.so");
     let report = dir.scan();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     let plugin = &report.plugins[0];
-    assert_eq!((plugin.name.as_str(), plugin.sdk_version.as_str()), ("variant-minor-1-1", "1.1.0"));
+    assert_eq!((plugin.name.as_str(), plugin.sdk_version.as_str()), ("variant-minor-1-2", "1.2.0"));
     assert!(plugin.token_provider.as_ref().unwrap().token().is_ok());
     let env = plugin.env_mutator.as_ref().unwrap().mutate_env("ws", &BTreeMap::new()).unwrap();
-    assert_eq!(env["BUILT_WITH_SDK"], "1.1.0");
+    assert_eq!(env["BUILT_WITH_SDK"], "1.2.0");
 }
 
 #[test]
-fn host_built_with_sdk_1_1_loads_todays_plugins_and_uses_the_new_capability() {
+fn host_built_with_sdk_1_2_loads_todays_plugins_and_uses_the_new_capability() {
     let f = fixtures();
     let dir = PluginDir::new();
     let old = dir.add(&f.static_env, "static.so");
-    let new = dir.add(&f.sdk_1_1, "newer.so");
-    let out = Command::new(&f.probe_host_1_1).arg(&old).arg(&new).output().unwrap();
+    let new = dir.add(&f.sdk_1_2, "newer.so");
+    let out = Command::new(&f.probe_host_1_2).arg(&old).arg(&new).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines[0],
-        format!("ok {}: name=static-env sdk=1.0.0 env=Some(Ok({{}})) token_live=None describe=None", old.display())
+        format!("ok {}: name=static-env sdk=1.1.0 env=Some(Ok({{}})) token_live=None describe=None", old.display())
     );
     assert_eq!(
         lines[1],
         format!(
-            "ok {}: name=variant-minor-1-1 sdk=1.1.0 env=Some(Ok({{\"BUILT_WITH_SDK\": \"1.1.0\"}})) \
-             token_live=Some(Ok(true)) describe=Some(\"a plugin using a 1.1 capability\")",
+            "ok {}: name=variant-minor-1-2 sdk=1.2.0 env=Some(Ok({{\"BUILT_WITH_SDK\": \"1.2.0\"}})) \
+             token_live=Some(Ok(true)) describe=Some(\"a plugin using a 1.2 capability\")",
             new.display()
         )
     );
@@ -116,22 +117,23 @@ async fn a_plugin_built_with_the_released_1_0_0_loads_into_this_host_in_both_mod
             (plugins.plugins[0].name.as_str(), plugins.plugins[0].sdk_version.as_str()),
             ("variant-released-1-0", "1.0.0")
         );
-        let token = registry.token().await.unwrap();
+        let token = registry.token(Pick::Named("variant-released-1-0")).await.unwrap();
         assert_eq!(secrecy::ExposeSecret::expose_secret(&token.token), "token-from-released-1-0", "{mode:?}");
         let env = registry.mutate_env("ws", BTreeMap::new()).await.unwrap();
         assert_eq!(env["BUILT_WITH_SDK"], "1.0.0", "{mode:?}");
     }
 }
 
-/// A host built with the released 1.0.0 loads plugins built with today's SDK, and uses what
-/// 1.0 knows of them (tokens, env edits).
+/// A host built with the released 1.0.0 loads plugins built with today's SDK, including one that
+/// provides the 1.1 scoped-token capability, and uses what 1.0 knows of them (tokens, env edits).
 #[test]
 fn a_host_built_with_the_released_1_0_0_loads_plugins_built_with_todays_sdk() {
     let f = fixtures();
     let dir = PluginDir::new();
     let tokens = dir.add(&f.test_token_provider, "tokens.so");
     let env = dir.add(&f.static_env, "static.so");
-    let out = Command::new(&f.probe_host_1_0).arg(&tokens).arg(&env).output().unwrap();
+    let scoped = dir.add(&f.scoped_provider, "scoped.so");
+    let out = Command::new(&f.probe_host_1_0).arg(&tokens).arg(&env).arg(&scoped).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let sdk = current_sdk_version();
@@ -143,6 +145,7 @@ fn a_host_built_with_the_released_1_0_0_loads_plugins_built_with_todays_sdk() {
                 tokens.display()
             ),
             format!("ok {}: name=static-env sdk={sdk} env=Some(Ok({{}})) token_live=None describe=None", env.display()),
+            format!("ok {}: name=scoped-provider sdk={sdk} env=None token_live=Some(Ok(true)) describe=None", scoped.display()),
         ]
     );
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use plughost::isolation::Mode;
-use plughost::registry::{CallError, EnvError, Registry, TokenError};
+use plughost::registry::{CallError, EnvError, Pick, Registry, TokenError};
 use plughost_testkit::plughost_command;
 
 use crate::support::{Load as _, PluginDir, fixtures, names, refusal};
@@ -113,7 +113,7 @@ async fn run_time_deaths_in_process_mode_fail_the_call_with_their_cause() {
         let mut config = dir.config();
         config.isolation.default_mode = Mode::Process;
         let registry = Registry::load(config, Duration::from_secs(5)).await.unwrap();
-        let err = registry.token().await.unwrap_err();
+        let err = registry.token(Pick::Named("abi-fixture-crashing")).await.unwrap_err();
         assert!(
             matches!(&err, TokenError::Call { plugin, err: CallError::Crashed(_) } if plugin == "abi-fixture-crashing"),
             "{toml}: {err}"
@@ -147,7 +147,7 @@ async fn a_hung_call_times_out_and_its_worker_is_replaced() {
         assert!(Instant::now() < deadline, "the stuck worker was never replaced");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(registry.token().await.is_ok());
+    assert!(registry.token(Pick::Named("abi-fixture-crashing")).await.is_ok());
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn plugins_check_and_list_survive_every_crashing_file_and_name_it() {
         expected.push_str(&format!("FAIL  {}: {reason}\n", file.display()));
     }
     expected
-        .push_str(&format!("ok    {}: static-env 1.0.0 (plughost-sdk 1.0.0), provides env_mutator\n", good.display()));
+        .push_str(&format!("ok    {}: static-env 1.0.0 (plughost-sdk 1.1.0), provides env_mutator\n", good.display()));
     assert_eq!(stdout, expected);
 
     let out = plughost_command().args(["plugins", "list", "--plugin-dir"]).arg(dir.plugin_dir()).output().unwrap();

@@ -15,7 +15,7 @@ fn static_env_loads_and_mutates() {
     let plugin = &report.plugins[0];
     assert_eq!(
         (plugin.name.as_str(), plugin.version.as_str(), plugin.sdk_version.as_str()),
-        ("static-env", "1.0.0", "1.0.0")
+        ("static-env", "1.0.0", "1.1.0")
     );
     assert_eq!(plugin.capabilities(), ["env_mutator"]);
     assert_eq!(plugin.sha256, plughost::loader::sha256_hex(&std::fs::read(&fixtures().static_env).unwrap()));

@@ -16,7 +16,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
 
 use super::{ApiError, AppState, WorkspaceId, validate_workspace_id};
-use crate::store::token_hash;
+use crate::scope::Scope;
+use crate::store::{Verified, token_hash};
 
 /// The admin bearer token. `Debug` never shows it.
 pub struct AdminToken {
@@ -83,7 +84,12 @@ impl FromRequestParts<Arc<AppState>> for Admin {
 ///
 /// Authentication comes first: a caller presenting neither gets the same 401 whatever is wrong
 /// with the path; only an authenticated caller learns that an id is invalid (400).
-pub struct WorkspaceCaller(pub String);
+pub struct WorkspaceCaller {
+    pub id: String,
+    /// The scope the workspace's GitHub tokens are limited to: the presented token's, or, for
+    /// the admin token, that of the workspace's newest live token. `None`: unscoped.
+    pub scope: Option<Scope>,
+}
 
 impl FromRequestParts<Arc<AppState>> for WorkspaceCaller {
     type Rejection = ApiError;
@@ -95,14 +101,16 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceCaller {
             return Err(ApiError::Unauthorized);
         };
         if is_admin(state, token) {
-            return id.map(|WorkspaceId(id)| WorkspaceCaller(id));
+            let WorkspaceId(id) = id?;
+            let scope = state.store.newest_scope(&id)?.flatten();
+            return Ok(WorkspaceCaller { id, scope });
         }
         let Ok(WorkspaceId(id)) = id else {
             tracing::debug!(path = parts.uri.path(), "refused: not the admin token, and not a valid workspace id");
             return Err(ApiError::Unauthorized);
         };
-        verify_workspace_token(state, &id, token)?;
-        Ok(WorkspaceCaller(id))
+        let scope = verify_workspace_token(state, &id, token)?;
+        Ok(WorkspaceCaller { id, scope })
     }
 }
 
@@ -124,7 +132,7 @@ pub fn authorize_path(state: &AppState, headers: &HeaderMap, path: &str) -> Resu
         return Ok(());
     }
     match workspace {
-        Some(id) if validate_workspace_id(id).is_ok() => verify_workspace_token(state, id, token),
+        Some(id) if validate_workspace_id(id).is_ok() => verify_workspace_token(state, id, token).map(drop),
         _ => {
             tracing::debug!(path, "refused: not the admin token");
             Err(ApiError::Unauthorized)
@@ -132,15 +140,15 @@ pub fn authorize_path(state: &AppState, headers: &HeaderMap, path: &str) -> Resu
     }
 }
 
-/// Admits a live token of `workspace_id`.
-fn verify_workspace_token(state: &AppState, workspace_id: &str, token: &str) -> Result<(), ApiError> {
+/// Admits a live token of `workspace_id`; returns its scope.
+fn verify_workspace_token(state: &AppState, workspace_id: &str, token: &str) -> Result<Option<Scope>, ApiError> {
     // In place, not on the blocking pool: see `store` on why a check may run on an async worker.
     match state.store.verify(workspace_id, token)? {
         None => {
             tracing::debug!(workspace = workspace_id, "refused: not a live token of this workspace");
             Err(ApiError::Unauthorized)
         }
-        Some(due) => {
+        Some(Verified { due, scope }) => {
             // Best effort: with every store write permit taken, this use goes unrecorded.
             let recorded = due.is_none_or(|token_use| {
                 state.store_work.try_write_in_background(move |store| store.record_use(token_use))
@@ -148,7 +156,7 @@ fn verify_workspace_token(state: &AppState, workspace_id: &str, token: &str) -> 
             if !recorded {
                 tracing::debug!(workspace = workspace_id, "store busy: a token's last use is not recorded");
             }
-            Ok(())
+            Ok(scope)
         }
     }
 }

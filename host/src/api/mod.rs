@@ -2,9 +2,10 @@
 //!
 //! Every answer is JSON; every error is `{"error": "<message>"}`, including axum's own
 //! rejections (bad JSON, oversized body, unknown route, wrong method), which are plain text by
-//! default and are rewritten here. A route file per concern: `tokens.rs` (installation tokens),
-//! `env.rs` (provisioning chain), `workspace_tokens.rs` (issue and revoke), `plugins.rs` (list and
-//! reload), `health.rs` (liveness, readiness, metrics);
+//! default and are rewritten here. A route file per concern: `tokens.rs` (tokens by provider
+//! name or GitHub host), `scoped_tokens.rs` (tokens minted for workspace scopes, revoked with the
+//! workspace), `env.rs` (provisioning chain), `workspace_tokens.rs` (issue with a scope, and
+//! revoke), `plugins.rs` (list and reload), `health.rs` (liveness, readiness, metrics);
 //! [`auth`] decides who may call what; [`RequestLayer`] wraps every request (metrics, debug
 //! log, the whole-request timeout, connection handling after refusals); [`server`] serves the
 //! router over HTTP/1.1 (connection limit, header-read and keep-alive timeouts, shutdown).
@@ -15,6 +16,7 @@ mod health;
 pub mod openapi;
 mod plugins;
 mod request_layer;
+pub mod scoped_tokens;
 pub mod server;
 pub mod tokens;
 mod workspace_tokens;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub admin_token: Option<AdminToken>,
     pub metrics: Option<PrometheusHandle>,
     pub token_cache: tokens::TokenCache,
+    /// Tokens minted for workspace scopes, and what DELETE revokes with them.
+    pub scoped_tokens: scoped_tokens::ScopedTokens,
 }
 
 impl AppState {
@@ -79,6 +83,8 @@ mod routes {
     pub const WORKSPACE_ENV: &str = "/admin/workspaces/{id}/env";
     pub const WORKSPACE_TOKENS: &str = "/admin/workspaces/{id}/tokens";
     pub const WORKSPACE_TOKEN: &str = "/workspaces/{id}/github-installation-token";
+    pub const ADMIN_NAMED_TOKEN: &str = "/admin/tokens/{provider}";
+    pub const WORKSPACE_NAMED_TOKEN: &str = "/workspaces/{id}/tokens/{provider}";
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
@@ -91,6 +97,8 @@ mod routes {
         WORKSPACE_ENV,
         WORKSPACE_TOKENS,
         WORKSPACE_TOKEN,
+        ADMIN_NAMED_TOKEN,
+        WORKSPACE_NAMED_TOKEN,
         HEALTHZ,
         READYZ,
         METRICS,
@@ -110,8 +118,10 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, request_timeout: Dura
         .route(PLUGINS, get(plugins::list))
         .route(PLUGINS_RELOAD, post(plugins::reload))
         .route(WORKSPACE_ENV, post(env::provision).layer(body_limit))
-        .route(WORKSPACE_TOKENS, post(workspace_tokens::issue).delete(workspace_tokens::revoke))
+        .route(WORKSPACE_TOKENS, post(workspace_tokens::issue).delete(workspace_tokens::revoke).layer(body_limit))
         .route(WORKSPACE_TOKEN, get(tokens::for_workspace))
+        .route(ADMIN_NAMED_TOKEN, get(tokens::named_for_admin))
+        .route(WORKSPACE_NAMED_TOKEN, get(tokens::named_for_workspace))
         .route(HEALTHZ, get(health::live))
         .route(READYZ, get(health::ready))
         .route(METRICS, get(health::metrics))
@@ -236,13 +246,15 @@ impl IntoResponse for ApiError {
 
 /// The one place a failed plugin call becomes a status: the plugin's own error (or a caught
 /// panic) is `own_error` (the route decides what a refusal means), a timeout 504, a worker that
-/// crashed 502, a quarantined plugin 503. `message` is what the caller reads.
+/// crashed 502, a quarantined plugin 503, a scope the provider refuses 422. `message` is what the caller reads.
 pub fn call_error(err: &CallError, own_error: StatusCode, message: String) -> ApiError {
     let status = match err {
         CallError::Failed(_) | CallError::Panicked(_) | CallError::BadAnswer(_) => own_error,
         CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         CallError::Crashed(_) => StatusCode::BAD_GATEWAY,
         CallError::Quarantined(_) => StatusCode::SERVICE_UNAVAILABLE,
+        // The request asked for what the provider cannot grant.
+        CallError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
     ApiError::Plugin { status, message }
 }
@@ -280,7 +292,7 @@ where
     }
 }
 
-fn rejected(rejection: JsonRejection) -> ApiError {
+pub(crate) fn rejected(rejection: JsonRejection) -> ApiError {
     ApiError::Rejected { status: rejection.status(), message: rejection.body_text() }
 }
 
@@ -291,9 +303,12 @@ impl<S: Send + Sync> FromRequestParts<S> for WorkspaceId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(id) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        // A map, not a `String`: routes under a workspace may have more parameters (`{provider}`).
+        let axum::extract::Path(mut params) =
+            axum::extract::Path::<std::collections::BTreeMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        let id = params.remove("id").ok_or_else(|| ApiError::BadRequest("no workspace id in the path".to_owned()))?;
         validate_workspace_id(&id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
         Ok(WorkspaceId(id))
     }

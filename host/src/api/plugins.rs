@@ -14,6 +14,24 @@ use crate::registry::{PluginSet, RejectedFile};
 pub struct PluginsBody {
     plugins: Vec<PluginEntry>,
     rejected: Vec<RejectedFile>,
+    /// GitHub hosts several token providers declare, none named by `github_token_provider`:
+    /// their GitHub routes answer 500 until the operator names one.
+    github_conflicts: Vec<Conflict>,
+}
+
+/// A GitHub host with several candidate providers and no choice.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Conflict {
+    host: String,
+    candidates: Vec<String>,
+    error: String,
+}
+
+/// What a provider's tokens are for.
+#[derive(Serialize, utoipa::ToSchema)]
+struct AudienceEntry {
+    kind: String,
+    host: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -24,6 +42,8 @@ struct PluginEntry {
     file: String,
     sha256: String,
     capabilities: Vec<&'static str>,
+    /// What its tokens are for (SDK 1.1), e.g. `{"kind":"github","host":"github.com"}`.
+    audiences: Vec<AudienceEntry>,
     /// `process` or `in-process`.
     isolation: &'static str,
     /// `running (pid 42)`, `restarting after SIGSEGV`, `quarantined: crashed 5 times in 60 s
@@ -53,6 +73,11 @@ impl From<&PluginSet> for PluginsBody {
                     file: p.file.display().to_string(),
                     sha256: p.sha256.clone(),
                     capabilities: p.capabilities(),
+                    audiences: p
+                        .audiences
+                        .iter()
+                        .map(|a| AudienceEntry { kind: a.kind.clone(), host: a.host.clone() })
+                        .collect(),
                     isolation: p.mode.as_str(),
                     status: p.status(),
                     signature: p.signed_by.as_ref().map(|signer| SignatureEntry {
@@ -62,6 +87,11 @@ impl From<&PluginSet> for PluginsBody {
                 })
                 .collect(),
             rejected: set.rejected.clone(),
+            github_conflicts: set
+                .ambiguities
+                .iter()
+                .map(|a| Conflict { host: a.host.clone(), candidates: a.candidates.clone(), error: a.to_string() })
+                .collect(),
         }
     }
 }

@@ -112,6 +112,7 @@ async fn serve(settings: ServeSettings, print_addr: bool) -> Result<(), ServeErr
         admin_token: settings.admin_token,
         metrics: Some(metrics),
         token_cache: api::tokens::TokenCache::new(settings.token_cache_ttl),
+        scoped_tokens: api::scoped_tokens::ScopedTokens::new(settings.share_scoped_tokens),
     });
 
     let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -8,16 +8,29 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::api::validate_workspace_id;
+use crate::scope::{Scope, ScopeError};
 use crate::settings::{self, Environment, Flags, Settings};
 use crate::store::WorkspaceTokenStore;
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspaceTokenCommand {
     /// Issue a new bearer token for the workspace; prints it once, on stdout.
+    ///
+    /// With any of --repo, --repo-id, --permission the token is scoped: the GitHub tokens served
+    /// to it are limited to those repositories and permissions.
     Issue {
         workspace_id: String,
         #[arg(long, help = state_dir_help())]
         state_dir: Option<PathBuf>,
+        /// Limit to this repository, owner/name (repeatable).
+        #[arg(long = "repo", value_name = "OWNER/NAME")]
+        repositories: Vec<String>,
+        /// Limit to this repository, by numeric id (repeatable).
+        #[arg(long = "repo-id", value_name = "ID")]
+        repository_ids: Vec<u64>,
+        /// Limit to this permission, name=level with level read, write or admin (repeatable).
+        #[arg(long = "permission", value_name = "NAME=LEVEL")]
+        permissions: Vec<String>,
     },
     /// Revoke every token of the workspace, effective at once.
     Revoke {
@@ -33,12 +46,24 @@ fn state_dir_help() -> String {
 }
 
 pub fn run(cmd: WorkspaceTokenCommand, config: Option<PathBuf>, env: Environment<'_>) -> ExitCode {
-    let (WorkspaceTokenCommand::Issue { workspace_id, state_dir }
+    let (WorkspaceTokenCommand::Issue { workspace_id, state_dir, .. }
     | WorkspaceTokenCommand::Revoke { workspace_id, state_dir }) = &cmd;
     if let Err(err) = validate_workspace_id(workspace_id) {
         eprintln!("plughost: {err}");
         return ExitCode::from(2);
     }
+    let scope = match &cmd {
+        WorkspaceTokenCommand::Issue { repositories, repository_ids, permissions, .. } => {
+            match scope_from_flags(repositories, repository_ids, permissions) {
+                Ok(scope) => scope,
+                Err(err) => {
+                    eprintln!("plughost: {err}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        WorkspaceTokenCommand::Revoke { .. } => None,
+    };
     let settings = match Settings::load(Flags { config, state_dir: state_dir.clone(), ..Flags::default() }, env) {
         Ok(settings) => settings,
         Err(err) => {
@@ -54,9 +79,11 @@ pub fn run(cmd: WorkspaceTokenCommand, config: Option<PathBuf>, env: Environment
         }
     };
     let outcome = match &cmd {
-        WorkspaceTokenCommand::Issue { .. } => store.issue(workspace_id).map(|token| {
+        WorkspaceTokenCommand::Issue { .. } => store.issue(workspace_id, scope.as_ref()).map(|token| {
             println!("{}", token.expose());
         }),
+        // GitHub tokens minted for the workspace are revoked by the server's DELETE route only:
+        // their records live in the server's memory (issue 13 moves them to the store).
         WorkspaceTokenCommand::Revoke { .. } => store.revoke(workspace_id).map(|count| {
             eprintln!("revoked {count} token(s) of workspace {workspace_id}");
         }),
@@ -68,4 +95,19 @@ pub fn run(cmd: WorkspaceTokenCommand, config: Option<PathBuf>, env: Environment
             ExitCode::FAILURE
         }
     }
+}
+
+/// The scope the flags give; `None` without any of them (an unscoped token).
+fn scope_from_flags(
+    repositories: &[String],
+    repository_ids: &[u64],
+    permissions: &[String],
+) -> Result<Option<Scope>, ScopeError> {
+    if repositories.is_empty() && repository_ids.is_empty() && permissions.is_empty() {
+        return Ok(None);
+    }
+    let permissions = permissions.iter().map(|given| Scope::parse_permission(given)).collect::<Result<_, _>>()?;
+    Scope { repositories: repositories.to_vec(), repository_ids: repository_ids.to_vec(), permissions }
+        .validated()
+        .map(Some)
 }

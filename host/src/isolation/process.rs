@@ -194,6 +194,9 @@ pub struct ReadyWorker {
     stream: UnixStream,
     pub env_mutator: bool,
     pub token_provider: bool,
+    /// `(kind, host)` of each audience its tokens are for (SDK 1.1).
+    pub audiences: Vec<(String, String)>,
+    pub scoped_token_provider: bool,
     spec: WorkerSpec,
 }
 
@@ -261,9 +264,17 @@ impl OpenedWorker {
             return Err(worker.died_or(Phase::Initialising, err));
         }
         match worker.next(Phase::Initialising, timeout)? {
-            FromWorker::Initialized { env_mutator, token_provider } => {
+            FromWorker::Initialized { env_mutator, token_provider, audiences, scoped_token_provider } => {
                 let (child, stream) = worker.into_parts();
-                Ok(ReadyWorker { child, stream, env_mutator, token_provider, spec: spec.clone() })
+                Ok(ReadyWorker {
+                    child,
+                    stream,
+                    env_mutator,
+                    token_provider,
+                    audiences,
+                    scoped_token_provider,
+                    spec: spec.clone(),
+                })
             }
             FromWorker::InitFailed { error } => {
                 worker.finish();

@@ -34,7 +34,57 @@ pub enum ToWorker {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Call {
     Token,
-    MutateEnv { workspace_id: String, env: BTreeMap<String, String> },
+    MutateEnv {
+        workspace_id: String,
+        env: BTreeMap<String, String>,
+    },
+    /// SDK 1.1: a token limited to a scope.
+    ScopedToken {
+        scope: WireScope,
+    },
+    /// SDK 1.1: revoke a token the provider handed out.
+    Revoke {
+        secret: WireSecret,
+    },
+}
+
+/// A token scope on the wire (the SDK's `TokenScope`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireScope {
+    pub workspace_id: String,
+    pub host: String,
+    pub repositories: Vec<String>,
+    pub repository_ids: Vec<u64>,
+    pub permissions: BTreeMap<String, String>,
+}
+
+impl WireScope {
+    pub fn to_sdk(&self) -> plughost_sdk::TokenScope {
+        plughost_sdk::TokenScope {
+            workspace_id: self.workspace_id.clone(),
+            host: self.host.clone(),
+            repositories: self.repositories.clone(),
+            repository_ids: self.repository_ids.clone(),
+            permissions: self.permissions.clone(),
+        }
+    }
+}
+
+/// A secret on the wire. `Debug` never shows it.
+#[derive(Serialize, Deserialize)]
+pub struct WireSecret(pub String);
+
+impl fmt::Debug for WireSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WireSecret([REDACTED])")
+    }
+}
+
+/// Why a scoped token was not made, as the plugin said.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum WireScopeError {
+    Refused(String),
+    Failed(String),
 }
 
 /// Worker to host.
@@ -52,6 +102,10 @@ pub enum FromWorker {
     Initialized {
         env_mutator: bool,
         token_provider: bool,
+        /// What its tokens are for, `(kind, host)` (SDK 1.1; empty before).
+        audiences: Vec<(String, String)>,
+        /// SDK 1.1: it serves scoped tokens and revocation.
+        scoped_token_provider: bool,
     },
     InitFailed {
         error: String,
@@ -72,6 +126,8 @@ pub enum FromWorker {
 pub enum Reply {
     Token(Result<WireToken, String>),
     Env(Result<BTreeMap<String, String>, String>),
+    ScopedToken(Result<WireToken, WireScopeError>),
+    Revoked(Result<(), String>),
     /// The plugin does not provide the capability called.
     NotProvided,
 }
@@ -174,5 +230,24 @@ mod tests {
     fn tokens_do_not_print() {
         let token = WireToken { secret: "ghs_secretvalue".into(), expires_at: 1 };
         assert!(!format!("{token:?}").contains("secretvalue"));
+        let call = Call::Revoke { secret: WireSecret("ghs_secretvalue".into()) };
+        assert!(!format!("{call:?}").contains("secretvalue"));
+    }
+
+    #[test]
+    fn scoped_calls_round_trip() {
+        let scope = WireScope {
+            workspace_id: "ws".into(),
+            host: "github.com".into(),
+            repositories: vec!["o/r".into()],
+            repository_ids: vec![7],
+            permissions: BTreeMap::from([("contents".to_owned(), "read".to_owned())]),
+        };
+        let mut wire = Vec::new();
+        write_message(&mut wire, &ToWorker::Call { id: 1, call: Call::ScopedToken { scope: scope.clone() } }).unwrap();
+        match read_message::<ToWorker>(&mut wire.as_slice(), &mut Vec::new()).unwrap() {
+            Some(ToWorker::Call { id: 1, call: Call::ScopedToken { scope: got } }) => assert_eq!(got, scope),
+            other => panic!("{other:?}"),
+        }
     }
 }

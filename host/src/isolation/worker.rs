@@ -20,7 +20,7 @@ use plughost_sdk::abi::LogLevel;
 use plughost_sdk::host::{InitArgs, OpenError, PluginInstance, PluginLibrary};
 use rustix::event::{EventfdFlags, epoll, eventfd};
 
-use super::protocol::{self, Call, FromWorker, Reply, ToWorker, WireToken};
+use super::protocol::{self, Call, FromWorker, Reply, ToWorker, WireScopeError, WireToken};
 
 /// Calls run at once inside a worker; more wait in the socket until a thread is free (a hung
 /// plugin pins at most this many threads, in its own process, which the host then kills).
@@ -103,6 +103,8 @@ pub fn run(library: &Path) -> ExitCode {
     if !send(&FromWorker::Initialized {
         env_mutator: instance.env_mutator.is_some(),
         token_provider: instance.token_provider.is_some(),
+        audiences: instance.audiences.iter().map(|a| (a.kind.clone(), a.host.clone())).collect(),
+        scoped_token_provider: instance.scoped_token_provider.is_some(),
     }) {
         exit_host_gone();
     }
@@ -313,6 +315,29 @@ fn call_plugin(instance: &PluginInstance, call: Call) -> Reply {
             Some(mutator) => Reply::Env(mutator.mutate_env(&workspace_id, &env)),
             None => Reply::NotProvided,
         },
+        Call::ScopedToken { scope } => match &instance.scoped_token_provider {
+            Some(provider) => Reply::ScopedToken(
+                provider
+                    .scoped_token(&scope.to_sdk())
+                    .map(|token| WireToken {
+                        secret: token.secret.expose().to_owned(),
+                        expires_at: unix_seconds(token.expires_at),
+                    })
+                    .map_err(wire_scope_error),
+            ),
+            None => Reply::NotProvided,
+        },
+        Call::Revoke { secret } => match &instance.scoped_token_provider {
+            Some(provider) => Reply::Revoked(provider.revoke(&secret.0)),
+            None => Reply::NotProvided,
+        },
+    }
+}
+
+pub(crate) fn wire_scope_error(err: plughost_sdk::host::HostScopeError) -> WireScopeError {
+    match err {
+        plughost_sdk::host::HostScopeError::Refused(why) => WireScopeError::Refused(why),
+        plughost_sdk::host::HostScopeError::Failed(why) => WireScopeError::Failed(why),
     }
 }
 

@@ -30,9 +30,11 @@ use std::time::Duration;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use plughost_sdk::Audience;
 use plughost_sdk::abi::LogLevel;
 use plughost_sdk::host::{
-    EnvMutatorHandle, InitArgs, InitError, LogSink, OpenError, PluginLibrary, TokenProviderHandle,
+    EnvMutatorHandle, InitArgs, InitError, LogSink, OpenError, PluginLibrary, ScopedTokenProviderHandle,
+    TokenProviderHandle,
 };
 
 use crate::isolation::process::{self, InitMessage, StartError, WorkerSpec};
@@ -63,6 +65,9 @@ pub struct LoaderConfig {
     pub max_plugin_bytes: u64,
     /// Keys a plugin must be signed with (`<file>.minisig`); empty: signatures are not required.
     pub trusted_keys: TrustedKeys,
+    /// The token provider that serves the GitHub routes, by plugin name (`github_token_provider`);
+    /// `None`: the one declaring GitHub at the host asked about ([`crate::registry::PluginSet::provider`]).
+    pub github_token_provider: Option<String>,
 }
 
 /// What a load is for.
@@ -92,6 +97,7 @@ impl LoaderConfig {
             purpose: Purpose::Serve,
             max_plugin_bytes: crate::settings::DEFAULT_MAX_PLUGIN_BYTES,
             trusted_keys: TrustedKeys::default(),
+            github_token_provider: None,
         }
     }
 }
@@ -186,9 +192,12 @@ pub struct LoadedPlugin {
     pub mode: Mode,
     /// The capabilities it declared at init.
     pub provides: Provides,
+    /// What its tokens are for, as it declared at init (SDK 1.1; empty for 1.0 plugins).
+    pub audiences: Vec<Audience>,
     /// In-process mode: the handles into the mapped library.
     pub env_mutator: Option<EnvMutatorHandle>,
     pub token_provider: Option<TokenProviderHandle>,
+    pub scoped_token_provider: Option<ScopedTokenProviderHandle>,
     /// Process mode: the supervised worker serving it.
     pub worker: Option<Supervisor>,
     /// Who signed it, when trusted keys are configured.
@@ -238,6 +247,8 @@ impl FileStamp {
 pub struct Provides {
     pub env_mutator: bool,
     pub token_provider: bool,
+    /// SDK 1.1: tokens limited to a scope, and their revocation.
+    pub scoped_token_provider: bool,
 }
 
 impl LoadedPlugin {
@@ -248,6 +259,9 @@ impl LoadedPlugin {
         }
         if self.provides.token_provider {
             caps.push("token_provider");
+        }
+        if self.provides.scoped_token_provider {
+            caps.push("scoped_token_provider");
         }
         caps
     }
@@ -271,6 +285,7 @@ impl fmt::Debug for LoadedPlugin {
             .field("file", &self.file)
             .field("mode", &self.mode)
             .field("capabilities", &self.capabilities())
+            .field("audiences", &self.audiences)
             .finish()
     }
 }
@@ -414,7 +429,13 @@ pub fn load_file(
     let spec = WorkerSpec { memory_limit: config.isolation.memory_limit_of(&name), log: plugin_log(&name), ..spec };
     let (version, sdk_version) = (opened.version.clone(), opened.sdk_version.clone());
     let ready = opened.with_log(spec.log.clone()).init(&init, config.init_timeout)?;
-    let provides = Provides { env_mutator: ready.env_mutator, token_provider: ready.token_provider };
+    let provides = Provides {
+        env_mutator: ready.env_mutator,
+        token_provider: ready.token_provider,
+        scoped_token_provider: ready.scoped_token_provider,
+    };
+    let audiences: Vec<Audience> =
+        ready.audiences.iter().map(|(kind, host)| Audience { kind: kind.clone(), host: host.clone() }).collect();
     let plugin = |mode, worker| LoadedPlugin {
         name: name.clone(),
         version: version.clone(),
@@ -423,8 +444,10 @@ pub fn load_file(
         sha256: sha256.clone(),
         mode,
         provides,
+        audiences: audiences.clone(),
         env_mutator: None,
         token_provider: None,
+        scoped_token_provider: None,
         worker,
         signed_by: vetted.signed_by.clone(),
         config_sha256: config_sha256.clone(),
@@ -564,9 +587,12 @@ fn load_in_process(
         provides: Provides {
             env_mutator: instance.env_mutator.is_some(),
             token_provider: instance.token_provider.is_some(),
+            scoped_token_provider: instance.scoped_token_provider.is_some(),
         },
+        audiences: instance.audiences,
         env_mutator: instance.env_mutator,
         token_provider: instance.token_provider,
+        scoped_token_provider: instance.scoped_token_provider,
         worker: None,
         signed_by: vetted.signed_by,
         config_sha256,

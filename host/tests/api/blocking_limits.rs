@@ -38,7 +38,7 @@ fn reloading_a_hung_in_process_plugin_grants_it_no_more_threads() {
         let (status, body) =
             quick(&s, "POST", "/admin/plugins/reload").unwrap_or_else(|e| panic!("round {round}: {e}"));
         assert_eq!(status, 200, "round {round}: {body}");
-        let replies = s.concurrently(70, 1, |s| s.get("/admin/github-installation-token", Some(ADMIN)));
+        let replies = s.concurrently(70, 1, |s| s.get("/admin/tokens/abi-fixture-crashing", Some(ADMIN)));
         assert!(replies.iter().all(|r| r.status == 504), "round {round}");
         let started = Instant::now();
         let (status, body) = quick(&s, "GET", "/readyz").unwrap_or_else(|e| panic!("round {round}: {e}"));

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 const CRASHING: &str = "10-crashing.so";
+/// The crashing fixture's token route (it declares no GitHub audience: the GitHub route is not its).
+const CRASHING_TOKENS: &str = "/admin/tokens/abi-fixture-crashing";
 
 fn status_of(s: &Server, plugin: &str) -> String {
     let json = s.get("/admin/plugins", Some(ADMIN)).json();
@@ -71,7 +73,7 @@ fn a_segfault_in_token_answers_502_at_once_and_the_worker_is_replaced() {
     let first = worker_pid(&s, "abi-fixture-crashing");
 
     let started = Instant::now();
-    let reply = s.get("/admin/github-installation-token", Some(ADMIN));
+    let reply = s.get(CRASHING_TOKENS, Some(ADMIN));
     assert_eq!(reply.status, 502, "{}", reply.body);
     assert_eq!(reply.error(), "token provider crashed");
     assert!(started.elapsed() < Duration::from_secs(1), "answered after {:?}", started.elapsed());
@@ -103,7 +105,7 @@ fn an_abort_in_the_env_chain_is_502_naming_the_plugin_and_the_signal() {
     assert_eq!(reply.status, 502, "{}", reply.body);
     assert_eq!(reply.error(), "env mutator abi-fixture-crashing crashed (SIGABRT)");
     // Tokens from the same plugin still come, from its next worker.
-    let token = s.get("/admin/github-installation-token", Some(ADMIN));
+    let token = s.get(CRASHING_TOKENS, Some(ADMIN));
     assert_eq!(token.status, 200, "{}", token.body);
 }
 
@@ -147,7 +149,7 @@ fn a_plugin_over_its_memory_limit_crashes_like_any_other() {
         .config("token_cache_ms = 0\n[isolation.plugins.abi-fixture-crashing]\nmemory_limit_mb = 64\n")
         .plugin(CRASHING, &fixtures().crashing, Some("token = \"alloc\"\n"))
         .start();
-    let reply = s.get("/admin/github-installation-token", Some(ADMIN));
+    let reply = s.get(CRASHING_TOKENS, Some(ADMIN));
     assert_eq!(reply.status, 502, "{}", reply.body);
     assert!(s.log().contains("plugin worker died (SIGABRT)"), "{}", s.log());
     assert_eq!(s.get("/healthz", None).status, 200);
@@ -161,7 +163,7 @@ fn a_call_that_hangs_forever_answers_200_callers_with_504_and_holds_no_host_thre
         .start();
     let first = worker_pid(&s, "abi-fixture-crashing");
     let started = Instant::now();
-    let replies = s.concurrently(200, 1, |s| s.get("/admin/github-installation-token", Some(ADMIN)));
+    let replies = s.concurrently(200, 1, |s| s.get(CRASHING_TOKENS, Some(ADMIN)));
     assert_eq!(replies.len(), 200);
     for reply in &replies {
         assert_eq!(reply.status, 504, "{}", reply.body);
@@ -191,7 +193,7 @@ fn a_crash_loop_is_quarantined_until_a_reload_lifts_it() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while statuses.last() != Some(&503) {
         assert!(Instant::now() < deadline, "never quarantined: {statuses:?}\n{}", s.log());
-        let reply = s.get("/admin/github-installation-token", Some(ADMIN));
+        let reply = s.get(CRASHING_TOKENS, Some(ADMIN));
         if reply.status == 503 {
             assert_eq!(reply.error(), "token provider quarantined");
         }
@@ -201,7 +203,7 @@ fn a_crash_loop_is_quarantined_until_a_reload_lifts_it() {
     assert_eq!(status_of(&s, "abi-fixture-crashing"), "quarantined: crashed 3 times in 60 s (SIGSEGV)");
     // Quarantined calls fail at once.
     let started = Instant::now();
-    assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 503);
+    assert_eq!(s.get(CRASHING_TOKENS, Some(ADMIN)).status, 503);
     assert!(started.elapsed() < Duration::from_millis(500));
 
     // The operator's other view, a separate process, sees it too.
@@ -217,7 +219,7 @@ fn a_crash_loop_is_quarantined_until_a_reload_lifts_it() {
     });
     let (_, stdout, _) = plugins_list(&s);
     assert!(!stdout.contains("quarantined"), "{stdout}");
-    assert_eq!(s.get("/admin/github-installation-token", Some(ADMIN)).status, 502, "it runs (and crashes) again");
+    assert_eq!(s.get(CRASHING_TOKENS, Some(ADMIN)).status, 502, "it runs (and crashes) again");
 }
 
 #[test]
@@ -230,7 +232,7 @@ fn calls_in_flight_fail_within_a_second_of_the_crash() {
         let slow: Vec<_> = (0..4)
             .map(|_| {
                 scope.spawn(|| {
-                    let reply = s.get("/admin/github-installation-token", Some(ADMIN));
+                    let reply = s.get(CRASHING_TOKENS, Some(ADMIN));
                     (reply, Instant::now())
                 })
             })
@@ -253,7 +255,7 @@ fn panics_and_events_of_a_worker_reach_the_host_log_tagged_with_the_plugin() {
         .config("token_cache_ms = 0\n")
         .plugin("10-panicking.so", &fixtures().panicking, Some("panic_in = \"token\"\n"))
         .start();
-    let reply = s.get("/admin/github-installation-token", Some(ADMIN));
+    let reply = s.get("/admin/tokens/panicking", Some(ADMIN));
     assert_eq!(reply.status, 500, "{}", reply.body);
     let log = s.log();
     let event = log.lines().find(|l| l.contains("panicking fixture initialising")).expect("init event in the log");
@@ -286,8 +288,7 @@ fn a_slow_call_does_not_hold_up_the_calls_behind_it_in_the_same_worker() {
         .plugin(CRASHING, &fixtures().crashing, Some("token = \"slow\"\nslow_ms = 3000\n"))
         .start();
     std::thread::scope(|scope| {
-        let slow: Vec<_> =
-            (0..3).map(|_| scope.spawn(|| s.get("/admin/github-installation-token", Some(ADMIN)))).collect();
+        let slow: Vec<_> = (0..3).map(|_| scope.spawn(|| s.get(CRASHING_TOKENS, Some(ADMIN)))).collect();
         std::thread::sleep(Duration::from_millis(200));
         let started = Instant::now();
         let env = s.post("/admin/workspaces/ws-1/env", Some(ADMIN), Some(r#"{"env":{}}"#));

@@ -4,7 +4,7 @@
 // - the SQLite file passes `PRAGMA integrity_check` (opened read-only from here);
 // - every token whose 201 was seen, and whose workspace saw no acknowledged revocation since,
 //   works on its workspace route (200);
-// - every token whose revocation was acknowledged (204 to DELETE) answers 401: those revoked
+// - every token whose revocation was acknowledged (200 to DELETE) answers 401: those revoked
 //   since the last restart, a sample of the older ones, and at the end all of them;
 // - a revocation whose answer was lost in the kill took effect for all of the workspace's tokens
 //   or for none (it is one statement).
@@ -72,7 +72,7 @@ fn churn(s: &Server, ws: &mut Workspace, tally: &Tally, unexpected: &Mutex<Vec<S
         let roll = rng.gen_range(0..10);
         if ws.live.len() >= MAX_LIVE || (roll >= 8 && !ws.live.is_empty()) {
             match s.try_request("DELETE", &tokens_path, Some(&admin), None) {
-                Ok(reply) if reply.status == 204 => {
+                Ok(reply) if reply.status == 200 => {
                     ws.newly_revoked.append(&mut ws.live);
                     tally.revocations.fetch_add(1, Ordering::Relaxed);
                 }

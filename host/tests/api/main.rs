@@ -23,6 +23,7 @@ mod plugin_files;
 mod plugin_values;
 mod plugins_reload;
 mod routes;
+mod scoped_tokens;
 mod secrets;
 mod shutdown;
 mod signatures;

@@ -13,6 +13,7 @@ fn no_token_appears_in_logs_or_in_any_other_response() {
         .config("plugin_call_timeout_ms = 3000\n")
         .plugin("10-static-env.so", &fixtures().static_env, Some("[vars]\nTZ = \"UTC\"\n"))
         .plugin("20-tokens.so", &fixtures().test_token_provider, Some("rotate = true\nenv_var = \"GH_TOKEN\"\n"))
+        .plugin("30-scoped.so", &fixtures().scoped_provider, Some("github_hosts = [\"ghe.example.com\"]\n"))
         .start();
     let mut served = Vec::new();
     let mut workspace_tokens = Vec::new();
@@ -26,6 +27,17 @@ fn no_token_appears_in_logs_or_in_any_other_response() {
         let json = s.get("/workspaces/ws-a/github-installation-token", Some(&workspace_tokens[0])).json();
         served.push(json["token"].as_str().unwrap().to_owned());
     }
+    // SDK 1.1: a scoped workspace's minted tokens, served, then revoked through the worker.
+    let reply = s.post("/admin/workspaces/ws-s/tokens", Some(ADMIN), Some(r#"{"scope":{"repositories":["o/r"]}}"#));
+    workspace_tokens.push(reply.json()["token"].as_str().unwrap().to_owned());
+    for path in
+        ["/workspaces/ws-s/github-installation-token?host=ghe.example.com", "/workspaces/ws-s/tokens/scoped-provider"]
+    {
+        let json = s.get(path, Some(&workspace_tokens[2])).json();
+        served.push(json["token"].as_str().unwrap().to_owned());
+    }
+    let _ = s.get("/workspaces/ws-s/tokens/test-token-provider", Some(&workspace_tokens[2]));
+    assert_eq!(s.delete("/admin/workspaces/ws-s/tokens", Some(ADMIN)).json()["github_tokens_revoked"], 2);
     let env = s.post("/admin/workspaces/ws-a/env", Some(ADMIN), Some(r#"{"env":{"HOME":"/h"}}"#)).json();
     served.push(env["env"]["GH_TOKEN"].as_str().unwrap().to_owned());
     // Failures and refusals, each presenting a secret where it does not belong.
@@ -45,7 +57,7 @@ fn no_token_appears_in_logs_or_in_any_other_response() {
         run_cli(&["workspace-token", "issue", "ws-c", "--state-dir", &s.state_dir().display().to_string()]);
     assert!(status.success());
     workspace_tokens.push(cli_token.trim().to_owned());
-    let _ = s.get("/workspaces/ws-c/github-installation-token", Some(&workspace_tokens[2]));
+    let _ = s.get("/workspaces/ws-c/github-installation-token", Some(&workspace_tokens[3]));
 
     let mut secrets = vec![ADMIN.to_owned()];
     secrets.extend(workspace_tokens);
@@ -56,7 +68,7 @@ fn no_token_appears_in_logs_or_in_any_other_response() {
         assert!(!log.contains(secret.as_str()), "a token reached the log:\n{log}");
     }
     for (status, path, body) in s.bodies() {
-        let may_carry = (status == 200 && path.ends_with("/github-installation-token"))
+        let may_carry = (status == 200 && (path.contains("/github-installation-token") || path.contains("/tokens/")))
             || (status == 201 && path.ends_with("/tokens"))
             || (status == 200 && path.ends_with("/env"));
         if !may_carry {

@@ -113,7 +113,7 @@ fn with_trusted_keys_only_plugins_signed_by_one_of_them_load_and_the_list_names_
     assert_eq!(
         check(&by_file),
         format!(
-            "ok    {}: test-token-provider 0.1.0 (plughost-sdk 1.0.0), provides env_mutator, token_provider; signed by \
+            "ok    {}: test-token-provider 0.1.0 (plughost-sdk 1.1.0), provides env_mutator, token_provider; signed by \
              key {} (\"vendor build 42\")\n",
             by_file.display(),
             from_file.id

@@ -97,4 +97,4 @@ impl EnvMutator for GitHubAppAuth {
     }
 }
 
-plughost_sdk::export_plugin! { plugin: GitHubAppAuth, provides: [token_provider, env_mutator] }
+plughost_sdk::export_plugin! { plugin: GitHubAppAuth, provides: [scoped_token_provider, env_mutator] }
