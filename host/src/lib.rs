@@ -29,7 +29,8 @@
 //! - [`api`]: the admin HTTP API ([`api::router`], [`api::AppState`]): routes, auth, error shape,
 //!   and how it is served ([`api::server::serve`]: connection limit, timeouts, shutdown)
 //! - [`scope::Scope`]: what a workspace's GitHub tokens are limited to, set when its token is issued
-//! - [`store::WorkspaceTokenStore`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
+//! - [`store::Store`]: workspace bearer tokens, stored as SHA-256 hashes in SQLite
+//!   ([`store::WorkspaceTokenStore`]) or PostgreSQL ([`store::postgres`])
 //!   (GitHub installation tokens come from plugins; see [`api::tokens`])
 //! - [`metrics`]: the Prometheus recorder and per-request metrics
 //! - [`settings`]: every setting of the host and its default, resolved flag > environment >

@@ -112,6 +112,9 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 pub const ENV_CONFIG: &str = "PLUGHOST_CONFIG";
 /// The admin bearer token (beats `admin_token_file`).
 pub const ENV_ADMIN_TOKEN: &str = "PLUGHOST_ADMIN_TOKEN";
+/// The PostgreSQL workspace token store's URL (beats `store_url`); unset: SQLite in the state
+/// directory. No flag: the URL may hold a password, and a command line is visible in `ps`.
+pub const ENV_STORE_URL: &str = "PLUGHOST_STORE_URL";
 /// `json` switches the logs to JSON lines.
 pub const ENV_LOG_FORMAT: &str = "PLUGHOST_LOG_FORMAT";
 /// The token provider that serves the GitHub routes (over `github_token_provider` in the file).
@@ -184,6 +187,9 @@ pub enum SettingsError {
     ShortAdminTokenInFile { path: PathBuf, length: usize },
     #[error("{origin}: must be at least 1")]
     Zero { origin: Origin },
+    /// The value is not quoted: it may hold a password.
+    #[error("{origin}: not a postgres:// or postgresql:// URL")]
+    StoreUrl { origin: Origin },
     #[error(
         "{origin} ({request:?}) must be longer than plugin_call_timeout_ms ({call:?}): \
          a request waits for its plugin calls"
@@ -261,6 +267,9 @@ pub struct ConfigFile {
     max_plugin_bytes: Option<u64>,
     /// How long store work may take before the caller gets 503, in milliseconds.
     store_timeout_ms: Option<u64>,
+    /// `postgres://...`: the workspace token store on PostgreSQL (unset: SQLite in the state
+    /// directory). May hold a password: never shown.
+    store_url: Option<String>,
     /// Minisign public keys plugins must be signed with: each the key's base64 line (`RW...`)
     /// or the absolute path of its `.pub` file.
     trusted_keys: Option<Vec<String>>,
@@ -313,6 +322,7 @@ impl fmt::Debug for ConfigFile {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_plugin_bytes", &self.max_plugin_bytes)
             .field("store_timeout_ms", &self.store_timeout_ms)
+            .field("store_url", &self.store_url.as_ref().map(|_| "[REDACTED]"))
             .field("trusted_keys", &self.trusted_keys)
             .field("github_token_provider", &self.github_token_provider)
             .field("share_scoped_tokens", &self.share_scoped_tokens)
@@ -359,6 +369,8 @@ pub struct ServeSettings {
     pub store_timeout: Duration,
     /// Workspaces with the same scope share one minted GitHub token.
     pub share_scoped_tokens: bool,
+    /// `Some`: the workspace token store is on PostgreSQL at this URL.
+    pub store_url: Option<SecretString>,
     /// The plugin directory, the plugin tables and how plugins are loaded.
     pub loader: LoaderConfig,
 }
@@ -400,6 +412,7 @@ impl<'a> Settings<'a> {
             request_timeout: self.request_timeout()?,
             store_timeout: self.store_timeout(),
             share_scoped_tokens: self.share_scoped_tokens()?,
+            store_url: self.store_url()?,
             loader: self.loader_config(Loading::Serve)?,
         })
     }
@@ -506,6 +519,25 @@ impl<'a> Settings<'a> {
 
     fn file_origin(&self, key: &'static str) -> Origin {
         Origin::File { key, path: self.config_path.clone().unwrap_or_default() }
+    }
+
+    /// `PLUGHOST_STORE_URL`, `store_url`, else none (SQLite in the state directory). Only the
+    /// scheme is checked here; the store parses the rest. Errors never quote the value.
+    pub fn store_url(&self) -> Result<Option<SecretString>, SettingsError> {
+        let (url, origin) = match (self.env.get(ENV_STORE_URL), &self.file.store_url) {
+            (Some(url), _) => (url, Origin::Env(ENV_STORE_URL)),
+            (None, Some(url)) if !url.is_empty() => (url.clone(), self.file_origin("store_url")),
+            (None, _) => return Ok(None),
+        };
+        let url = SecretString::from(url);
+        let scheme_ok = ["postgres://", "postgresql://"].iter().any(|scheme| {
+            let value = secrecy::ExposeSecret::expose_secret(&url);
+            value.len() > scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme)
+        });
+        if !scheme_ok {
+            return Err(SettingsError::StoreUrl { origin });
+        }
+        Ok(Some(url))
     }
 
     /// `store_timeout_ms`, [`DEFAULT_STORE_TIMEOUT`].
@@ -829,6 +861,28 @@ mod tests {
         }
         let err = settings(Flags::default(), &no_env, "request_timeout_ms = 0\n").request_timeout().unwrap_err();
         assert!(matches!(err, SettingsError::Zero { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn store_url_env_beats_file_is_checked_and_never_shown() {
+        use secrecy::ExposeSecret as _;
+        let file = "store_url = \"postgres://u:file-secret@db/file\"\n";
+        let env = lookup(&[("PLUGHOST_STORE_URL", "postgresql://u:env-secret@db/env")]);
+        let from_env = settings(Flags::default(), &env, file).store_url().unwrap().unwrap();
+        assert_eq!(from_env.expose_secret(), "postgresql://u:env-secret@db/env");
+        let from_file = settings(Flags::default(), &no_env, file);
+        assert_eq!(from_file.store_url().unwrap().unwrap().expose_secret(), "postgres://u:file-secret@db/file");
+        assert!(!format!("{from_file:?}").contains("file-secret"), "Debug redacts store_url");
+        assert!(settings(Flags::default(), &no_env, "").store_url().unwrap().is_none(), "default: SQLite");
+
+        let bad = lookup(&[("PLUGHOST_STORE_URL", "mysql://u:env-secret@db/env")]);
+        let err = settings(Flags::default(), &bad, "").store_url().unwrap_err();
+        assert_eq!(err.to_string(), "PLUGHOST_STORE_URL: not a postgres:// or postgresql:// URL");
+        let err = settings(Flags::default(), &no_env, "store_url = \"file-secret\"\n").store_url().unwrap_err();
+        assert!(matches!(&err, SettingsError::StoreUrl { origin } if *origin == file_origin("store_url")), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("secret"));
+        let serve = settings(Flags::default(), &env, "").serve().unwrap();
+        assert!(serve.store_url.is_some());
     }
 
     #[test]

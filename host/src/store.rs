@@ -24,6 +24,9 @@
 //! thread, off the request path ([`WorkspaceTokenStore::record_use`]): a write (and WAL append) on every
 //! authenticated request would serialise the hot path on SQLite's single writer, and a minute's
 //! granularity is plenty to answer "is this token still in use?".
+//!
+//! The same tokens can live in PostgreSQL instead ([`postgres`], `store_url`), for replicas
+//! sharing one database; [`Store`] is the interface over both.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -43,6 +46,11 @@ use tokio::sync::Semaphore;
 use crate::scope::Scope;
 use crate::settings::{MAX_STORE_READS, MAX_STORE_WRITES};
 use crate::trust::{self, Subject, TrustError};
+
+mod backend;
+pub mod postgres;
+
+pub use backend::{Store, StoreConfig};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "plughost.sqlite3";
@@ -99,6 +107,9 @@ pub enum StoreError {
     /// A stored scope that does not parse (edited by hand?): the token is refused, not widened.
     #[error("token database {}: the scope of token row {id} is not valid: {err}", path.display())]
     BadScope { path: PathBuf, id: i64, err: serde_json::Error },
+    /// The PostgreSQL store ([`postgres`]); its messages never show the URL's password.
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgStoreError),
 }
 
 /// A workspace bearer token. `Debug` never shows it.

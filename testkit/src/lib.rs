@@ -23,14 +23,18 @@
 //! Beside them, [`soak`]: mixed load with plugin reloads, errors counted and memory sampled,
 //! shared by the soak test and the `plughost-soak` program of the long run.
 //!
-//! Non-features: no mocks (everything is the real binary, real `.so` files, real SQLite), no
+//! Non-features: no mocks (everything is the real binary, real `.so` files, real SQLite, a real PostgreSQL server), no
 //! process-wide state besides the fixture cache, and no environment variables set in the test
 //! process: environment goes to child processes only.
 //!
 //! Adding a fixture crate is one line in the table in `fixtures.rs`.
 //!
-//! `unsafe` appears twice, in [`Serve::signal`] (kill(2)) and where [`Serve::log`] asks how much
-//! of the log is still in the pipe (ioctl(2) `FIONREAD`); the rest of the crate denies it.
+//! Beside them, [`PgCluster`]: a throwaway PostgreSQL server (Debian's `postgresql`) for the
+//! PostgreSQL store's tests.
+//!
+//! `unsafe` appears three times, in [`Serve::signal`] (kill(2)), where [`Serve::log`] asks how
+//! much of the log is still in the pipe (ioctl(2) `FIONREAD`), and where [`PgCluster`] asks
+//! whether it runs as root (geteuid(2)); the rest of the crate denies it.
 
 #![deny(unsafe_code)]
 
@@ -39,6 +43,7 @@ pub use crate::cli::{plughost_command, run_cli};
 pub use crate::fixtures::{Fixtures, cargo_build, fixtures, workspace_dir};
 pub use crate::http::Reply;
 pub use crate::plugin_dir::PluginDir;
+pub use crate::postgres::{PgCluster, PgError};
 pub use crate::serve::{ADMIN_TOKEN, Serve, ServeBuilder, StartError};
 pub use crate::soak::{Memory, SoakConfig, SoakPlugins, SoakReport, Window, soak};
 
@@ -46,5 +51,6 @@ mod cli;
 mod fixtures;
 mod http;
 mod plugin_dir;
+mod postgres;
 mod serve;
 mod soak;

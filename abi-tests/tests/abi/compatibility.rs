@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::SystemTime;
 
-use plughost::registry::Pick;
 use crate::support::{Load as _, PluginDir, fixtures, refusal};
+use plughost::registry::Pick;
 
 #[test]
 fn independent_copy_of_the_sdk_loads_and_works() {
@@ -145,7 +145,10 @@ fn a_host_built_with_the_released_1_0_0_loads_plugins_built_with_todays_sdk() {
                 tokens.display()
             ),
             format!("ok {}: name=static-env sdk={sdk} env=Some(Ok({{}})) token_live=None describe=None", env.display()),
-            format!("ok {}: name=scoped-provider sdk={sdk} env=None token_live=Some(Ok(true)) describe=None", scoped.display()),
+            format!(
+                "ok {}: name=scoped-provider sdk={sdk} env=None token_live=Some(Ok(true)) describe=None",
+                scoped.display()
+            ),
         ]
     );
 }

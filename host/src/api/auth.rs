@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::{ApiError, AppState, WorkspaceId, validate_workspace_id};
 use crate::scope::Scope;
-use crate::store::{Verified, token_hash};
+use crate::store::token_hash;
 
 /// The admin bearer token. `Debug` never shows it.
 pub struct AdminToken {
@@ -102,14 +102,14 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceCaller {
         };
         if is_admin(state, token) {
             let WorkspaceId(id) = id?;
-            let scope = state.store.newest_scope(&id)?.flatten();
+            let scope = state.store.newest_scope(&id).await?.flatten();
             return Ok(WorkspaceCaller { id, scope });
         }
         let Ok(WorkspaceId(id)) = id else {
             tracing::debug!(path = parts.uri.path(), "refused: not the admin token, and not a valid workspace id");
             return Err(ApiError::Unauthorized);
         };
-        let scope = verify_workspace_token(state, &id, token)?;
+        let scope = verify_workspace_token(state, &id, token).await?;
         Ok(WorkspaceCaller { id, scope })
     }
 }
@@ -117,7 +117,7 @@ impl FromRequestParts<Arc<AppState>> for WorkspaceCaller {
 /// Admits the admin token for `/admin` and below, the admin token or a live token of the
 /// workspace for `/workspaces/{id}` and below, and anyone elsewhere. For the answers that no
 /// route gives (404, 405): behind a token, only a caller who presented it learns what exists.
-pub fn authorize_path(state: &AppState, headers: &HeaderMap, path: &str) -> Result<(), ApiError> {
+pub async fn authorize_path(state: &AppState, headers: &HeaderMap, path: &str) -> Result<(), ApiError> {
     let under = |prefix: &str| path.strip_prefix(prefix).filter(|rest| rest.is_empty() || rest.starts_with('/'));
     let workspace = match (under("/admin"), under("/workspaces")) {
         (Some(_), _) => None,
@@ -132,7 +132,7 @@ pub fn authorize_path(state: &AppState, headers: &HeaderMap, path: &str) -> Resu
         return Ok(());
     }
     match workspace {
-        Some(id) if validate_workspace_id(id).is_ok() => verify_workspace_token(state, id, token).map(drop),
+        Some(id) if validate_workspace_id(id).is_ok() => verify_workspace_token(state, id, token).await.map(drop),
         _ => {
             tracing::debug!(path, "refused: not the admin token");
             Err(ApiError::Unauthorized)
@@ -141,23 +141,13 @@ pub fn authorize_path(state: &AppState, headers: &HeaderMap, path: &str) -> Resu
 }
 
 /// Admits a live token of `workspace_id`; returns its scope.
-fn verify_workspace_token(state: &AppState, workspace_id: &str, token: &str) -> Result<Option<Scope>, ApiError> {
-    // In place, not on the blocking pool: see `store` on why a check may run on an async worker.
-    match state.store.verify(workspace_id, token)? {
+async fn verify_workspace_token(state: &AppState, workspace_id: &str, token: &str) -> Result<Option<Scope>, ApiError> {
+    match state.store.verify(workspace_id, token).await? {
         None => {
             tracing::debug!(workspace = workspace_id, "refused: not a live token of this workspace");
             Err(ApiError::Unauthorized)
         }
-        Some(Verified { due, scope }) => {
-            // Best effort: with every store write permit taken, this use goes unrecorded.
-            let recorded = due.is_none_or(|token_use| {
-                state.store_work.try_write_in_background(move |store| store.record_use(token_use))
-            });
-            if !recorded {
-                tracing::debug!(workspace = workspace_id, "store busy: a token's last use is not recorded");
-            }
-            Ok(scope)
-        }
+        Some(scope) => Ok(scope),
     }
 }
 

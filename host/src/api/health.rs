@@ -17,7 +17,7 @@ pub async fn live() -> Json<serde_json::Value> {
 
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let plugins_scanned = state.registry.get().is_some_and(|r| r.snapshot().loaded_at.is_some());
-    let store_open = match state.store_work.read(|store| store.check()).await {
+    let store_open = match state.store.check().await {
         Ok(()) => true,
         Err(err) => {
             tracing::warn!(error = %err, "not ready: workspace token store");

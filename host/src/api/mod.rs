@@ -35,7 +35,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 use crate::registry::{CallError, PluginSet, Registry};
-use crate::store::{StoreError, StoreWork, StoreWorkError, WorkspaceTokenStore};
+use crate::store::{Store, StoreError, StoreWorkError};
 
 pub use auth::{Admin, AdminToken};
 pub use request_layer::RequestLayer;
@@ -44,10 +44,8 @@ pub use request_layer::RequestLayer;
 pub struct AppState {
     /// Set once the first scan of the plugin directory is done (`/readyz` waits for it).
     pub registry: OnceLock<Arc<Registry>>,
-    /// Workspace bearer tokens (checks run in place: see [`crate::store`]).
-    pub store: Arc<WorkspaceTokenStore>,
-    /// The same store, for work run off the async workers, bounded and with a deadline.
-    pub store_work: StoreWork,
+    /// Workspace bearer tokens, on SQLite or PostgreSQL ([`crate::store::Store`]).
+    pub store: Store,
     /// `None`: no admin token configured, every admin route answers 401.
     pub admin_token: Option<AdminToken>,
     pub metrics: Option<PrometheusHandle>,
@@ -139,7 +137,7 @@ async fn openapi_json() -> Response {
 /// 404, or 401 behind `/admin` and `/workspaces/{id}` for a caller without the token
 /// ([`auth::authorize_path`]).
 async fn not_found(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> ApiError {
-    match auth::authorize_path(&state, &headers, uri.path()) {
+    match auth::authorize_path(&state, &headers, uri.path()).await {
         Ok(()) => ApiError::NotFound("not found".to_owned()),
         Err(refused) => refused,
     }
@@ -147,7 +145,7 @@ async fn not_found(State(state): State<Arc<AppState>>, uri: Uri, headers: Header
 
 /// 405, or 401 as [`not_found`].
 async fn method_not_allowed(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> ApiError {
-    match auth::authorize_path(&state, &headers, uri.path()) {
+    match auth::authorize_path(&state, &headers, uri.path()).await {
         Ok(()) => ApiError::MethodNotAllowed,
         Err(refused) => refused,
     }
@@ -209,7 +207,8 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        // The caller gets a generic message; the operator gets the path and SQLite's reason.
+        // The caller gets a generic message; the operator gets the database (a path, or a URL without
+        // its password) and the reason.
         tracing::error!(error = %err, "workspace token store failed");
         ApiError::Store(err)
     }

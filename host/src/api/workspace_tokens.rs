@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use super::{Admin, rejected};
 use super::{ApiError, AppState, WorkspaceId};
 use crate::scope::Scope;
-use crate::store::{StoreError, WorkspaceTokenStore};
 
 /// The optional body of `POST`: `{"scope":{...}}`.
 #[derive(Debug, Default, Deserialize)]
@@ -57,9 +56,7 @@ pub async fn issue(
         axum::Json::<IssueBody>::from_bytes(&body).map_err(rejected)?.0
     };
     let scope = scope.map(Scope::validated).transpose().map_err(|err| ApiError::Unprocessable(err.to_string()))?;
-    let workspace = id.clone();
-    let stored = scope.clone();
-    let token = on_store(&state, move |store| store.issue(&workspace, stored.as_ref())).await?;
+    let token = state.store.issue(&id, scope.as_ref()).await?;
     tracing::info!(workspace = %id, scoped = scope.is_some(), "workspace token issued");
     let mut response =
         (StatusCode::CREATED, axum::Json(Issued { token: token.expose(), scope: scope.as_ref() })).into_response();
@@ -72,20 +69,10 @@ pub async fn revoke(
     State(state): State<Arc<AppState>>,
     WorkspaceId(id): WorkspaceId,
 ) -> Result<axum::Json<RevokedBody>, ApiError> {
-    let workspace = id.clone();
     // The workspace's own tokens first: from here on it cannot fetch another GitHub token.
-    let revoked = on_store(&state, move |store| store.revoke(&workspace)).await?;
+    let revoked = state.store.revoke(&id).await?;
     let github = state.scoped_tokens.revoke_workspace(state.registry.get().map(|r| r.as_ref()), &id).await;
     tracing::info!(workspace = %id, revoked, github_revoked = github.revoked, github_failed = github.failed,
         "workspace tokens revoked");
     Ok(axum::Json(RevokedBody { workspace_tokens_revoked: revoked, github_tokens_revoked: github.revoked }))
-}
-
-/// Runs a write on the workspace token store off the async workers (a write may wait on SQLite's
-/// lock), bounded and within the store deadline: past it, 503.
-async fn on_store<T: Send + 'static>(
-    state: &AppState,
-    write: impl FnOnce(&WorkspaceTokenStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    Ok(state.store_work.write(write).await?)
 }

@@ -24,7 +24,7 @@ use crate::api::{self, AppState};
 use crate::loader::LoadError;
 use crate::registry::Registry;
 use crate::settings::{self, Environment, Flags, ServeSettings, Settings};
-use crate::store::{StoreError, WorkspaceTokenStore};
+use crate::store::{Store, StoreConfig, StoreWorkError};
 
 /// How long, after the server stopped, plugin calls still running on the blocking pool may
 /// delay the exit (a hung plugin thread cannot be stopped, only abandoned).
@@ -51,7 +51,7 @@ pub struct ServeArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] StoreWorkError),
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(#[from] BuildError),
     #[error("cannot listen on {addr}: {err}")]
@@ -101,13 +101,13 @@ async fn serve(settings: ServeSettings, print_addr: bool) -> Result<(), ServeErr
              every /admin route answers 401"
         );
     }
-    let store = Arc::new(WorkspaceTokenStore::open(&settings.state_dir)?);
-    tracing::info!(path = %store.path().display(), "workspace token store open");
+    let store_config = StoreConfig::new(settings.store_url, settings.state_dir.clone());
+    let store = Store::open_serving(&store_config, settings.store_timeout).await?;
+    tracing::info!(database = %store.describe(), "workspace token store open");
     crate::loader::plugin_cache(&settings.state_dir).map_err(ServeError::PluginCache)?;
     let metrics = crate::metrics::install()?;
     let state = Arc::new(AppState {
         registry: OnceLock::new(),
-        store_work: crate::store::StoreWork::new(Arc::clone(&store), settings.store_timeout),
         store,
         admin_token: settings.admin_token,
         metrics: Some(metrics),

@@ -1,6 +1,7 @@
-//! `plughost workspace-token issue|revoke WORKSPACE_ID`: the same store `serve` uses, so an
-//! operator can issue or revoke tokens while the server runs (SQLite arbitrates; revocation
-//! takes effect on the server's next request).
+//! `plughost workspace-token issue|revoke WORKSPACE_ID`: the same store `serve` uses (SQLite in
+//! the state directory, or PostgreSQL at `PLUGHOST_STORE_URL` / `store_url`), so an operator can
+//! issue or revoke tokens while the server runs (the database arbitrates; revocation takes
+//! effect on every server's next request).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use clap::Subcommand;
 use crate::api::validate_workspace_id;
 use crate::scope::{Scope, ScopeError};
 use crate::settings::{self, Environment, Flags, Settings};
-use crate::store::WorkspaceTokenStore;
+use crate::store::{Store, StoreConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspaceTokenCommand {
@@ -71,23 +72,33 @@ pub fn run(cmd: WorkspaceTokenCommand, config: Option<PathBuf>, env: Environment
             return ExitCode::from(2);
         }
     };
-    let store = match WorkspaceTokenStore::open(&settings.state_dir()) {
-        Ok(store) => store,
+    let store_config = match settings.store_url() {
+        Ok(url) => StoreConfig::new(url, settings.state_dir()),
         Err(err) => {
             eprintln!("plughost: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("plughost: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let outcome = match &cmd {
-        WorkspaceTokenCommand::Issue { .. } => store.issue(workspace_id, scope.as_ref()).map(|token| {
-            println!("{}", token.expose());
-        }),
-        // GitHub tokens minted for the workspace are revoked by the server's DELETE route only:
-        // their records live in the server's memory (issue 13 moves them to the store).
-        WorkspaceTokenCommand::Revoke { .. } => store.revoke(workspace_id).map(|count| {
-            eprintln!("revoked {count} token(s) of workspace {workspace_id}");
-        }),
-    };
+    let outcome = runtime.block_on(async {
+        let store = Store::open(&store_config, settings.store_timeout()).await?;
+        match &cmd {
+            WorkspaceTokenCommand::Issue { .. } => store.issue(workspace_id, scope.as_ref()).await.map(|token| {
+                println!("{}", token.expose());
+            }),
+            // GitHub tokens minted for the workspace are revoked by the server's DELETE route
+            // only: their records live in the server's memory.
+            WorkspaceTokenCommand::Revoke { .. } => store.revoke(workspace_id).await.map(|count| {
+                eprintln!("revoked {count} token(s) of workspace {workspace_id}");
+            }),
+        }
+    });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -22,6 +22,7 @@ mod openapi;
 mod plugin_files;
 mod plugin_values;
 mod plugins_reload;
+mod postgres;
 mod routes;
 mod scoped_tokens;
 mod secrets;

@@ -14,4 +14,5 @@ mod scoped_tokens;
 mod single_flight;
 mod skew;
 mod support;
+mod through_the_host;
 mod tls;
