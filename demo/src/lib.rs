@@ -130,7 +130,7 @@ impl Story {
             .rust_log("info")
             .env("NO_COLOR", "1")
             // Names the provider of the GitHub routes outright (the operator's setting; a
-            // provider may also declare GitHub itself, see the README).
+            // provider may also declare GitHub itself, see docs/operator.md).
             .env("PLUGHOST_GITHUB_TOKEN_PROVIDER", "github-app-auth")
             .log_file(&server_log)
             .dir(work)

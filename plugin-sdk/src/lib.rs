@@ -118,7 +118,7 @@
 //! - A [`Token`]'s expiry must be no later than 9999-12-31T23:59:59Z (the last instant RFC 3339
 //!   can write), and the token non-empty and unexpired: the host refuses other answers.
 //! - Hosts may require a minisign signature beside the file (`libyourplugin.so.minisig`), made
-//!   over the exact bytes shipped (see the host's README).
+//!   over the exact bytes shipped (see docs/vendor.md in the plughost repository).
 //!
 //! ## Non-features
 //!

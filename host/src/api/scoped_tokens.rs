@@ -4,7 +4,7 @@
 //! Rules, which the code follows step by step:
 //! 1. A key is (provider, GitHub host, scope, workspace). With `share_scoped_tokens` the
 //!    workspace is left out: workspaces with the same scope share one token (fewer mints, see the
-//!    README's mint budget), and revoking one of them revokes that token only when no other
+//!    mint budget in docs/operator.md), and revoking one of them revokes that token only when no other
 //!    workspace it was served to still holds it.
 //! 2. Single flight: one async lock per key. The first caller mints while holding it; the callers
 //!    behind it wait and then read the minted token. A thousand cold callers make one mint.

@@ -13,6 +13,7 @@ mod auth;
 mod bad_input;
 mod blocking_limits;
 mod deploy;
+mod docs;
 mod env_chain;
 mod http_limits;
 mod kill9;

@@ -1,4 +1,4 @@
-// Every row of CONTRACT.md's route table, answered with the documented status and body shape.
+// Every row of docs/api.md's route table, answered with the documented status and body shape.
 
 use crate::harness::{ADMIN, fixtures, server};
 

@@ -1,4 +1,4 @@
-//! Settings: a TOML table with an environment fallback for each key CONTRACT.md names
+//! Settings: a TOML table with an environment fallback for each key docs/operator.md names
 //! (the format is in the crate documentation).
 //!
 //! Each group (app identity, installation, private key) is taken whole from one place, the
