@@ -245,7 +245,7 @@ impl PgStore {
                 .await
                 .map_err(self.query_err())?;
             let row = client.query_opt(&statement, &[&workspace_id]).await.map_err(self.query_err())?;
-            Ok(row.map(|row| self.parse_scope(row.get(0), row.get(1))).transpose()?)
+            row.map(|row| self.parse_scope(row.get(0), row.get(1))).transpose()
         })
         .await
     }

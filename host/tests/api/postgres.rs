@@ -44,7 +44,9 @@ fn a_token_issued_on_one_replica_works_on_another_and_a_revocation_on_a_third_is
     let fetch = |s: &Server| s.get(TOKEN_ROUTE, Some(&token));
     assert!(a.concurrently(4, 20, fetch).iter().chain(&b.concurrently(4, 20, fetch)).all(|r| r.status == 200));
 
-    assert_eq!(c.delete("/admin/workspaces/ws-pg/tokens", Some(ADMIN)).status, 204);
+    let revoked = c.delete("/admin/workspaces/ws-pg/tokens", Some(ADMIN));
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(revoked.json()["workspace_tokens_revoked"], 1);
     // The very next request on every replica is refused: nothing is cached.
     for s in [&a, &b, &c] {
         assert_eq!(s.get(TOKEN_ROUTE, Some(&token)).status, 401, "{}", s.base());
