@@ -361,23 +361,25 @@ impl WorkspaceTokenStore {
         Ok(())
     }
 
+    /// Whether `workspace_id` holds the recorded token `secret_sha256` (a read: the common case
+    /// of a cache hit).
+    pub fn holds_mint(&self, workspace_id: &str, secret_sha256: &[u8; 32]) -> Result<bool, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = conn
+            .query_row(
+                "SELECT 1 FROM minted_tokens WHERE secret_sha256 = ?1 AND workspace_id = ?2",
+                params![&secret_sha256[..], workspace_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(self.query_err())?;
+        Ok(held.is_some())
+    }
+
     /// Makes `workspace_id` a holder of the recorded token `secret_sha256` (copying its record);
-    /// `false` if the token has no record any more (revoked, or expired and forgotten).
+    /// `false` if the token has no record any more (revoked, or expired and forgotten). On a
+    /// cache hit, [`Self::holds_mint`] first (a read) saves this write.
     pub fn hold_mint(&self, workspace_id: &str, secret_sha256: &[u8; 32]) -> Result<bool, StoreError> {
-        {
-            let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
-            let held = conn
-                .query_row(
-                    "SELECT 1 FROM minted_tokens WHERE secret_sha256 = ?1 AND workspace_id = ?2",
-                    params![&secret_sha256[..], workspace_id],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(self.query_err())?;
-            if held.is_some() {
-                return Ok(true);
-            }
-        }
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         conn.execute(
             "INSERT INTO minted_tokens (workspace_id, provider, scope_key, secret_sealed, secret_sha256, expires_at)

@@ -175,6 +175,11 @@ impl Store {
         match self {
             Store::Sqlite { work, .. } => {
                 let workspace = workspace_id.to_owned();
+                let held = work.read(move |store| store.holds_mint(&workspace, &secret_sha256)).await?;
+                if held {
+                    return Ok(true);
+                }
+                let workspace = workspace_id.to_owned();
                 work.write(move |store| store.hold_mint(&workspace, &secret_sha256)).await
             }
             Store::Postgres(pg) => pg.hold_mint(workspace_id, &secret_sha256).await,

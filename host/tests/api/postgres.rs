@@ -397,3 +397,32 @@ fn a_shared_token_is_revoked_only_when_its_last_holder_on_any_replica_goes() {
     assert_eq!(got, expected);
     assert_eq!(cluster.psql("shared", "SELECT count(*) FROM minted_tokens"), "0");
 }
+
+#[test]
+fn a_mint_whose_record_cannot_be_written_is_revoked_at_once_and_never_handed_out() {
+    let cluster = PgCluster::start();
+    cluster.create_database("refused");
+    let url = url_with_password(&cluster, "refused");
+    let logs = tempfile::tempdir().unwrap();
+    let s = scoped_replica(&url, logs.path(), "");
+    let ws = issue_scoped(&s, "ws-r");
+    // The database refuses minted-token records (and nothing else).
+    cluster.psql(
+        "refused",
+        "CREATE FUNCTION refuse_records() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no records today'; END $$; \
+         CREATE TRIGGER refuse_records BEFORE INSERT ON minted_tokens \
+         FOR EACH ROW EXECUTE FUNCTION refuse_records();",
+    );
+    let reply = s.get("/workspaces/ws-r/github-installation-token", Some(&ws));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let minted = log_lines(&logs.path().join("mints.log"));
+    assert_eq!(minted.len(), 1);
+    assert!(!reply.body.contains(&minted[0]), "{}", reply.body);
+    assert_eq!(log_lines(&logs.path().join("revoked.log")), minted, "revoked before the 503");
+
+    cluster.psql("refused", "DROP TRIGGER refuse_records ON minted_tokens");
+    let token = github_token(&s, "ws-r", &ws);
+    assert_ne!(token, minted[0]);
+    assert!(!s.log().contains(&token) && !s.log().contains(&minted[0]));
+}
