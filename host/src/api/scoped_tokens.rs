@@ -178,7 +178,10 @@ impl ScopedTokens {
             err: crate::registry::CallError::Failed(err.to_string()),
         })?;
         let secret_sha256 = minted::secret_sha256(&served.token);
+        // Rule 5 already: no record for a token about to be revoked here.
+        let closed_already = slot.records.lock().unwrap_or_else(PoisonError::into_inner).closed;
         if let Some(sealer) = &self.sealer
+            && !closed_already
             && let Err(err) = self.record(sealer, store, &key, workspace, &served, secret_sha256).await
         {
             // Rule 4: nobody could revoke this token later; revoke it now.
