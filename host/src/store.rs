@@ -48,6 +48,7 @@ use crate::settings::{MAX_STORE_READS, MAX_STORE_WRITES};
 use crate::trust::{self, Subject, TrustError};
 
 mod backend;
+pub mod minted;
 pub mod postgres;
 
 pub use backend::{Store, StoreConfig};
@@ -84,6 +85,20 @@ const MIGRATIONS: &[&str] = &[
     // 2 (SDK 1.1, #12): the scope a token was issued with, canonical JSON ([`Scope::key`]);
     // NULL: unscoped, which every token issued before keeps being.
     "ALTER TABLE workspace_tokens ADD COLUMN scope TEXT;",
+    // 3 (#13): GitHub tokens minted for workspace scopes, one row per (token, workspace served
+    // to), the secret sealed ([`minted`]), so that any host can revoke them.
+    "CREATE TABLE minted_tokens (
+        id            INTEGER PRIMARY KEY,
+        workspace_id  TEXT    NOT NULL,
+        provider      TEXT    NOT NULL,
+        scope_key     TEXT    NOT NULL,
+        secret_sealed BLOB    NOT NULL,
+        secret_sha256 BLOB    NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        UNIQUE (secret_sha256, workspace_id)
+    );
+    CREATE INDEX minted_tokens_by_workspace ON minted_tokens (workspace_id);
+    CREATE INDEX minted_tokens_by_expiry ON minted_tokens (expires_at);",
 ];
 
 /// Why the store failed. Each message names the database file.
@@ -323,6 +338,110 @@ impl WorkspaceTokenStore {
         conn.query_row("SELECT count(*) FROM workspace_tokens WHERE id = 0", [], |row| row.get::<_, i64>(0))
             .map(drop)
             .map_err(self.query_err())
+    }
+
+    /// Records a minted token for a workspace ([`minted`]), and forgets expired records.
+    pub fn record_mint(&self, record: &minted::MintRecord) -> Result<(), StoreError> {
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute("DELETE FROM minted_tokens WHERE expires_at <= ?1", params![unix_now()])
+            .map_err(self.query_err())?;
+        conn.execute(
+            "INSERT INTO minted_tokens (workspace_id, provider, scope_key, secret_sealed, secret_sha256, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (secret_sha256, workspace_id) DO NOTHING",
+            params![
+                record.workspace_id,
+                record.provider,
+                record.scope_key,
+                record.sealed.0,
+                &record.secret_sha256[..],
+                record.expires_at
+            ],
+        )
+        .map_err(self.query_err())?;
+        Ok(())
+    }
+
+    /// Whether `workspace_id` holds the recorded token `secret_sha256` (a read: the common case
+    /// of a cache hit).
+    pub fn holds_mint(&self, workspace_id: &str, secret_sha256: &[u8; 32]) -> Result<bool, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = conn
+            .query_row(
+                "SELECT 1 FROM minted_tokens WHERE secret_sha256 = ?1 AND workspace_id = ?2",
+                params![&secret_sha256[..], workspace_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(self.query_err())?;
+        Ok(held.is_some())
+    }
+
+    /// Makes `workspace_id` a holder of the recorded token `secret_sha256` (copying its record);
+    /// `false` if the token has no record any more (revoked, or expired and forgotten). On a
+    /// cache hit, [`Self::holds_mint`] first (a read) saves this write.
+    pub fn hold_mint(&self, workspace_id: &str, secret_sha256: &[u8; 32]) -> Result<bool, StoreError> {
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute(
+            "INSERT INTO minted_tokens (workspace_id, provider, scope_key, secret_sealed, secret_sha256, expires_at)
+             SELECT ?1, provider, scope_key, secret_sealed, secret_sha256, expires_at
+             FROM minted_tokens WHERE secret_sha256 = ?2 LIMIT 1
+             ON CONFLICT (secret_sha256, workspace_id) DO NOTHING",
+            params![workspace_id, &secret_sha256[..]],
+        )
+        .map_err(self.query_err())?;
+        let held = conn
+            .query_row(
+                "SELECT 1 FROM minted_tokens WHERE secret_sha256 = ?1 AND workspace_id = ?2",
+                params![&secret_sha256[..], workspace_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(self.query_err())?;
+        Ok(held.is_some())
+    }
+
+    /// Removes `workspace_id`'s minted-token records, in one transaction, and returns its
+    /// unexpired tokens, each saying whether another workspace with a live workspace token
+    /// still holds it. The records of a token nobody holds any more are all removed.
+    pub fn claim_mints(&self, workspace_id: &str) -> Result<Vec<minted::ClaimedMint>, StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        // Immediate: the write lock from the start, so two revocations (or the CLI) serialise.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(self.query_err())?;
+        let mut claimed = Vec::new();
+        {
+            let mut select = tx
+                .prepare(
+                    "SELECT m.provider, m.secret_sealed, m.secret_sha256, m.expires_at,
+                       EXISTS (SELECT 1 FROM minted_tokens o WHERE o.secret_sha256 = m.secret_sha256
+                               AND o.workspace_id <> m.workspace_id
+                               AND EXISTS (SELECT 1 FROM workspace_tokens w WHERE w.workspace_id = o.workspace_id))
+                     FROM minted_tokens m WHERE m.workspace_id = ?1 AND m.expires_at > ?2",
+                )
+                .map_err(self.query_err())?;
+            let rows = select
+                .query_map(params![workspace_id, unix_now()], |row| {
+                    let sha: Vec<u8> = row.get(2)?;
+                    Ok(minted::ClaimedMint {
+                        provider: row.get(0)?,
+                        sealed: minted::SealedSecret(row.get(1)?),
+                        secret_sha256: sha.try_into().unwrap_or([0; 32]),
+                        expires_at: row.get(3)?,
+                        still_held: row.get(4)?,
+                    })
+                })
+                .map_err(self.query_err())?;
+            for row in rows {
+                claimed.push(row.map_err(self.query_err())?);
+            }
+        }
+        tx.execute("DELETE FROM minted_tokens WHERE workspace_id = ?1", params![workspace_id])
+            .map_err(self.query_err())?;
+        for mint in claimed.iter().filter(|m| !m.still_held) {
+            tx.execute("DELETE FROM minted_tokens WHERE secret_sha256 = ?1", params![&mint.secret_sha256[..]])
+                .map_err(self.query_err())?;
+        }
+        tx.commit().map_err(self.query_err())?;
+        Ok(claimed)
     }
 }
 

@@ -21,8 +21,8 @@ use crate::store::token_hash;
 
 /// The admin bearer token. `Debug` never shows it.
 pub struct AdminToken {
-    /// Kept (zeroised on drop by secrecy) only so the token lives in a redacting type.
-    _secret: SecretString,
+    /// Kept (zeroised on drop by secrecy) in a redacting type; it keys the minted-token records.
+    secret: SecretString,
     /// Compared instead of the token itself: equal lengths, so the comparison's time says nothing.
     sha256: [u8; 32],
 }
@@ -30,7 +30,12 @@ pub struct AdminToken {
 impl AdminToken {
     pub fn new(secret: SecretString) -> AdminToken {
         let sha256 = token_hash(secret.expose_secret());
-        AdminToken { _secret: secret, sha256 }
+        AdminToken { secret, sha256 }
+    }
+
+    /// The sealer of minted-token records: every host sharing this admin token opens them.
+    pub(crate) fn mint_sealer(&self) -> crate::store::minted::MintSealer {
+        crate::store::minted::MintSealer::from_admin_token(&self.secret)
     }
 
     pub(crate) fn matches(&self, presented: &str) -> bool {

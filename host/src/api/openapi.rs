@@ -172,7 +172,7 @@ fn admin_token() {}
         (status = 422, description = "The workspace's scope names a repository or permission the provider cannot grant", body = ErrorAnswer),
         (status = 500, description = "`token refresh failed`", body = ErrorAnswer),
         (status = 502, description = "`token provider crashed`", body = ErrorAnswer),
-        (status = 503, description = "`token provider quarantined`, or the workspace token store did not answer", body = ErrorAnswer),
+        (status = 503, description = "`token provider quarantined`, or the workspace token store did not answer (nor recorded a minted token, which is then revoked)", body = ErrorAnswer),
         (status = 504, description = "`token provider timed out`", body = ErrorAnswer),
     ))]
 #[allow(dead_code)]
@@ -208,7 +208,7 @@ fn admin_provider_token() {}
         (status = 422, description = "The scope cannot be granted (named), or the provider cannot limit tokens to a scope", body = ErrorAnswer),
         (status = 500, description = "`token refresh failed`", body = ErrorAnswer),
         (status = 502, description = "`token provider crashed`", body = ErrorAnswer),
-        (status = 503, description = "`token provider quarantined`, or the store did not answer", body = ErrorAnswer),
+        (status = 503, description = "`token provider quarantined`, or the store did not answer (nor recorded a minted token, which is then revoked)", body = ErrorAnswer),
         (status = 504, description = "`token provider timed out`", body = ErrorAnswer),
     ))]
 #[allow(dead_code)]

@@ -34,6 +34,7 @@ use serde::Serialize;
 use thread_local::ThreadLocal;
 
 use super::auth::WorkspaceCaller;
+use super::scoped_tokens::ScopedError;
 use super::{Admin, ApiError, AppState};
 use crate::registry::{CallError, DEFAULT_GITHUB_HOST, Pick, ServedToken, TokenError};
 use plughost_sdk::Audience;
@@ -217,7 +218,17 @@ async fn serve_workspace(state: &AppState, caller: WorkspaceCaller, pick: Pick<'
         Pick::GitHub { host: None } => github_hosts().next().unwrap_or(""),
         Pick::Named(_) => "",
     };
-    let body = state.scoped_tokens.get(registry, &plugin, &caller.id, host, &scope).await.map_err(token_error)?;
+    let body =
+        state.scoped_tokens.get(registry, &state.store, &plugin, &caller.id, host, &scope).await.map_err(|err| {
+            match err {
+                ScopedError::Token(err) => token_error(err),
+                ScopedError::Store(err) => ApiError::from(err),
+                ScopedError::Seal(err) => {
+                    tracing::error!(error = %err, "a minted token's record cannot be sealed; the token was revoked");
+                    ApiError::Unavailable("cannot record the minted token for its revocation")
+                }
+            }
+        })?;
     Ok(token_response(body))
 }
 

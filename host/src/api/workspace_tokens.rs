@@ -71,7 +71,8 @@ pub async fn revoke(
 ) -> Result<axum::Json<RevokedBody>, ApiError> {
     // The workspace's own tokens first: from here on it cannot fetch another GitHub token.
     let revoked = state.store.revoke(&id).await?;
-    let github = state.scoped_tokens.revoke_workspace(state.registry.get().map(|r| r.as_ref()), &id).await;
+    let github =
+        state.scoped_tokens.revoke_workspace(state.registry.get().map(|r| r.as_ref()), &state.store, &id).await?;
     tracing::info!(workspace = %id, revoked, github_revoked = github.revoked, github_failed = github.failed,
         "workspace tokens revoked");
     Ok(axum::Json(RevokedBody { workspace_tokens_revoked: revoked, github_tokens_revoked: github.revoked }))

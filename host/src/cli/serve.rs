@@ -106,13 +106,14 @@ async fn serve(settings: ServeSettings, print_addr: bool) -> Result<(), ServeErr
     tracing::info!(database = %store.describe(), "workspace token store open");
     crate::loader::plugin_cache(&settings.state_dir).map_err(ServeError::PluginCache)?;
     let metrics = crate::metrics::install()?;
+    let sealer = settings.admin_token.as_ref().map(api::AdminToken::mint_sealer);
     let state = Arc::new(AppState {
         registry: OnceLock::new(),
         store,
         admin_token: settings.admin_token,
         metrics: Some(metrics),
         token_cache: api::tokens::TokenCache::new(settings.token_cache_ttl),
-        scoped_tokens: api::scoped_tokens::ScopedTokens::new(settings.share_scoped_tokens),
+        scoped_tokens: api::scoped_tokens::ScopedTokens::new(settings.share_scoped_tokens, sealer),
     });
 
     let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::minted::{ClaimedMint, MintRecord};
 use super::postgres::{PgStore, PgStoreError};
 use super::{StoreError, StoreWork, StoreWorkError, Verified, WorkspaceToken, WorkspaceTokenStore};
 use crate::scope::Scope;
@@ -157,6 +158,43 @@ impl Store {
                 work.read(move |store| store.last_used(&workspace)).await
             }
             Store::Postgres(pg) => pg.last_used(workspace_id).await,
+        }
+    }
+
+    /// Records a token minted for a workspace ([`super::minted`]); forgets expired records.
+    pub async fn record_mint(&self, record: MintRecord) -> Result<(), StoreWorkError> {
+        match self {
+            Store::Sqlite { work, .. } => work.write(move |store| store.record_mint(&record)).await,
+            Store::Postgres(pg) => pg.record_mint(&record).await,
+        }
+    }
+
+    /// Makes `workspace_id` a holder of the recorded token `secret_sha256`; `false` if that token
+    /// has no record any more (revoked by some host, or expired).
+    pub async fn hold_mint(&self, workspace_id: &str, secret_sha256: [u8; 32]) -> Result<bool, StoreWorkError> {
+        match self {
+            Store::Sqlite { work, .. } => {
+                let workspace = workspace_id.to_owned();
+                let held = work.read(move |store| store.holds_mint(&workspace, &secret_sha256)).await?;
+                if held {
+                    return Ok(true);
+                }
+                let workspace = workspace_id.to_owned();
+                work.write(move |store| store.hold_mint(&workspace, &secret_sha256)).await
+            }
+            Store::Postgres(pg) => pg.hold_mint(workspace_id, &secret_sha256).await,
+        }
+    }
+
+    /// Removes the workspace's minted-token records and returns its unexpired tokens, each
+    /// saying whether another workspace with a live workspace token still holds it.
+    pub async fn claim_mints(&self, workspace_id: &str) -> Result<Vec<ClaimedMint>, StoreWorkError> {
+        match self {
+            Store::Sqlite { work, .. } => {
+                let workspace = workspace_id.to_owned();
+                work.write(move |store| store.claim_mints(&workspace)).await
+            }
+            Store::Postgres(pg) => pg.claim_mints(workspace_id).await,
         }
     }
 

@@ -36,6 +36,7 @@ use tokio_postgres::config::Host;
 
 use crate::scope::Scope;
 
+use super::minted::{ClaimedMint, MintRecord, SealedSecret};
 use super::{LAST_USED_WRITE_INTERVAL, StoreError, StoreWorkError, WorkspaceToken, token_hash, unix_now};
 use crate::settings::MAX_STORE_WRITES;
 
@@ -48,7 +49,8 @@ const MIGRATION_LOCK: i64 = 0x706c_7567_686f_7374;
 
 /// Schema migrations, applied in order; `plughost_schema_version` has a row for each one applied.
 /// `scope`: the scope a token was issued with, canonical JSON (`Scope::key`); NULL: unscoped.
-const MIGRATIONS: &[&str] = &["CREATE TABLE workspace_tokens (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE workspace_tokens (
         id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         workspace_id TEXT   NOT NULL,
         token_sha256 BYTEA  NOT NULL UNIQUE,
@@ -56,7 +58,22 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE workspace_tokens (
         created_at   BIGINT NOT NULL,
         last_used_at BIGINT
     );
-    CREATE INDEX workspace_tokens_by_workspace ON workspace_tokens (workspace_id);"];
+    CREATE INDEX workspace_tokens_by_workspace ON workspace_tokens (workspace_id);",
+    // 2 (#13): GitHub tokens minted for workspace scopes, one row per (token, workspace served
+    // to), the secret sealed (`super::minted`), so that any replica can revoke them.
+    "CREATE TABLE minted_tokens (
+        id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        workspace_id  TEXT   NOT NULL,
+        provider      TEXT   NOT NULL,
+        scope_key     TEXT   NOT NULL,
+        secret_sealed BYTEA  NOT NULL,
+        secret_sha256 BYTEA  NOT NULL,
+        expires_at    BIGINT NOT NULL,
+        UNIQUE (secret_sha256, workspace_id)
+    );
+    CREATE INDEX minted_tokens_by_workspace ON minted_tokens (workspace_id);
+    CREATE INDEX minted_tokens_by_expiry ON minted_tokens (expires_at);",
+];
 
 /// Why the PostgreSQL store failed. Every message names the database by [`PgStore::target`],
 /// never with its password.
@@ -365,6 +382,116 @@ impl PgStore {
                 .await
                 .map(drop)
                 .map_err(self.query_err())
+        })
+        .await
+    }
+
+    /// Records a minted token for a workspace (`super::minted`), and forgets expired records.
+    pub async fn record_mint(&self, record: &MintRecord) -> Result<(), StoreWorkError> {
+        self.run(async {
+            let client = self.client().await?;
+            client
+                .execute("DELETE FROM minted_tokens WHERE expires_at <= $1", &[&unix_now()])
+                .await
+                .map_err(self.query_err())?;
+            client
+                .execute(
+                    "INSERT INTO minted_tokens
+                       (workspace_id, provider, scope_key, secret_sealed, secret_sha256, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (secret_sha256, workspace_id) DO NOTHING",
+                    &[
+                        &record.workspace_id,
+                        &record.provider,
+                        &record.scope_key,
+                        &record.sealed.0,
+                        &&record.secret_sha256[..],
+                        &record.expires_at,
+                    ],
+                )
+                .await
+                .map_err(self.query_err())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Makes `workspace_id` a holder of the recorded token `secret_sha256` (copying its record);
+    /// `false` if the token has no record any more (revoked on some replica, or expired).
+    pub async fn hold_mint(&self, workspace_id: &str, secret_sha256: &[u8; 32]) -> Result<bool, StoreWorkError> {
+        self.run(async {
+            let client = self.client().await?;
+            let select = client
+                .prepare_cached("SELECT 1 FROM minted_tokens WHERE secret_sha256 = $1 AND workspace_id = $2")
+                .await
+                .map_err(self.query_err())?;
+            let sha = &secret_sha256[..];
+            if client.query_opt(&select, &[&sha, &workspace_id]).await.map_err(self.query_err())?.is_some() {
+                return Ok(true);
+            }
+            client
+                .execute(
+                    "INSERT INTO minted_tokens
+                       (workspace_id, provider, scope_key, secret_sealed, secret_sha256, expires_at)
+                     SELECT $1, provider, scope_key, secret_sealed, secret_sha256, expires_at
+                     FROM minted_tokens WHERE secret_sha256 = $2 LIMIT 1
+                     ON CONFLICT (secret_sha256, workspace_id) DO NOTHING",
+                    &[&workspace_id, &sha],
+                )
+                .await
+                .map_err(self.query_err())?;
+            Ok(client.query_opt(&select, &[&sha, &workspace_id]).await.map_err(self.query_err())?.is_some())
+        })
+        .await
+    }
+
+    /// Removes `workspace_id`'s minted-token records in one transaction and returns its
+    /// unexpired tokens, each saying whether another workspace with a live workspace token
+    /// still holds it; the records of a token nobody holds any more are all removed. The rows of
+    /// every token concerned are locked first, so two replicas revoking two holders of one
+    /// shared token at once serialise: the second sees the first's deletion and revokes it.
+    pub async fn claim_mints(&self, workspace_id: &str) -> Result<Vec<ClaimedMint>, StoreWorkError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(self.query_err())?;
+            tx.execute(
+                "SELECT id FROM minted_tokens WHERE secret_sha256 IN
+                   (SELECT secret_sha256 FROM minted_tokens WHERE workspace_id = $1) FOR UPDATE",
+                &[&workspace_id],
+            )
+            .await
+            .map_err(self.query_err())?;
+            let rows = tx
+                .query(
+                    "SELECT m.provider, m.secret_sealed, m.secret_sha256, m.expires_at,
+                       EXISTS (SELECT 1 FROM minted_tokens o WHERE o.secret_sha256 = m.secret_sha256
+                               AND o.workspace_id <> m.workspace_id
+                               AND EXISTS (SELECT 1 FROM workspace_tokens w WHERE w.workspace_id = o.workspace_id))
+                     FROM minted_tokens m WHERE m.workspace_id = $1 AND m.expires_at > $2",
+                    &[&workspace_id, &unix_now()],
+                )
+                .await
+                .map_err(self.query_err())?;
+            let claimed: Vec<ClaimedMint> = rows
+                .iter()
+                .map(|row| ClaimedMint {
+                    provider: row.get(0),
+                    sealed: SealedSecret(row.get(1)),
+                    secret_sha256: row.get::<_, &[u8]>(2).try_into().unwrap_or([0; 32]),
+                    expires_at: row.get(3),
+                    still_held: row.get(4),
+                })
+                .collect();
+            tx.execute("DELETE FROM minted_tokens WHERE workspace_id = $1", &[&workspace_id])
+                .await
+                .map_err(self.query_err())?;
+            let released: Vec<&[u8]> = claimed.iter().filter(|m| !m.still_held).map(|m| &m.secret_sha256[..]).collect();
+            if !released.is_empty() {
+                tx.execute("DELETE FROM minted_tokens WHERE secret_sha256 = ANY($1)", &[&released])
+                    .await
+                    .map_err(self.query_err())?;
+            }
+            tx.commit().await.map_err(self.query_err())?;
+            Ok(claimed)
         })
         .await
     }

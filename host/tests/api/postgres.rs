@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use plughost_testkit::PgCluster;
 
-use crate::harness::{ADMIN, Server, plughost_command, server};
+use serde_json::json;
+
+use crate::harness::{ADMIN, PluginDir, Server, fixtures, plughost_command, server};
 
 const PASSWORD: &str = "pg-pass-7f3a9c-never-shown";
 const TOKEN_ROUTE: &str = "/workspaces/ws-pg/github-installation-token";
@@ -44,9 +46,9 @@ fn a_token_issued_on_one_replica_works_on_another_and_a_revocation_on_a_third_is
     let fetch = |s: &Server| s.get(TOKEN_ROUTE, Some(&token));
     assert!(a.concurrently(4, 20, fetch).iter().chain(&b.concurrently(4, 20, fetch)).all(|r| r.status == 200));
 
-    let revoked = c.delete("/admin/workspaces/ws-pg/tokens", Some(ADMIN));
-    assert_eq!(revoked.status, 200, "{}", revoked.body);
-    assert_eq!(revoked.json()["workspace_tokens_revoked"], 1);
+    let reply = c.delete("/admin/workspaces/ws-pg/tokens", Some(ADMIN));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), json!({"workspace_tokens_revoked": 1, "github_tokens_revoked": 0}), "{}", reply.body);
     // The very next request on every replica is refused: nothing is cached.
     for s in [&a, &b, &c] {
         assert_eq!(s.get(TOKEN_ROUTE, Some(&token)).status, 401, "{}", s.base());
@@ -164,7 +166,7 @@ fn replicas_starting_together_on_an_empty_database_migrate_it_once() {
         let starts: Vec<_> = (0..3).map(|_| scope.spawn(|| replica(&url))).collect();
         starts.into_iter().map(|start| start.join().expect("a replica came up")).collect()
     });
-    assert_eq!(cluster.psql("fresh", "SELECT count(*), max(version) FROM plughost_schema_version"), "1|1");
+    assert_eq!(cluster.psql("fresh", "SELECT count(*), max(version) FROM plughost_schema_version"), "2|2");
     let columns = cluster.psql(
         "fresh",
         "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns \
@@ -187,7 +189,7 @@ fn replicas_starting_together_on_an_empty_database_migrate_it_once() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("schema version 99, newer than this plughost knows (1)"), "{stderr}");
+    assert!(stderr.contains("schema version 99, newer than this plughost knows (2)"), "{stderr}");
     assert_no_password("the CLI", &stderr);
 }
 
@@ -265,7 +267,7 @@ fn serve_started_while_the_database_is_down_answers_503_then_migrates_and_serves
     }
     let token = s.issue("ws-pg");
     assert_eq!(s.get(TOKEN_ROUTE, Some(&token)).status, 200);
-    assert_eq!(cluster.psql("late", "SELECT max(version) FROM plughost_schema_version"), "1");
+    assert_eq!(cluster.psql("late", "SELECT max(version) FROM plughost_schema_version"), "2");
     assert_no_password("the log", &s.log());
 }
 
@@ -276,4 +278,152 @@ fn serve_refuses_a_url_it_cannot_parse_without_quoting_it() {
     let shown = err.to_string();
     assert_no_password("the start error", &shown);
     assert!(shown.contains("store_url is not a PostgreSQL URL the driver accepts"), "{shown}");
+}
+
+/// A replica serving the `scoped-provider` fixture, which appends each mint and revocation to
+/// `logs` (one pair of files for every replica). `host_config`: the host's config file.
+fn scoped_replica(url: &str, logs: &std::path::Path, host_config: &str) -> Server {
+    let dir = PluginDir::new();
+    dir.add(&fixtures().scoped_provider, "20-github.so");
+    dir.configure(
+        "20-github.so",
+        &format!(
+            "mint_log = {:?}\nrevocation_log = {:?}\n",
+            logs.join("mints.log").display().to_string(),
+            logs.join("revoked.log").display().to_string()
+        ),
+    );
+    server().dir(dir).config(host_config).env("PLUGHOST_STORE_URL", url).start()
+}
+
+fn log_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+fn issue_scoped(s: &Server, workspace: &str) -> String {
+    let body = json!({"scope": {"repositories": ["o/r1"], "permissions": {"contents": "read"}}}).to_string();
+    let reply = s.post(&format!("/admin/workspaces/{workspace}/tokens"), Some(ADMIN), Some(&body));
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()["token"].as_str().unwrap().to_owned()
+}
+
+fn github_token(s: &Server, workspace: &str, bearer: &str) -> String {
+    let reply = s.get(&format!("/workspaces/{workspace}/github-installation-token"), Some(bearer));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_delete_on_any_replica_revokes_the_github_tokens_another_replica_minted_and_no_others() {
+    let cluster = PgCluster::start();
+    cluster.create_database("minted");
+    let url = url_with_password(&cluster, "minted");
+    let logs = tempfile::tempdir().unwrap();
+    let (mints, revoked) = (logs.path().join("mints.log"), logs.path().join("revoked.log"));
+    let (a, b, c) = (
+        scoped_replica(&url, logs.path(), ""),
+        scoped_replica(&url, logs.path(), ""),
+        scoped_replica(&url, logs.path(), ""),
+    );
+
+    let ws_a = issue_scoped(&a, "ws-a");
+    let minted_a = github_token(&a, "ws-a", &ws_a);
+    let ws_b = issue_scoped(&b, "ws-b");
+    let minted_b = github_token(&b, "ws-b", &ws_b);
+    assert_eq!(log_lines(&mints), [minted_a.clone(), minted_b.clone()]);
+    // In the store, sealed: no secret in clear in any column.
+    assert_eq!(cluster.psql("minted", "SELECT count(*) FROM minted_tokens"), "2");
+    let dump = cluster
+        .psql("minted", "SELECT workspace_id, provider, scope_key, encode(secret_sealed, 'escape') FROM minted_tokens");
+    assert!(!dump.contains(&minted_a) && !dump.contains(&minted_b), "{dump}");
+
+    let reply = c.delete("/admin/workspaces/ws-a/tokens", Some(ADMIN));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), json!({"workspace_tokens_revoked": 1, "github_tokens_revoked": 1}));
+    // Revoked before the DELETE returned, exactly that token.
+    assert_eq!(log_lines(&revoked), [minted_a.as_str()]);
+    assert_eq!(cluster.psql("minted", "SELECT workspace_id FROM minted_tokens"), "ws-b");
+
+    // Again: nothing left to revoke.
+    let reply = b.delete("/admin/workspaces/ws-a/tokens", Some(ADMIN));
+    assert_eq!(reply.json(), json!({"workspace_tokens_revoked": 0, "github_tokens_revoked": 0}));
+    // Re-issued, ws-a gets a fresh token even from A, whose cache held the revoked one.
+    let ws_a = issue_scoped(&c, "ws-a");
+    let fresh = github_token(&a, "ws-a", &ws_a);
+    assert_ne!(fresh, minted_a);
+    // ws-b's token, minted on B, was never revoked, and B still serves it.
+    assert_eq!(github_token(&b, "ws-b", &ws_b), minted_b);
+    assert_eq!(log_lines(&revoked), [minted_a.as_str()]);
+
+    let reply = a.delete("/admin/workspaces/ws-b/tokens", Some(ADMIN));
+    assert_eq!(reply.json(), json!({"workspace_tokens_revoked": 1, "github_tokens_revoked": 1}));
+    assert_eq!(log_lines(&revoked), [minted_a, minted_b]);
+    for s in [&a, &b, &c] {
+        let log = s.log();
+        assert!(!log.contains(&fresh), "a minted token in the log:\n{log}");
+        assert_no_password("the log", &log);
+    }
+}
+
+#[test]
+fn a_shared_token_is_revoked_only_when_its_last_holder_on_any_replica_goes() {
+    let cluster = PgCluster::start();
+    cluster.create_database("shared");
+    let url = url_with_password(&cluster, "shared");
+    let logs = tempfile::tempdir().unwrap();
+    let revoked = logs.path().join("revoked.log");
+    let shared = "share_scoped_tokens = true\n";
+    let (a, b, c) = (
+        scoped_replica(&url, logs.path(), shared),
+        scoped_replica(&url, logs.path(), shared),
+        scoped_replica(&url, logs.path(), shared),
+    );
+    let ws_x = issue_scoped(&a, "ws-x");
+    let ws_y = issue_scoped(&a, "ws-y");
+    let token = github_token(&a, "ws-x", &ws_x);
+    // A serves its cached token to ws-y too: ws-y holds it (a record of its own).
+    assert_eq!(github_token(&a, "ws-y", &ws_y), token);
+    // B mints its own (its cache is its own) for ws-y.
+    let token_b = github_token(&b, "ws-y", &ws_y);
+
+    let reply = c.delete("/admin/workspaces/ws-x/tokens", Some(ADMIN));
+    assert_eq!(reply.json(), json!({"workspace_tokens_revoked": 1, "github_tokens_revoked": 0}));
+    assert!(log_lines(&revoked).is_empty());
+    let reply = c.delete("/admin/workspaces/ws-y/tokens", Some(ADMIN));
+    assert_eq!(reply.json(), json!({"workspace_tokens_revoked": 1, "github_tokens_revoked": 2}));
+    let mut got = log_lines(&revoked);
+    got.sort();
+    let mut expected = vec![token, token_b];
+    expected.sort();
+    assert_eq!(got, expected);
+    assert_eq!(cluster.psql("shared", "SELECT count(*) FROM minted_tokens"), "0");
+}
+
+#[test]
+fn a_mint_whose_record_cannot_be_written_is_revoked_at_once_and_never_handed_out() {
+    let cluster = PgCluster::start();
+    cluster.create_database("refused");
+    let url = url_with_password(&cluster, "refused");
+    let logs = tempfile::tempdir().unwrap();
+    let s = scoped_replica(&url, logs.path(), "");
+    let ws = issue_scoped(&s, "ws-r");
+    // The database refuses minted-token records (and nothing else).
+    cluster.psql(
+        "refused",
+        "CREATE FUNCTION refuse_records() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no records today'; END $$; \
+         CREATE TRIGGER refuse_records BEFORE INSERT ON minted_tokens \
+         FOR EACH ROW EXECUTE FUNCTION refuse_records();",
+    );
+    let reply = s.get("/workspaces/ws-r/github-installation-token", Some(&ws));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let minted = log_lines(&logs.path().join("mints.log"));
+    assert_eq!(minted.len(), 1);
+    assert!(!reply.body.contains(&minted[0]), "{}", reply.body);
+    assert_eq!(log_lines(&logs.path().join("revoked.log")), minted, "revoked before the 503");
+
+    cluster.psql("refused", "DROP TRIGGER refuse_records ON minted_tokens");
+    let token = github_token(&s, "ws-r", &ws);
+    assert_ne!(token, minted[0]);
+    assert!(!s.log().contains(&token) && !s.log().contains(&minted[0]));
 }

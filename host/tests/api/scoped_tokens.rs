@@ -411,3 +411,22 @@ fn a_scoped_request_without_host_to_a_lone_enterprise_provider_is_for_its_host()
     let token = issue_scoped(&s, "ws", json!({"repositories": ["o/r1"]}));
     assert_eq!(scope_of(&token_of(&s, &format!("/workspaces/ws{GITHUB}"), &token)), "ws.ghe.example.com.o/r1..");
 }
+
+#[test]
+fn a_restarted_host_still_revokes_what_it_minted_before_and_the_database_holds_no_secret_in_clear() {
+    let (mut s, logs) = scoped_server("", "");
+    let ws = issue_scoped(&s, "ws-r", json!({"repositories": ["o/r1"]}));
+    let minted = token_of(&s, &format!("/workspaces/ws-r{GITHUB}"), &ws);
+    let db = std::fs::read(s.state_dir().join("plughost.sqlite3")).unwrap();
+    let wal = std::fs::read(s.state_dir().join("plughost.sqlite3-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(minted.len()).any(|w| w == minted.as_bytes()), "the secret is in the database in clear");
+    }
+
+    s.restart().unwrap();
+    let reply = s.delete("/admin/workspaces/ws-r/tokens", Some(ADMIN));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json(), json!({"workspace_tokens_revoked": 1, "github_tokens_revoked": 1}));
+    assert_eq!(logs.revoked(), [minted.as_str()]);
+    assert!(!s.log().contains(&minted));
+}

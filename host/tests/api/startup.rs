@@ -98,7 +98,7 @@ fn a_fresh_state_directory_is_created_private_with_a_migrated_database() {
     assert_eq!(mode, 0o700);
     let db = rusqlite::Connection::open(format!("{nested}/plughost.sqlite3")).unwrap();
     let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 2, "every migration ran");
+    assert_eq!(version, 3, "every migration ran");
     let journal: String = db.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
     assert_eq!(journal, "wal");
 }
